@@ -1,0 +1,219 @@
+"""MMP-RNN (sollynoay/MMP-RNN `MMP-RNN/model/MMPRNN.py`) in Flax, channels-last.
+
+Frames are `[B, T, H, W, 3]` in [0, 1], H and W multiples of 4. Internally they are
+normalised as the original's data loader does (`centralize`: minus 0.5, `normalize`: kept
+in units of 1/255; both on by default), and the prior is computed by MMP-Net from that same
+normalised frame, as the original's cell does. Outputs are mapped back to [0, 1] units
+(not clipped).
+
+Data flow per frame t (the cell, scanned over time with shared weights):
+    x_t -> F_B0 (5x5) -> MMAM(prior_t) -> F_B1, F_B2 (RDB + stride-2 conv each) = l_t
+    a_t = concat(l_t, l_{t-1}, h_{t-1}) -> F_R (RDNet, n_a RDBs) = f_t -> F_h = h_t
+Then for each frame with `past_frames` before and `future_frames` after it:
+    concat(f_{t-2..t+2}) -> channel attention -> 1x1 -> RDNet (n_b RDBs) -> two
+    transposed convs -> 5x5 to RGB, plus a 9x9 conv of x_t (global skip).
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mmp_jax.models.layers import GlobalAvgPool, activation, conv, conv_transpose
+from mmp_jax.models.mmp_net import MMPNet
+from mmp_jax.models.rdb import RDB, RDBDownsample, RDNet
+
+PRIOR_SOURCES = ('mmpnet', 'given')
+DOWNSAMPLE = 4  # the cell works at 1/4 of the frame size
+
+Carry = tuple[jax.Array, jax.Array]  # (h: [B, H/4, W/4, C], l: [B, H/4, W/4, 2C])
+
+
+class MMAM(nn.Module):
+    """Motion magnitude attentive module: `x * (1 + conv1(leaky_relu(conv0(prior), 0.1)))`.
+
+    x `[N, H, W, C]`, prior `[N, H, W, 1]` in [0, 1].
+    """
+
+    @nn.compact
+    def __call__(self, x: jax.Array, prior: jax.Array) -> jax.Array:
+        channels = x.shape[-1]
+        scale = nn.leaky_relu(conv(channels // 2, 1, name='MMAM_conv0')(prior), 0.1)
+        return x * (conv(channels, 1, name='MMAM_conv1')(scale) + 1.0)
+
+
+class RDBCell(nn.Module):
+    """Feature extraction cell, one frame: `(carry, (x, prior)) -> (carry', f)`.
+
+    x `[N, H, W, 3]` normalised; prior `[N, H, W, 1]` or None (then MMP-Net computes it);
+    f `[N, H/4, W/4, 5C]`.
+    """
+    n_features: int
+    n_blocks: int
+    act: str = 'gelu'
+    use_mmam: bool = True
+    prior_source: str = 'mmpnet'
+    transmit_ndf: bool = True
+
+    @nn.compact
+    def __call__(self, carry: Carry, inputs: tuple[jax.Array, jax.Array | None]):
+        s_last, mid_last = carry
+        x, prior = inputs
+        c = self.n_features
+        out = conv(c, 5, name='F_B0')(x)
+        if self.use_mmam:
+            if self.prior_source == 'mmpnet':
+                prior = MMPNet(name='prior')(x, train=False)
+            out = MMAM(name='MMAM1')(out, prior)
+        out = RDBDownsample(c, 2 * c, 3, self.act, name='F_B1')(out)
+        mid = RDBDownsample(3 * c // 2, 2 * c, 3, self.act, name='F_B2')(out)
+        if not self.transmit_ndf:
+            mid_last = jnp.zeros_like(mid_last)
+        out = jnp.concatenate([mid, mid_last, s_last], axis=-1)
+        out = RDNet(2 * c, self.n_blocks, 3, self.act, name='F_R')(out)
+        s = conv(c, 3, name='F_h_0')(out)
+        s = RDB(c, 3, self.act, name='F_h_1')(s)
+        s = conv(c, 3, name='F_h_2')(s)
+        return (s, mid), out
+
+
+class ChannelAttention(nn.Module):
+    """The original's `CALayer` (reduction 16): x times a per-channel sigmoid gate."""
+    reduction: int = 16
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        channels = x.shape[-1]
+        y = GlobalAvgPool()(x)
+        y = nn.relu(conv(channels // self.reduction, 1, name='conv_du_0')(y))
+        return x * nn.sigmoid(conv(channels, 1, name='conv_du_2')(y))
+
+
+class Fusion(nn.Module):
+    """The original's `CAT`: concatenated f(t-P..t+F) `[N, h, w, (P+F+1) 5C]` ->
+    optional channel attention -> 1x1 -> `[N, h, w, 5C]`."""
+    n_features: int
+    attention: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.attention:
+            x = ChannelAttention(name='ca')(x)
+        return conv(5 * self.n_features, 1, name='fusion')(x)
+
+
+class Reconstructor(nn.Module):
+    """`[N, h, w, 5C]` -> RDNet (n_b RDBs, always GELU as in the original) -> two
+    transposed convs (x2 each) -> 5x5 -> `[N, 4h, 4w, 3]`."""
+    n_features: int
+    n_blocks: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = self.n_features
+        x = RDNet(2 * c, self.n_blocks, 3, 'gelu', name='D_Net')(x)
+        x = conv_transpose(2 * c, 3, 2, 1, 1, name='model_0')(x)
+        x = conv_transpose(c, 3, 2, 1, 1, name='model_1')(x)
+        return conv(3, 5, name='model_2')(x)
+
+
+def _cell_step(cell: RDBCell, carry: Carry, inputs):
+    return cell(carry, inputs)
+
+
+class MMPRNN(nn.Module):
+    """The whole network. `__call__` runs a sequence (the cell under `nn.scan`, so any T
+    compiles once per shape); `init_carry`, `encode` and `decode` are the step API for
+    streaming, with the same parameters and the same outputs."""
+    n_features: int = 16
+    n_blocks_a: int = 7
+    n_blocks_b: int = 8
+    past_frames: int = 2
+    future_frames: int = 2
+    activation: str = 'gelu'
+    do_skip: bool = True
+    fusion_attention: bool = True
+    use_mmam: bool = True
+    transmit_ndf: bool = True
+    prior_source: str = 'mmpnet'
+    centralize: bool = True
+    normalize: bool = True
+
+    def setup(self):
+        activation(self.activation)  # fail early on an unknown name
+        if self.prior_source not in PRIOR_SOURCES:
+            raise ValueError(f'unknown prior_source {self.prior_source!r}; accepted: {PRIOR_SOURCES}')
+        self.cell = RDBCell(self.n_features, self.n_blocks_a, self.activation, self.use_mmam,
+                            self.prior_source, self.transmit_ndf)
+        self.fusion = Fusion(self.n_features, self.fusion_attention)
+        self.recons = Reconstructor(self.n_features, self.n_blocks_b)
+        if self.do_skip:
+            self.skip = conv(3, 9)
+
+    @property
+    def window(self) -> int:
+        """Frames whose features one output needs: past + current + future."""
+        return self.past_frames + 1 + self.future_frames
+
+    @property
+    def needs_prior(self) -> bool:
+        return self.use_mmam and self.prior_source == 'given'
+
+    def _to_model_range(self, frames: jax.Array) -> jax.Array:
+        x = frames - 0.5 if self.centralize else frames
+        return x if self.normalize else x * 255.0
+
+    def _from_model_range(self, x: jax.Array) -> jax.Array:
+        x = x if self.normalize else x / 255.0
+        return x + 0.5 if self.centralize else x
+
+    def _check_frame(self, frame_shape, prior) -> None:
+        height, width = frame_shape[-3:-1]
+        if height % DOWNSAMPLE or width % DOWNSAMPLE or frame_shape[-1] != 3:
+            raise ValueError(f'frames must be [..., H, W, 3] with H and W multiples of '
+                             f'{DOWNSAMPLE}; got shape {tuple(frame_shape)}')
+        if self.needs_prior and prior is None:
+            raise ValueError("prior_source='given' needs a prior [..., H, W, 1]")
+
+    def init_carry(self, batch: int, height: int, width: int, dtype=jnp.float32) -> Carry:
+        """Zero hidden state h `[B, H/4, W/4, C]` and non-deblurred features l `[.., 2C]`."""
+        shape = (batch, height // DOWNSAMPLE, width // DOWNSAMPLE)
+        return (jnp.zeros(shape + (self.n_features,), dtype),
+                jnp.zeros(shape + (2 * self.n_features,), dtype))
+
+    def encode(self, carry: Carry, frame: jax.Array, prior: jax.Array | None = None):
+        """One frame `[B, H, W, 3]` in [0, 1] (and prior `[B, H, W, 1]` when given) ->
+        (carry', f `[B, H/4, W/4, 5C]`)."""
+        self._check_frame(frame.shape, prior)
+        return self.cell(carry, (self._to_model_range(frame), prior if self.needs_prior else None))
+
+    def decode(self, features: jax.Array, frame: jax.Array) -> jax.Array:
+        """Concatenated f(t-P..t+F) `[N, H/4, W/4, window * 5C]` and frame t `[N, H, W, 3]`
+        in [0, 1] -> deblurred frame t `[N, H, W, 3]` in [0, 1] units."""
+        out = self.recons(self.fusion(features))
+        if self.do_skip:
+            out = out + self.skip(self._to_model_range(frame))
+        return self._from_model_range(out)
+
+    def encode_sequence(self, frames: jax.Array, priors: jax.Array | None = None) -> jax.Array:
+        """Frames `[B, T, H, W, 3]` in [0, 1] -> features f `[B, T, H/4, W/4, 5C]`, the cell
+        scanned over T from zero states (one compilation for any T)."""
+        self._check_frame(frames.shape, priors)
+        batch, _, height, width, _ = frames.shape
+        scan = nn.scan(_cell_step, variable_broadcast=['params', 'batch_stats'],
+                       split_rngs={'params': False}, in_axes=1, out_axes=1)
+        _, feats = scan(self.cell, self.init_carry(batch, height, width, frames.dtype),
+                        (self._to_model_range(frames), priors if self.needs_prior else None))
+        return feats
+
+    def __call__(self, frames: jax.Array, priors: jax.Array | None = None) -> jax.Array:
+        """Frames `[B, T, H, W, 3]` in [0, 1] (priors `[B, T, H, W, 1]` when given) ->
+        outputs `[B, T - P - F, H, W, 3]` for frames P .. T-F-1, as the original's forward."""
+        batch, length = frames.shape[:2]
+        if length < self.window:
+            raise ValueError(f'a sequence needs at least {self.window} frames; got {length}')
+        feats = self.encode_sequence(frames, priors)
+        n_out = length - self.window + 1
+        windows = jnp.concatenate([feats[:, k:k + n_out] for k in range(self.window)], axis=-1)
+        centre = frames[:, self.past_frames:self.past_frames + n_out]
+        out = self.decode(windows.reshape((batch * n_out,) + windows.shape[2:]),
+                          centre.reshape((batch * n_out,) + centre.shape[2:]))
+        return out.reshape((batch, n_out) + out.shape[1:])

@@ -1,0 +1,43 @@
+"""Variant names of the paper, `A<n_a>B<n_b>C<n_c>F<frames>`, and the model factory.
+
+n_a: RDBs in RDB-Net-A (the cell), n_b: RDBs in RDB-Net-B (reconstruction), n_c: base
+channels, frames: length of a training sequence (not part of the network's weights).
+"""
+import dataclasses
+import re
+
+from mmp_jax.models.mmp_rnn import MMPRNN
+
+PAPER_VARIANTS = ('A3B4C16F5', 'A7B8C16F8', 'A8B9C18F8', 'A9B10C18F8')
+_PATTERN = re.compile(r'A(\d+)B(\d+)C(\d+)F(\d+)')
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    n_blocks_a: int
+    n_blocks_b: int
+    n_features: int
+    frames: int
+
+    @property
+    def name(self) -> str:
+        return f'A{self.n_blocks_a}B{self.n_blocks_b}C{self.n_features}F{self.frames}'
+
+
+def parse_variant(name: str) -> Variant:
+    """'A9B10C18F8' -> Variant(9, 10, 18, 8); anything else raises ValueError."""
+    match = _PATTERN.fullmatch(name.strip())
+    if not match:
+        raise ValueError(f'unknown variant {name!r}: expected A<n_a>B<n_b>C<n_c>F<frames>, '
+                         f'e.g. A9B10C18F8 (the paper\'s: {", ".join(PAPER_VARIANTS)})')
+    variant = Variant(*(int(g) for g in match.groups()))
+    if min(variant.n_blocks_a, variant.n_blocks_b, variant.frames) < 1 or variant.n_features < 2:
+        raise ValueError(f'variant {name!r}: block counts and frames must be >= 1, channels >= 2')
+    return variant
+
+
+def model_from_variant(name: str, **overrides) -> MMPRNN:
+    """`MMPRNN` of a named variant; `overrides` set the other fields (ablation switches)."""
+    variant = parse_variant(name)
+    return MMPRNN(n_features=variant.n_features, n_blocks_a=variant.n_blocks_a,
+                  n_blocks_b=variant.n_blocks_b, **overrides)

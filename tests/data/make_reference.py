@@ -1,0 +1,131 @@
+"""Regenerates `original_keys.json` and `original_reference.npz` by running the original code.
+
+    git clone https://github.com/sollynoay/MMP-RNN /tmp/MMP-RNN   # or the search tool's fetch
+    pip install torch==2.13.0 thop pillow opencv-python-headless numpy
+    python tests/data/make_reference.py --original /tmp/MMP-RNN/MMP-RNN [--paper-sizes]
+
+`--original` is the outer copy (`MMP-RNN/`, whose fusion applies channel attention); its
+inner copy `MMP-RNN/MMP-RNN/` (attention line commented out) is run as well. The original
+loads an MMP-Net checkpoint in its constructor and allocates on CUDA; this script replaces
+`torch.load` during construction and moves the model's zero states to the CPU. No code of
+the original is copied here: it is imported from the given path.
+
+It also records thop's parameter and MAC counts of the original (`original_thop.json`):
+MMP-Net on one frame and MMP-RNN per frame by the original's `profile_forward` over 3
+frames divided by 3, at the reference size and, with `--paper-sizes`, at 1280x720 for the
+paper's variants (slow: minutes on a CPU).
+"""
+import argparse
+import json
+import pathlib
+import sys
+import types
+
+import numpy as np
+import thop
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from tests import original_reference as ref  # noqa: E402
+
+ORIGINAL_PACKAGES = ('model', 'data', 'para', 'train', 'utils')
+
+
+def import_original(path: pathlib.Path):
+    """Imports `model.MMPRNN` and `model.UNet` from one copy of the original."""
+    for name in list(sys.modules):
+        if name.split('.')[0] in ORIGINAL_PACKAGES:
+            del sys.modules[name]
+    sys.path.insert(0, str(path))
+    try:
+        import model.MMPRNN as mmprnn
+        import model.UNet as unet
+    finally:
+        sys.path.remove(str(path))
+    return mmprnn, unet
+
+
+def build(mmprnn, unet, n_features, n_blocks_a, n_blocks_b):
+    para = types.SimpleNamespace(
+        n_features=n_features, n_blocks_a=n_blocks_a, n_blocks_b=n_blocks_b,
+        past_frames=2, future_frames=2, activation='gelu', do_skip=True,
+        centralize=True, normalize=True)
+    real_load = torch.load
+    torch.load = lambda *a, **k: {'state_dict': unet.UNet().state_dict()}
+    try:
+        model = mmprnn.Model(para)
+    finally:
+        torch.load = real_load
+    model.device = torch.device('cpu')
+    return model.eval()
+
+
+def shapes_of(module) -> dict[str, list[int]]:
+    return {k: list(v.shape) for k, v in module.state_dict().items()}
+
+
+def load_random(module, shapes):
+    state = ref.random_state_dict(shapes)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+
+
+def thop_counts(model, x, **kwargs) -> dict[str, float]:
+    """thop's MACs and params; for MMP-RNN per frame of a 3-frame `profile_forward`."""
+    macs, params = thop.profile(model, inputs=(x,) + tuple(kwargs.values()), verbose=False)
+    frames = x.shape[1] if x.ndim == 5 else 1
+    return {'macs': float(macs) / frames, 'params': float(params),
+            'height': x.shape[-2], 'width': x.shape[-1]}
+
+
+def profile_all(mmprnn, unet, paper_sizes: bool) -> dict[str, dict]:
+    sizes = [('tiny', ref.HEIGHT, ref.WIDTH, {'tiny': ref.TINY})]
+    if paper_sizes:
+        sizes.append(('paper', 720, 1280, ref.PAPER))
+    counts = {}
+    for label, height, width, variants in sizes:
+        counts[f'mmp_net_{label}'] = thop_counts(unet.UNet().eval(), torch.zeros(1, 3, height, width))
+        for name, fields in variants.items():
+            model = build(mmprnn, unet, **fields)
+            counts[f'mmp_rnn_{name}'] = thop_counts(model, torch.zeros(1, 3, 3, height, width),
+                                                   profile_flag=True)
+    return counts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--original', type=pathlib.Path, required=True,
+                        help='the outer MMP-RNN/ folder of sollynoay/MMP-RNN')
+    parser.add_argument('--paper-sizes', action='store_true',
+                        help='also count MACs of the paper variants at 1280x720')
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+
+    mmprnn, unet = import_original(args.original)
+    keys = {'mmp_net': shapes_of(unet.UNet()),
+            'mmp_rnn_full': shapes_of(build(mmprnn, unet, **ref.FULL)),
+            'mmp_rnn_tiny': shapes_of(build(mmprnn, unet, **ref.TINY))}
+    ref.KEYS_FILE.write_text(json.dumps(keys, indent=0, sort_keys=True) + '\n')
+    ref.THOP_FILE.write_text(json.dumps(profile_all(mmprnn, unet, args.paper_sizes), indent=1) + '\n')
+
+    frames = ref.reference_frames()                                   # [1, T, H, W, 3] uint8
+    x = (torch.from_numpy(frames).float() - 127.5) / 255.0            # the original's normalize()
+    x = x.permute(0, 1, 4, 2, 3).contiguous()                         # [1, T, 3, H, W]
+    outputs = {'frames': frames}
+
+    prior_net = unet.UNet().eval()
+    load_random(prior_net, keys['mmp_net'])
+    outputs['mmp_net_prior'] = prior_net(x[0, :2]).permute(0, 2, 3, 1).numpy()
+
+    for name, copy in (('attention', args.original), ('no_attention', args.original / 'MMP-RNN')):
+        mmprnn, unet = import_original(copy)
+        model = build(mmprnn, unet, **ref.TINY)
+        load_random(model, keys['mmp_rnn_tiny'])
+        out = model(x)                                                # [1, T-4, 3, H, W]
+        outputs[f'mmp_rnn_{name}'] = out.permute(0, 1, 3, 4, 2).numpy()
+    np.savez_compressed(ref.REFERENCE_FILE, **outputs)
+    print({k: v.shape for k, v in outputs.items()})
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,104 @@
+"""The recurrence (nn.scan) against the step API, compilation, and the ablation switches."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mmp_jax.models.mmp_rnn import MMPRNN
+
+TINY = dict(n_features=4, n_blocks_a=1, n_blocks_b=1)
+H, W = 16, 20
+
+
+def _frames(length: int, seed: int = 0, batch: int = 1) -> jax.Array:
+    return jax.random.uniform(jax.random.key(seed), (batch, length, H, W, 3))
+
+
+@pytest.fixture(scope='module')
+def tiny():
+    model = MMPRNN(**TINY)
+    return model, model.init(jax.random.key(1), _frames(5))
+
+
+def test_scan_equals_step_api(tiny):
+    model, variables = tiny
+    frames = _frames(8, batch=2)
+    scanned = model.apply(variables, frames)
+
+    carry = model.init_carry(2, H, W)
+    feats = []
+    for t in range(frames.shape[1]):
+        carry, f = model.apply(variables, carry, frames[:, t], method=model.encode)
+        feats.append(f)
+    stepped = [model.apply(variables, jnp.concatenate(feats[t - 2:t + 3], axis=-1), frames[:, t],
+                           method=model.decode) for t in range(2, 6)]
+    assert scanned.shape == (2, 4, H, W, 3)
+    np.testing.assert_allclose(scanned, jnp.stack(stepped, axis=1), atol=1e-5)
+
+
+def test_weights_are_shared_across_frames(tiny):
+    _, variables = tiny
+    kernel = variables['params']['cell']['F_B0']['kernel']
+    assert kernel.shape == (5, 5, 3, TINY['n_features'])  # no time axis: one set of weights
+
+
+def test_any_length_compiles_once_per_shape(tiny):
+    model, variables = tiny
+    encode = jax.jit(lambda v, x: model.apply(v, x, method=model.encode_sequence))
+    for length in (2, 12):
+        for seed in (0, 1):
+            feats = encode(variables, _frames(length, seed))
+            assert feats.shape == (1, length, H // 4, W // 4, 5 * TINY['n_features'])
+    assert encode._cache_size() == 2  # one compilation per sequence length
+    out = jax.jit(model.apply)(variables, _frames(12))
+    assert out.shape == (1, 8, H, W, 3) and bool(jnp.isfinite(out).all())
+    # The scan is not unrolled: the program does not grow with the sequence length.
+    sizes = [len(jax.make_jaxpr(model.apply)(variables, _frames(t)).eqns) for t in (6, 12)]
+    assert sizes[0] == sizes[1]
+
+
+def test_frames_must_be_multiples_of_four(tiny):
+    model, variables = tiny
+    with pytest.raises(ValueError, match=r'multiples of 4; got shape \(1, 5, 18, 20, 3\)'):
+        model.apply(variables, jnp.zeros((1, 5, 18, 20, 3)))
+    with pytest.raises(ValueError, match='at least 5 frames; got 4'):
+        model.apply(variables, _frames(4))
+
+
+def test_mmam_off_has_no_prior_and_runs():
+    model = MMPRNN(use_mmam=False, **TINY)
+    variables = model.init(jax.random.key(0), _frames(5))
+    assert 'prior' not in variables['params']['cell'] and 'MMAM1' not in variables['params']['cell']
+    assert 'batch_stats' not in variables
+    assert model.apply(variables, _frames(5)).shape == (1, 1, H, W, 3)
+
+
+def test_given_prior_is_used_and_required():
+    model = MMPRNN(prior_source='given', **TINY)
+    priors = jnp.full((1, 6, H, W, 1), 0.3)
+    variables = model.init(jax.random.key(0), _frames(6), priors)
+    assert 'prior' not in variables['params']['cell'] and 'MMAM1' in variables['params']['cell']
+    a = model.apply(variables, _frames(6), priors)
+    b = model.apply(variables, _frames(6), priors * 2)
+    assert float(jnp.abs(a - b).max()) > 0  # the prior reaches the output
+    with pytest.raises(ValueError, match="prior_source='given' needs a prior"):
+        model.apply(variables, _frames(6))
+
+
+def test_unknown_prior_source_and_activation_are_refused():
+    with pytest.raises(ValueError, match="unknown prior_source 'flow'"):
+        MMPRNN(prior_source='flow', **TINY).init(jax.random.key(0), _frames(5))
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        MMPRNN(activation='swish', **TINY).init(jax.random.key(0), _frames(5))
+
+
+def test_non_deblurred_feature_transmission_switch(tiny):
+    model, variables = tiny
+    frames = _frames(7)
+    without = MMPRNN(transmit_ndf=False, **TINY).apply(variables, frames)  # same weights
+    assert float(jnp.abs(model.apply(variables, frames) - without).max()) > 0
+
+
+def test_fusion_attention_switch_removes_its_weights():
+    variables = MMPRNN(fusion_attention=False, **TINY).init(jax.random.key(0), _frames(5))
+    assert set(variables['params']['fusion']) == {'fusion'}
