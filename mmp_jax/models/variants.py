@@ -41,3 +41,15 @@ def model_from_variant(name: str, **overrides) -> MMPRNN:
     variant = parse_variant(name)
     return MMPRNN(n_features=variant.n_features, n_blocks_a=variant.n_blocks_a,
                   n_blocks_b=variant.n_blocks_b, **overrides)
+
+
+def model_from_config(model_config) -> MMPRNN:
+    """`MMPRNN` from a `config.model` ConfigDict or mapping: `variant` plus MMPRNN fields."""
+    fields = dict(model_config)
+    variant = fields.pop('variant')
+    allowed = {f.name for f in dataclasses.fields(MMPRNN)} - {'parent', 'name', 'n_features',
+                                                              'n_blocks_a', 'n_blocks_b'}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f'unknown model config fields: {", ".join(sorted(unknown))}')
+    return model_from_variant(variant, **fields)

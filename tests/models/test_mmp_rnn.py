@@ -17,21 +17,23 @@ def _frames(length: int, seed: int = 0, batch: int = 1) -> jax.Array:
 @pytest.fixture(scope='module')
 def tiny():
     model = MMPRNN(**TINY)
-    return model, model.init(jax.random.key(1), _frames(5))
+    return model, jax.jit(model.init)(jax.random.key(1), _frames(5))
 
 
 def test_scan_equals_step_api(tiny):
     model, variables = tiny
     frames = _frames(8, batch=2)
-    scanned = model.apply(variables, frames)
+    scanned = jax.jit(model.apply)(variables, frames)
 
+    encode = jax.jit(lambda v, c, x: model.apply(v, c, x, method=model.encode))
+    decode = jax.jit(lambda v, f, x: model.apply(v, f, x, method=model.decode))
     carry = model.init_carry(2, H, W)
     feats = []
     for t in range(frames.shape[1]):
-        carry, f = model.apply(variables, carry, frames[:, t], method=model.encode)
+        carry, f = encode(variables, carry, frames[:, t])
         feats.append(f)
-    stepped = [model.apply(variables, jnp.concatenate(feats[t - 2:t + 3], axis=-1), frames[:, t],
-                           method=model.decode) for t in range(2, 6)]
+    stepped = [decode(variables, jnp.concatenate(feats[t - 2:t + 3], axis=-1), frames[:, t])
+               for t in range(2, 6)]
     assert scanned.shape == (2, 4, H, W, 3)
     np.testing.assert_allclose(scanned, jnp.stack(stepped, axis=1), atol=1e-5)
 
@@ -67,19 +69,20 @@ def test_frames_must_be_multiples_of_four(tiny):
 
 def test_mmam_off_has_no_prior_and_runs():
     model = MMPRNN(use_mmam=False, **TINY)
-    variables = model.init(jax.random.key(0), _frames(5))
+    variables = jax.jit(model.init)(jax.random.key(0), _frames(5))
     assert 'prior' not in variables['params']['cell'] and 'MMAM1' not in variables['params']['cell']
     assert 'batch_stats' not in variables
-    assert model.apply(variables, _frames(5)).shape == (1, 1, H, W, 3)
+    assert jax.jit(model.apply)(variables, _frames(5)).shape == (1, 1, H, W, 3)
 
 
 def test_given_prior_is_used_and_required():
     model = MMPRNN(prior_source='given', **TINY)
     priors = jnp.full((1, 6, H, W, 1), 0.3)
-    variables = model.init(jax.random.key(0), _frames(6), priors)
+    variables = jax.jit(model.init)(jax.random.key(0), _frames(6), priors)
     assert 'prior' not in variables['params']['cell'] and 'MMAM1' in variables['params']['cell']
-    a = model.apply(variables, _frames(6), priors)
-    b = model.apply(variables, _frames(6), priors * 2)
+    apply = jax.jit(model.apply)
+    a = apply(variables, _frames(6), priors)
+    b = apply(variables, _frames(6), priors * 2)
     assert float(jnp.abs(a - b).max()) > 0  # the prior reaches the output
     with pytest.raises(ValueError, match="prior_source='given' needs a prior"):
         model.apply(variables, _frames(6))
@@ -95,10 +98,11 @@ def test_unknown_prior_source_and_activation_are_refused():
 def test_non_deblurred_feature_transmission_switch(tiny):
     model, variables = tiny
     frames = _frames(7)
-    without = MMPRNN(transmit_ndf=False, **TINY).apply(variables, frames)  # same weights
-    assert float(jnp.abs(model.apply(variables, frames) - without).max()) > 0
+    without = jax.jit(MMPRNN(transmit_ndf=False, **TINY).apply)(variables, frames)  # same weights
+    assert float(jnp.abs(jax.jit(model.apply)(variables, frames) - without).max()) > 0
 
 
 def test_fusion_attention_switch_removes_its_weights():
-    variables = MMPRNN(fusion_attention=False, **TINY).init(jax.random.key(0), _frames(5))
+    variables = jax.eval_shape(MMPRNN(fusion_attention=False, **TINY).init, jax.random.key(0),
+                               _frames(5))
     assert set(variables['params']['fusion']) == {'fusion'}

@@ -38,7 +38,7 @@ def _frames(reference) -> jax.Array:
 def test_mmp_net_equals_original(reference, keys):
     variables = convert_state_dict(ref.random_state_dict(keys['mmp_net']))
     frames = _frames(reference)[0, :2]
-    prior = MMPNet().apply(variables, frames - 0.5)  # the original's normalised input
+    prior = jax.jit(MMPNet().apply)(variables, frames - 0.5)  # the original's normalised input
     expected = reference['mmp_net_prior']
     assert prior.shape == expected.shape == (2, ref.HEIGHT, ref.WIDTH, 1)
     assert np.abs(np.asarray(prior) - expected).max() <= TOLERANCE
@@ -49,7 +49,7 @@ def test_mmp_rnn_equals_original_over_7_frames(reference, keys, attention):
     model = MMPRNN(fusion_attention=attention, **ref.TINY)
     variables = convert_state_dict(ref.random_state_dict(keys['mmp_rnn_tiny']),
                                    drop_prefixes=() if attention else ('fusion.ca.',))
-    out = model.apply(variables, _frames(reference))
+    out = jax.jit(model.apply)(variables, _frames(reference))
     expected = reference['mmp_rnn_attention' if attention else 'mmp_rnn_no_attention']
     assert out.shape == expected.shape == (1, ref.FRAMES - 4, ref.HEIGHT, ref.WIDTH, 3)
     # The original returns normalised frames (value - 0.5); ours are in [0, 1] units.

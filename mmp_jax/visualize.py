@@ -1,0 +1,35 @@
+"""Pictures people look at: image strips and the prior as a heat map, written atomically."""
+import os
+import pathlib
+import tempfile
+
+import cv2
+import numpy as np
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """`[H, W, C]` in [0, 1] (clipped) -> uint8, rounded as the evaluation protocol does."""
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def heat_map(prior: np.ndarray) -> np.ndarray:
+    """Prior `[H, W, 1]` or `[H, W]` in [0, 1] -> uint8 RGB `[H, W, 3]` (inferno colours)."""
+    gray = to_uint8(np.asarray(prior).reshape(prior.shape[:2] + (1,)))
+    return cv2.cvtColor(cv2.applyColorMap(gray, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+
+
+def write_png(path: str | pathlib.Path, rgb: np.ndarray) -> None:
+    """Writes uint8 RGB `[H, W, 3]` to `path` atomically (a temporary file, then a rename)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, encoded = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f'{path}: PNG encoding failed for an image of shape {rgb.shape}')
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(encoded.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
