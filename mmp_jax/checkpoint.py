@@ -10,10 +10,17 @@ Conv and transposed-conv weights (`[O, I, k, k]`, `[I, O, k, k]`) both become
 `weight.transpose(2, 3, 1, 0)`; BatchNorm `weight` becomes `scale`; `num_batches_tracked`
 has no counterpart and is dropped. Inputs are numpy arrays, so torch is not needed here.
 """
+import pathlib
 from collections.abc import Mapping
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 from flax import traverse_util
+
+from mmp_jax.models.mmp_rnn import MMPRNN
+from mmp_jax.models.variants import model_from_config
 
 DATA_PARALLEL_PREFIX = 'module.'
 _STATS = {'running_mean': 'mean', 'running_var': 'var'}
@@ -78,3 +85,98 @@ def check_same_structure(converted: Mapping, expected: Mapping, source: str) -> 
     if problems:
         shown = '; '.join(problems[:5]) + (f'; and {len(problems) - 5} more' if len(problems) > 5 else '')
         raise ValueError(f'{source}: does not fit the model: {shown}')
+
+
+class CheckpointError(ValueError):
+    """A missing, unreadable or non-matching checkpoint, with its path and the problem."""
+
+
+def save_model(directory: str | pathlib.Path, variables: Mapping, model_config: Mapping) -> None:
+    """Writes an inference checkpoint: the model config (JSON) and its variables (orbax).
+
+    Orbax writes into a temporary folder and renames it when complete, so an interrupted
+    save leaves no checkpoint behind. `directory` must not exist yet.
+    """
+    directory = pathlib.Path(directory).absolute()
+    if directory.exists():
+        raise CheckpointError(f'{directory}: already exists; choose a new folder')
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+        checkpointer.save(directory, ocp.args.Composite(
+            model=ocp.args.JsonSave(dict(model_config)),
+            variables=ocp.args.StandardSave(dict(variables))))
+
+
+def load_model_config(directory: str | pathlib.Path) -> dict:
+    """The model config stored by `save_model` (a `config.model`-style dict)."""
+    directory = pathlib.Path(directory).absolute()
+    if not directory.is_dir():
+        raise CheckpointError(f'{directory}: no such checkpoint folder')
+    if not (directory / 'model').is_dir():
+        raise CheckpointError(f'{directory}: not a model checkpoint (no model config in it); '
+                              f'make one with `python -m tools.convert_checkpoint`')
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+        return dict(checkpointer.restore(directory, ocp.args.Composite(
+            model=ocp.args.JsonRestore()))['model'])
+
+
+def load_variables(directory: str | pathlib.Path, expected: Mapping) -> dict:
+    """Variables stored by `save_model`, checked against `expected` (a tree of shapes,
+    e.g. from `jax.eval_shape(model.init, ...)`)."""
+    directory = pathlib.Path(directory).absolute()
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+        restored = checkpointer.restore(directory, ocp.args.Composite(
+            variables=ocp.args.StandardRestore()))['variables']
+    check_same_structure(restored, expected, str(directory))
+    return dict(restored)
+
+
+# Tensors that touch the colour channels: (key, flip input channels, flip output channels).
+_COLOUR_TENSORS = (('cell.F_B0.weight', True, False), ('cell.prior.conv9x9.weight', True, False),
+                   ('conv9x9.weight', True, False), ('skip.weight', True, True),
+                   ('skip.bias', False, True), ('recons.model.2.weight', False, True),
+                   ('recons.model.2.bias', False, True))
+
+
+def bgr_to_rgb(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Weights trained on BGR frames (the original reads frames with cv2.imread) made to
+    take and give RGB frames: colour axes of the first and last layers reversed. The result
+    on RGB frames equals the original's on the same frames in BGR, channels reversed."""
+    out = {k[len(DATA_PARALLEL_PREFIX):] if k.startswith(DATA_PARALLEL_PREFIX) else k: v
+           for k, v in state_dict.items()}
+    for key, flip_in, flip_out in _COLOUR_TENSORS:
+        if key in out:
+            value = np.asarray(out[key])
+            if flip_in:
+                value = value[:, ::-1]
+            if flip_out:
+                value = value[::-1]
+            out[key] = np.ascontiguousarray(value)
+    return out
+
+
+def infer_variant(state_dict: Mapping[str, np.ndarray]) -> str | None:
+    """'A<n_a>B<n_b>C<n_c>' of an original MMP-RNN state_dict, None if it is not one."""
+    keys = [k[len(DATA_PARALLEL_PREFIX):] if k.startswith(DATA_PARALLEL_PREFIX) else k
+            for k in state_dict]
+    first = state_dict.get('cell.F_B0.weight', state_dict.get('module.cell.F_B0.weight'))
+    if first is None:
+        return None
+    count = lambda prefix: len({k[len(prefix):].split('.')[0] for k in keys if k.startswith(prefix)})
+    return f'A{count("cell.F_R.RDBs.")}B{count("recons.D_Net.RDBs.")}C{np.shape(first)[0]}'
+
+
+def expected_variables(model: MMPRNN) -> dict:
+    """Shapes of the model's variables (`jax.ShapeDtypeStruct` leaves), without computing."""
+    frames = jax.ShapeDtypeStruct((1, model.window, 16, 16, 3), jnp.float32)
+    priors = jax.ShapeDtypeStruct((1, model.window, 16, 16, 1), jnp.float32)
+    return jax.eval_shape(model.init, jax.random.key(0), frames, priors)
+
+
+def load_model(directory: str | pathlib.Path) -> tuple[MMPRNN, dict, dict]:
+    """(model, variables, model config) of a checkpoint written by `save_model`."""
+    config = load_model_config(directory)
+    try:
+        model = model_from_config(config)
+    except (ValueError, KeyError) as error:
+        raise CheckpointError(f'{directory}: unusable model config: {error}') from None
+    return model, load_variables(directory, expected_variables(model)), config

@@ -14,6 +14,7 @@ DATA_DIR = pathlib.Path(__file__).parent / 'data'
 KEYS_FILE = DATA_DIR / 'original_keys.json'
 REFERENCE_FILE = DATA_DIR / 'original_reference.npz'
 THOP_FILE = DATA_DIR / 'original_thop.json'
+TORCH_FIXTURE = DATA_DIR / 'small_torch_save.pth'
 
 # A tiny variant (A2B2C8) that still has every layer kind, on frames that exercise the
 # UNet's pad-to-size step (36 x 44 -> ... -> 2 x 2 -> 4 x 4 padded to 4 x 5).

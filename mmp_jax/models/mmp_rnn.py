@@ -44,7 +44,8 @@ class RDBCell(nn.Module):
     """Feature extraction cell, one frame: `(carry, (x, prior)) -> (carry', f)`.
 
     x `[N, H, W, 3]` normalised; prior `[N, H, W, 1]` or None (then MMP-Net computes it);
-    f `[N, H/4, W/4, 5C]`.
+    f `[N, H/4, W/4, 5C]`. With `return_prior` the output is `(f, prior)` (prior None
+    without MMAM).
     """
     n_features: int
     n_blocks: int
@@ -54,7 +55,8 @@ class RDBCell(nn.Module):
     transmit_ndf: bool = True
 
     @nn.compact
-    def __call__(self, carry: Carry, inputs: tuple[jax.Array, jax.Array | None]):
+    def __call__(self, carry: Carry, inputs: tuple[jax.Array, jax.Array | None],
+                 return_prior: bool = False):
         s_last, mid_last = carry
         x, prior = inputs
         c = self.n_features
@@ -72,7 +74,7 @@ class RDBCell(nn.Module):
         s = conv(c, 3, name='F_h_0')(out)
         s = RDB(c, 3, self.act, name='F_h_1')(s)
         s = conv(c, 3, name='F_h_2')(s)
-        return (s, mid), out
+        return (s, mid), ((out, prior) if return_prior else out)
 
 
 class ChannelAttention(nn.Module):
@@ -181,9 +183,12 @@ class MMPRNN(nn.Module):
 
     def encode(self, carry: Carry, frame: jax.Array, prior: jax.Array | None = None):
         """One frame `[B, H, W, 3]` in [0, 1] (and prior `[B, H, W, 1]` when given) ->
-        (carry', f `[B, H/4, W/4, 5C]`)."""
+        (carry', f `[B, H/4, W/4, 5C]`, prior `[B, H, W, 1]` or None without MMAM)."""
         self._check_frame(frame.shape, prior)
-        return self.cell(carry, (self._to_model_range(frame), prior if self.needs_prior else None))
+        carry, (feats, prior) = self.cell(
+            carry, (self._to_model_range(frame), prior if self.needs_prior else None),
+            return_prior=True)
+        return carry, feats, prior
 
     def decode(self, features: jax.Array, frame: jax.Array) -> jax.Array:
         """Concatenated f(t-P..t+F) `[N, H/4, W/4, window * 5C]` and frame t `[N, H, W, 3]`

@@ -16,6 +16,7 @@ frames divided by 3, at the reference size and, with `--paper-sizes`, at 1280x72
 paper's variants (slow: minutes on a CPU).
 """
 import argparse
+import collections
 import json
 import pathlib
 import sys
@@ -92,6 +93,19 @@ def profile_all(mmprnn, unet, paper_sizes: bool) -> dict[str, dict]:
     return counts
 
 
+def write_torch_fixture() -> None:
+    """A small `torch.save` file for the torch-free reader: nested dict, `module.` prefixes,
+    several dtypes, a non-contiguous tensor, a Parameter."""
+    state = collections.OrderedDict([
+        ('module.a.weight', torch.arange(24, dtype=torch.float32).reshape(2, 3, 2, 2)),
+        ('module.a.bias', torch.nn.Parameter(torch.tensor([0.5, -1.5]))),
+        ('module.b.running_mean', torch.arange(6, dtype=torch.float64).reshape(2, 3).t()),
+        ('module.b.num_batches_tracked', torch.tensor(7)),
+        ('module.c', torch.ones(3, dtype=torch.float16)),
+    ])
+    torch.save({'epoch': 3, 'state_dict': state, 'best': [1.0, 'x']}, ref.TORCH_FIXTURE)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--original', type=pathlib.Path, required=True,
@@ -108,6 +122,7 @@ def main():
     ref.KEYS_FILE.write_text(json.dumps(keys, indent=0, sort_keys=True) + '\n')
     ref.THOP_FILE.write_text(json.dumps(profile_all(mmprnn, unet, args.paper_sizes), indent=1) + '\n')
 
+    write_torch_fixture()
     frames = ref.reference_frames()                                   # [1, T, H, W, 3] uint8
     x = (torch.from_numpy(frames).float() - 127.5) / 255.0            # the original's normalize()
     x = x.permute(0, 1, 4, 2, 3).contiguous()                         # [1, T, 3, H, W]

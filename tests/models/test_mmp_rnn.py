@@ -30,7 +30,8 @@ def test_scan_equals_step_api(tiny):
     carry = model.init_carry(2, H, W)
     feats = []
     for t in range(frames.shape[1]):
-        carry, f = encode(variables, carry, frames[:, t])
+        carry, f, prior = encode(variables, carry, frames[:, t])
+        assert prior.shape == (2, H, W, 1)
         feats.append(f)
     stepped = [decode(variables, jnp.concatenate(feats[t - 2:t + 3], axis=-1), frames[:, t])
                for t in range(2, 6)]

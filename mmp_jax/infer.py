@@ -1,0 +1,133 @@
+"""Streaming inference: frames in, deblurred frames out, in constant memory.
+
+Each frame goes through one jitted cell step (`MMPRNN.encode`) and, once the features of the
+two following frames exist, one jitted reconstruction (`MMPRNN.decode`). Only the last
+`past + 1 + future` features and the frames still waiting for their output are kept, so
+memory does not depend on the video's length.
+
+Ends of the video (`ends`):
+- 'replicate' (default): every frame gets an output. Where f(t-2), f(t-1) or f(t+1),
+  f(t+2) fall outside the video, the features of the first (last) frame stand in for them.
+  The recurrence itself is untouched, so frames 2 .. T-3 equal the original's outputs.
+- 'drop': as the original's test, only frames 2 .. T-3 get an output.
+
+Frames whose size is not a multiple of 4 are padded (edge values, bottom and right) and
+cropped back.
+"""
+import collections
+import contextlib
+import dataclasses
+from collections.abc import Iterable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from mmp_jax.frame_writers import FrameWriter
+from mmp_jax.models.mmp_rnn import DOWNSAMPLE, MMPRNN
+from mmp_jax.visualize import heat_map, to_uint8
+
+ENDS = ('replicate', 'drop')
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+@dataclasses.dataclass
+class DeblurredFrame:
+    index: int
+    blurry: np.ndarray          # uint8 [H, W, 3], the input
+    output: np.ndarray          # float32 [H, W, 3], the network's output in [0, 1] units
+    prior: np.ndarray | None    # float32 [H, W, 1] in [0, 1]; None without MMP-Net / MMAM
+
+    @property
+    def sharp(self) -> np.ndarray:
+        """The output as uint8 [H, W, 3], clipped and rounded."""
+        return to_uint8(self.output)
+
+
+class StreamingDeblurrer:
+    """Deblurs a stream of uint8 RGB frames `[H, W, 3]` with a model and its variables."""
+
+    def __init__(self, model: MMPRNN, variables, ends: str = 'replicate', dtype: str = 'float32'):
+        if ends not in ENDS:
+            raise ValueError(f'unknown ends {ends!r}; accepted: {ENDS}')
+        if dtype not in DTYPES:
+            raise ValueError(f'unknown dtype {dtype!r}; accepted: {tuple(DTYPES)}')
+        if model.needs_prior:
+            raise ValueError("a model with prior_source='given' cannot deblur plain video")
+        self.model, self.ends, self.dtype = model, ends, DTYPES[dtype]
+        self.variables = jax.tree_util.tree_map(lambda a: jnp.asarray(a, self.dtype), variables)
+        self._encode = jax.jit(lambda v, c, x: model.apply(v, c, x, method=model.encode))
+        self._decode = jax.jit(lambda v, f, x: model.apply(v, f, x, method=model.decode))
+
+    def _pad(self, frame: np.ndarray) -> jax.Array:
+        height, width = frame.shape[:2]
+        pad = ((0, -height % DOWNSAMPLE), (0, -width % DOWNSAMPLE), (0, 0))
+        padded = np.pad(frame, pad, mode='edge').astype(np.float32) / 255.0
+        return jnp.asarray(padded[None], self.dtype)
+
+    def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[DeblurredFrame]:
+        model = self.model
+        feats: collections.deque = collections.deque(maxlen=model.window)
+        waiting: collections.deque = collections.deque()  # (index, frame, padded, prior)
+        carry, shape = None, None
+
+        def emit() -> DeblurredFrame:
+            index, frame, padded, prior = waiting.popleft()
+            out = self._decode(self.variables, jnp.concatenate(list(feats), axis=-1), padded)
+            height, width = frame.shape[:2]
+            out = np.asarray(out[0, :height, :width], np.float32)
+            prior = None if prior is None else np.asarray(prior[0, :height, :width], np.float32)
+            return DeblurredFrame(index, frame, out, prior)
+
+        for index, frame in enumerate(frames):
+            if shape is None:
+                shape = frame.shape
+                carry = model.init_carry(1, *self._pad(frame).shape[1:3], dtype=self.dtype)
+            elif frame.shape != shape:
+                raise ValueError(f'frame {index}: shape {frame.shape} differs from the first '
+                                 f'frame\'s {shape}')
+            padded = self._pad(frame)
+            carry, f, prior = self._encode(self.variables, carry, padded)
+            if index == 0 and self.ends == 'replicate':
+                feats.extend([f] * model.past_frames)
+            feats.append(f)
+            if index >= model.past_frames or self.ends == 'replicate':
+                waiting.append((index, frame, padded, prior))
+            if len(feats) == model.window:
+                yield emit()
+        if shape is None:
+            raise ValueError('no frames')
+        if self.ends == 'replicate':
+            while waiting:
+                feats.append(feats[-1])
+                if len(feats) == model.window:
+                    yield emit()
+
+
+def deblur_file(model: MMPRNN, variables, source, output: str, prior_output: str | None = None,
+                side_by_side: bool = False, ends: str = 'replicate', dtype: str = 'float32',
+                progress: bool = True) -> int:
+    """Deblurs a `data_pipeline.sources.FrameSource` into `output` (video by suffix, else a
+    folder of PNGs); `prior_output` gets the prior as a heat map; `side_by_side` writes
+    input | output. Outputs appear only when complete. Returns the number of frames written."""
+    deblurrer = StreamingDeblurrer(model, variables, ends, dtype)
+    if prior_output is not None and not model.use_mmam:
+        raise ValueError('--prior: this model has no MMP-Net (use_mmam is off)')
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(FrameWriter(output, source.fps))
+        prior_out = (stack.enter_context(FrameWriter(prior_output, source.fps))
+                     if prior_output is not None else None)
+        bar = stack.enter_context(tqdm.tqdm(total=source.count, unit='frame', disable=not progress,
+                                            desc=str(source.path.name)))
+        written = 0
+        for frame in deblurrer(source.frames):
+            picture = frame.sharp
+            if side_by_side:
+                picture = np.concatenate([frame.blurry, picture], axis=1)
+            out.write(picture)
+            if prior_out is not None:
+                prior_out.write(heat_map(frame.prior))
+            written += 1
+            bar.update(1)
+    return written
