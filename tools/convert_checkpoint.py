@@ -35,7 +35,7 @@ def convert(mmp_rnn: str, variant: str, out: str, mmp_net: str | None = None,
     if found is None:
         raise checkpoint.CheckpointError(f'{mmp_rnn}: not an MMP-RNN state_dict (no cell.F_B0)')
     if not variant.startswith(found + 'F'):
-        raise checkpoint.CheckpointError(f'{mmp_rnn}: holds variant {found}, --variant says {variant}')
+        raise checkpoint.CheckpointError(f'{mmp_rnn}: holds {found}, --variant says {variant}')
     if mmp_net is not None:
         prior = load_state_dict(mmp_net)
         state = {k: v for k, v in state.items() if not k.startswith(PRIOR_PREFIX)}
