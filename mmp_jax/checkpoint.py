@@ -46,9 +46,9 @@ def torch_key_to_path(key: str, ndim: int) -> tuple[str, tuple[str, ...]] | None
     raise ValueError(f'state_dict key {key!r}: unknown parameter kind {leaf!r}')
 
 
-def strip_prefix(state_dict: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    """The entries under `prefix` (e.g. 'cell.prior.'), with the prefix removed."""
-    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+def without_data_parallel_prefix(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The state_dict with DataParallel's `module.` key prefixes removed."""
+    return {k.removeprefix(DATA_PARALLEL_PREFIX): v for k, v in state_dict.items()}
 
 
 def convert_state_dict(state_dict: Mapping[str, np.ndarray],
@@ -60,9 +60,7 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray],
     are left out.
     """
     flat: dict[tuple[str, ...], np.ndarray] = {}
-    for key, value in state_dict.items():
-        if key.startswith(DATA_PARALLEL_PREFIX):
-            key = key[len(DATA_PARALLEL_PREFIX):]
+    for key, value in without_data_parallel_prefix(state_dict).items():
         if key.startswith(drop_prefixes):
             continue
         value = np.asarray(value)
@@ -141,8 +139,7 @@ def bgr_to_rgb(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Weights trained on BGR frames (the original reads frames with cv2.imread) made to
     take and give RGB frames: colour axes of the first and last layers reversed. The result
     on RGB frames equals the original's on the same frames in BGR, channels reversed."""
-    out = {k[len(DATA_PARALLEL_PREFIX):] if k.startswith(DATA_PARALLEL_PREFIX) else k: v
-           for k, v in state_dict.items()}
+    out = without_data_parallel_prefix(state_dict)
     for key, flip_in, flip_out in _COLOUR_TENSORS:
         if key in out:
             value = np.asarray(out[key])
@@ -156,13 +153,12 @@ def bgr_to_rgb(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def infer_variant(state_dict: Mapping[str, np.ndarray]) -> str | None:
     """'A<n_a>B<n_b>C<n_c>' of an original MMP-RNN state_dict, None if it is not one."""
-    keys = [k[len(DATA_PARALLEL_PREFIX):] if k.startswith(DATA_PARALLEL_PREFIX) else k
-            for k in state_dict]
-    first = state_dict.get('cell.F_B0.weight', state_dict.get('module.cell.F_B0.weight'))
-    if first is None:
+    state_dict = without_data_parallel_prefix(state_dict)
+    if 'cell.F_B0.weight' not in state_dict:
         return None
-    count = lambda prefix: len({k[len(prefix):].split('.')[0] for k in keys if k.startswith(prefix)})
-    return f'A{count("cell.F_R.RDBs.")}B{count("recons.D_Net.RDBs.")}C{np.shape(first)[0]}'
+    count = lambda prefix: len({k[len(prefix):].split('.')[0] for k in state_dict if k.startswith(prefix)})
+    channels = np.shape(state_dict['cell.F_B0.weight'])[0]
+    return f'A{count("cell.F_R.RDBs.")}B{count("recons.D_Net.RDBs.")}C{channels}'
 
 
 def expected_variables(model: MMPRNN) -> dict:

@@ -6,6 +6,8 @@ the recorded key list so that no weights need to be stored.
 """
 import json
 import pathlib
+import sys
+import types
 import zlib
 
 import numpy as np
@@ -71,3 +73,40 @@ def reference_frames(seed: int = SEED) -> np.ndarray:
     ramp = np.linspace(0, 200, WIDTH)[None, None, None, :, None]
     noise = rng.integers(0, 56, (1, FRAMES, HEIGHT, WIDTH, 3))
     return (ramp + noise).astype(np.uint8)
+
+
+ORIGINAL_PACKAGES = ('model', 'data', 'para', 'train', 'utils')
+
+
+def import_original(path: str | pathlib.Path):
+    """`model.MMPRNN` and `model.UNet` of one copy of the original (its folder on sys.path
+    while importing; earlier imports of its packages forgotten). Needs torch, thop, cv2, PIL."""
+    for name in list(sys.modules):
+        if name.split('.')[0] in ORIGINAL_PACKAGES:
+            del sys.modules[name]
+    sys.path.insert(0, str(path))
+    try:
+        import model.MMPRNN as mmprnn  # noqa: PLC0415
+        import model.UNet as unet  # noqa: PLC0415
+    finally:
+        sys.path.remove(str(path))
+    return mmprnn, unet
+
+
+def build_original(mmprnn, unet, n_features: int, n_blocks_a: int, n_blocks_b: int):
+    """The original `Model` in eval mode on the CPU. Its constructor loads an MMP-Net
+    checkpoint from the working directory: `torch.load` is replaced while it runs (the prior
+    gets fresh weights), and its CUDA device for the zero states is set to the CPU."""
+    import torch  # noqa: PLC0415 (only where the original is run)
+    para = types.SimpleNamespace(
+        n_features=n_features, n_blocks_a=n_blocks_a, n_blocks_b=n_blocks_b,
+        past_frames=2, future_frames=2, activation='gelu', do_skip=True,
+        centralize=True, normalize=True)
+    real_load = torch.load
+    torch.load = lambda *a, **k: {'state_dict': unet.UNet().state_dict()}
+    try:
+        model = mmprnn.Model(para)
+    finally:
+        torch.load = real_load
+    model.device = torch.device('cpu')
+    return model.eval()

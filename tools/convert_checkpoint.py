@@ -29,8 +29,7 @@ def convert(mmp_rnn: str, variant: str, out: str, mmp_net: str | None = None,
             fusion_attention: bool = True, channel_order: str = 'bgr') -> dict:
     """Reads, converts, checks and saves; returns the stored model config."""
     parse_variant(variant)
-    state = {k.removeprefix(checkpoint.DATA_PARALLEL_PREFIX): v
-             for k, v in load_state_dict(mmp_rnn).items()}
+    state = checkpoint.without_data_parallel_prefix(load_state_dict(mmp_rnn))
     found = checkpoint.infer_variant(state)
     if found is None:
         raise checkpoint.CheckpointError(f'{mmp_rnn}: not an MMP-RNN state_dict (no cell.F_B0)')
@@ -39,8 +38,8 @@ def convert(mmp_rnn: str, variant: str, out: str, mmp_net: str | None = None,
     if mmp_net is not None:
         prior = load_state_dict(mmp_net)
         state = {k: v for k, v in state.items() if not k.startswith(PRIOR_PREFIX)}
-        state.update({PRIOR_PREFIX + k.removeprefix(checkpoint.DATA_PARALLEL_PREFIX): v
-                      for k, v in prior.items()})
+        state.update({PRIOR_PREFIX + k: v
+                      for k, v in checkpoint.without_data_parallel_prefix(prior).items()})
     if channel_order == 'bgr':
         state = checkpoint.bgr_to_rgb(state)
     model_config = dict(default.get_config().model, variant=variant,

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 from mmp_jax.models.layers import UpsampleBilinear, conv
 from mmp_jax.models.rdb import RDB
 
+MIN_SIZE = 16  # four 2x2 max-pools need at least 16 pixels per side
+
 
 class DoubleConv(nn.Module):
     """(3x3 conv, BatchNorm, ReLU) twice; names match the original's `double_conv.{0,1,3,4}`."""

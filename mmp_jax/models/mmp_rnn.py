@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from mmp_jax.models.layers import GlobalAvgPool, activation, conv, conv_transpose
-from mmp_jax.models.mmp_net import MMPNet
+from mmp_jax.models.mmp_net import MIN_SIZE, MMPNet
 from mmp_jax.models.rdb import RDB, RDBDownsample, RDNet
 
 PRIOR_SOURCES = ('mmpnet', 'given')
@@ -174,6 +174,9 @@ class MMPRNN(nn.Module):
                              f'{DOWNSAMPLE}; got shape {tuple(frame_shape)}')
         if self.needs_prior and prior is None:
             raise ValueError("prior_source='given' needs a prior [..., H, W, 1]")
+        if self.use_mmam and not self.needs_prior and min(height, width) < MIN_SIZE:
+            raise ValueError(f'frames of {width}x{height} are too small for MMP-Net '
+                             f'(at least {MIN_SIZE}x{MIN_SIZE})')
 
     def init_carry(self, batch: int, height: int, width: int, dtype=jnp.float32) -> Carry:
         """Zero hidden state h `[B, H/4, W/4, C]` and non-deblurred features l `[.., 2C]`."""

@@ -20,7 +20,6 @@ import collections
 import json
 import pathlib
 import sys
-import types
 
 import numpy as np
 import thop
@@ -29,38 +28,6 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from tests import original_reference as ref  # noqa: E402
-
-ORIGINAL_PACKAGES = ('model', 'data', 'para', 'train', 'utils')
-
-
-def import_original(path: pathlib.Path):
-    """Imports `model.MMPRNN` and `model.UNet` from one copy of the original."""
-    for name in list(sys.modules):
-        if name.split('.')[0] in ORIGINAL_PACKAGES:
-            del sys.modules[name]
-    sys.path.insert(0, str(path))
-    try:
-        import model.MMPRNN as mmprnn
-        import model.UNet as unet
-    finally:
-        sys.path.remove(str(path))
-    return mmprnn, unet
-
-
-def build(mmprnn, unet, n_features, n_blocks_a, n_blocks_b):
-    para = types.SimpleNamespace(
-        n_features=n_features, n_blocks_a=n_blocks_a, n_blocks_b=n_blocks_b,
-        past_frames=2, future_frames=2, activation='gelu', do_skip=True,
-        centralize=True, normalize=True)
-    real_load = torch.load
-    torch.load = lambda *a, **k: {'state_dict': unet.UNet().state_dict()}
-    try:
-        model = mmprnn.Model(para)
-    finally:
-        torch.load = real_load
-    model.device = torch.device('cpu')
-    return model.eval()
-
 
 def shapes_of(module) -> dict[str, list[int]]:
     return {k: list(v.shape) for k, v in module.state_dict().items()}
@@ -87,7 +54,7 @@ def profile_all(mmprnn, unet, paper_sizes: bool) -> dict[str, dict]:
     for label, height, width, variants in sizes:
         counts[f'mmp_net_{label}'] = thop_counts(unet.UNet().eval(), torch.zeros(1, 3, height, width))
         for name, fields in variants.items():
-            model = build(mmprnn, unet, **fields)
+            model = ref.build_original(mmprnn, unet, **fields)
             counts[f'mmp_rnn_{name}'] = thop_counts(model, torch.zeros(1, 3, 3, height, width),
                                                    profile_flag=True)
     return counts
@@ -115,12 +82,14 @@ def main():
     args = parser.parse_args()
     torch.set_grad_enabled(False)
 
-    mmprnn, unet = import_original(args.original)
+    mmprnn, unet = ref.import_original(args.original)
     keys = {'mmp_net': shapes_of(unet.UNet()),
-            'mmp_rnn_full': shapes_of(build(mmprnn, unet, **ref.FULL)),
-            'mmp_rnn_tiny': shapes_of(build(mmprnn, unet, **ref.TINY))}
+            'mmp_rnn_full': shapes_of(ref.build_original(mmprnn, unet, **ref.FULL)),
+            'mmp_rnn_tiny': shapes_of(ref.build_original(mmprnn, unet, **ref.TINY))}
     ref.KEYS_FILE.write_text(json.dumps(keys, indent=0, sort_keys=True) + '\n')
-    ref.THOP_FILE.write_text(json.dumps(profile_all(mmprnn, unet, args.paper_sizes), indent=1) + '\n')
+    counts = ref.load_thop() if ref.THOP_FILE.exists() else {}  # keeps paper sizes if not redone
+    counts.update(profile_all(mmprnn, unet, args.paper_sizes))
+    ref.THOP_FILE.write_text(json.dumps(counts, indent=1) + '\n')
 
     write_torch_fixture()
     frames = ref.reference_frames()                                   # [1, T, H, W, 3] uint8
@@ -133,8 +102,8 @@ def main():
     outputs['mmp_net_prior'] = prior_net(x[0, :2]).permute(0, 2, 3, 1).numpy()
 
     for name, copy in (('attention', args.original), ('no_attention', args.original / 'MMP-RNN')):
-        mmprnn, unet = import_original(copy)
-        model = build(mmprnn, unet, **ref.TINY)
+        mmprnn, unet = ref.import_original(copy)
+        model = ref.build_original(mmprnn, unet, **ref.TINY)
         load_random(model, keys['mmp_rnn_tiny'])
         out = model(x)                                                # [1, T-4, 3, H, W]
         outputs[f'mmp_rnn_{name}'] = out.permute(0, 1, 3, 4, 2).numpy()

@@ -64,6 +64,8 @@ def test_frames_must_be_multiples_of_four(tiny):
     model, variables = tiny
     with pytest.raises(ValueError, match=r'multiples of 4; got shape \(1, 5, 18, 20, 3\)'):
         model.apply(variables, jnp.zeros((1, 5, 18, 20, 3)))
+    with pytest.raises(ValueError, match=r'frames of 12x8 are too small for MMP-Net'):
+        model.apply(variables, jnp.zeros((1, 5, 8, 12, 3)))
     with pytest.raises(ValueError, match='at least 5 frames; got 4'):
         model.apply(variables, _frames(4))
 

@@ -1,0 +1,72 @@
+"""Peak resident memory of `tools.deblur` on a short and a 10x longer clip.
+
+    python -m benchmarks.infer_memory [--variant A3B4C16F5] [--size 640x480] [--frames 30,300]
+
+Writes a random-weight checkpoint of `--variant` and, per length, a folder of synthetic
+frames (a textured image panning), then runs `python -m tools.deblur` on each in a fresh
+process and reads that process's peak RSS (`os.wait4`). Streaming means the ratio stays
+near 1. The variant only changes the speed, not how memory behaves with length.
+"""
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.report import report
+from mmp_jax.checkpoint import save_model
+from mmp_jax.models.variants import model_from_variant
+
+
+def write_clip(folder: pathlib.Path, count: int, width: int, height: int) -> None:
+    folder.mkdir()
+    texture = np.random.default_rng(0).integers(0, 256, (height + count, width + count, 3), np.uint8)
+    texture = cv2.GaussianBlur(texture, (0, 0), 3)
+    for t in range(count):
+        cv2.imwrite(str(folder / f'{t:06d}.png'), texture[t:t + height, t:t + width])
+
+
+def peak_rss_mb(argv: list[str]) -> tuple[float, float]:
+    """(peak RSS in MB, seconds) of a child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f'{" ".join(argv)} failed')
+    return usage.ru_maxrss / 1024, time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--variant', default='A3B4C16F5')
+    parser.add_argument('--size', default='640x480')
+    parser.add_argument('--frames', default='30,300')
+    parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split('x'))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        model = model_from_variant(args.variant)
+        variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, model.window, 32, 32, 3)))
+        save_model(tmp / 'ckpt', variables, {'variant': args.variant})
+        for count in (int(v) for v in args.frames.split(',')):
+            write_clip(tmp / f'in{count}', count, width, height)
+            rss, seconds = peak_rss_mb([sys.executable, '-m', 'tools.deblur', '--quiet',
+                                        '--checkpoint', str(tmp / 'ckpt'), '--input', str(tmp / f'in{count}'),
+                                        '--output', str(tmp / f'out{count}.mp4')])
+            rows.append({'frames': count, 'peak_rss_mb': rss, 'seconds': seconds})
+    for row in rows:
+        row['vs_first'] = row['peak_rss_mb'] / rows[0]['peak_rss_mb']
+    report('infer_memory', rows, args.json, variant=args.variant, size=args.size)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,35 @@
+"""Benchmark output: a printed table and a JSON file with the machine it ran on."""
+import json
+import os
+import pathlib
+import platform
+import tempfile
+
+import jax
+
+RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
+
+
+def machine() -> dict:
+    device = jax.devices()[0]
+    return {'platform': platform.platform(), 'processor': platform.processor() or platform.machine(),
+            'cpu_count': os.cpu_count(), 'jax': jax.__version__,
+            'device': f'{device.platform}:{getattr(device, "device_kind", "")}'}
+
+
+def report(name: str, rows: list[dict], json_path: str | None = None, **meta) -> pathlib.Path:
+    """Prints `rows` as a table and writes `{machine, meta, rows}` as JSON (atomically)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    cell = lambda v: f'{v:.3f}' if isinstance(v, float) else str(v)
+    widths = [max(len(c), *(len(cell(r.get(c, ''))) for r in rows)) for c in columns]
+    print('  '.join(c.rjust(w) for c, w in zip(columns, widths)))
+    for row in rows:
+        print('  '.join(cell(row.get(c, '')).rjust(w) for c, w in zip(columns, widths)))
+    path = pathlib.Path(json_path) if json_path else RESULTS_DIR / f'{name}.json'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix='.tmp')
+    with os.fdopen(fd, 'w') as handle:
+        json.dump({'benchmark': name, 'machine': machine(), **meta, 'rows': rows}, handle, indent=1)
+    os.replace(tmp, path)
+    print(f'wrote {path}')
+    return path

@@ -1,0 +1,33 @@
+"""The benchmarks still run (tiny settings) and write their JSON; no timing is asserted."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests import original_reference as ref
+
+
+def _run(tmp_path, module, *args):
+    out = tmp_path / 'result.json'
+    result = subprocess.run([sys.executable, '-m', module, '--json', str(out), *args],
+                            capture_output=True, text=True, cwd=ref.DATA_DIR.parents[1])
+    assert result.returncode == 0, result.stderr
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_infer_speed(tmp_path):
+    result = _run(tmp_path, 'benchmarks.infer_speed', '--variant', 'A1B1C4F5', '--sizes', '32x16',
+                  '--dtypes', 'float32,bfloat16', '--frames', '2', '--repeats', '1')
+    assert [(r['size'], r['dtype']) for r in result['rows']] == [('32x16', 'float32'), ('32x16', 'bfloat16')]
+    assert all(r['fps'] > 0 for r in result['rows']) and result['machine']['cpu_count'] >= 1
+
+
+@pytest.mark.slow
+def test_infer_memory(tmp_path):
+    result = _run(tmp_path, 'benchmarks.infer_memory', '--variant', 'A1B1C4F5', '--size', '32x16',
+                  '--frames', '2,6')
+    rows = result['rows']
+    assert [r['frames'] for r in rows] == [2, 6] and rows[0]['vs_first'] == 1.0
+    assert all(r['peak_rss_mb'] > 50 for r in rows)
