@@ -9,6 +9,7 @@ import pytest
 from mmp_jax import torch_pickle
 from mmp_jax.torch_pickle import CheckpointReadError, load_state_dict
 from tests import original_reference as ref
+from tools import convert_checkpoint
 
 
 def test_reads_a_torch_save_file_without_torch():
@@ -58,3 +59,13 @@ def test_not_a_checkpoint(tmp_path):
     (tmp_path / 'junk.npz').write_bytes(os.urandom(64))
     with pytest.raises(CheckpointReadError, match=r'junk.npz: cannot be read as .npz'):
         load_state_dict(tmp_path / 'junk.npz')
+
+
+def test_convert_checkpoint_refuses_it_with_exit_2(tmp_path, capsys):
+    path, target = _malicious_checkpoint(tmp_path, zipped=True)
+    out = tmp_path / 'ckpt'
+    assert convert_checkpoint.main(['--mmp-rnn', str(path), '--variant', 'A9B10C18F8',
+                                    '--out', str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f'{path}: cannot be read safely' in err and len(err.strip().splitlines()) == 1
+    assert not target.exists() and not out.exists()
