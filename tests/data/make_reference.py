@@ -17,9 +17,11 @@ paper's variants (slow: minutes on a CPU).
 """
 import argparse
 import collections
+import importlib.util
 import json
 import pathlib
 import sys
+import types
 
 import numpy as np
 import thop
@@ -73,6 +75,32 @@ def write_torch_fixture() -> None:
     torch.save({'epoch': 3, 'state_dict': state, 'best': [1.0, 'x']}, ref.TORCH_FIXTURE)
 
 
+def loss_references(original: pathlib.Path) -> dict[str, np.ndarray]:
+    """The original's `L1_Charbonnier_loss_color` and `L1GradientLoss` on random frames.
+
+    `train/loss.py` imports torchvision (only for a perceptual loss not used here) and moves
+    its gradient kernels to CUDA in a constructor: torchvision is stubbed and `.cuda()` is the
+    identity while the module loads and the losses are built."""
+    sys.modules.setdefault('torchvision', types.ModuleType('torchvision'))
+    sys.modules.setdefault('torchvision.models', types.ModuleType('torchvision.models'))
+    spec = importlib.util.spec_from_file_location('original_loss', original / 'train' / 'loss.py')
+    loss = importlib.util.module_from_spec(spec)
+    real_cuda = torch.Tensor.cuda
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    try:
+        spec.loader.exec_module(loss)
+        charbonnier, gradient = loss.L1_Charbonnier_loss_color(None), loss.L1GradientLoss(None)
+    finally:
+        torch.Tensor.cuda = real_cuda
+    rng = np.random.default_rng(ref.SEED)
+    output = rng.uniform(0, 1, (2, 20, 24, 3)).astype(np.float32)  # [N, H, W, 3] in [0, 1]
+    target = rng.uniform(0, 1, (2, 20, 24, 3)).astype(np.float32)
+    nchw = lambda x: torch.from_numpy(x - 0.5).permute(0, 3, 1, 2)  # the original's range
+    return {'loss_output': output, 'loss_target': target,
+            'loss_charbonnier': charbonnier(nchw(output), nchw(target)).numpy(),
+            'loss_gradient': gradient(nchw(output), nchw(target)).numpy()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--original', type=pathlib.Path, required=True,
@@ -95,7 +123,7 @@ def main():
     frames = ref.reference_frames()                                   # [1, T, H, W, 3] uint8
     x = (torch.from_numpy(frames).float() - 127.5) / 255.0            # the original's normalize()
     x = x.permute(0, 1, 4, 2, 3).contiguous()                         # [1, T, 3, H, W]
-    outputs = {'frames': frames}
+    outputs = {'frames': frames, **loss_references(args.original)}
 
     prior_net = unet.UNet().eval()
     load_random(prior_net, keys['mmp_net'])
