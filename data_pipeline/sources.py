@@ -92,6 +92,54 @@ def open_frames(path: str | pathlib.Path, folder_fps: float = 25.0) -> FrameSour
                        fps if fps > 0 else folder_fps)
 
 
-def read_frame_folder(folder: str | pathlib.Path) -> np.ndarray:
-    """All frames of a folder, uint8 `[T, H, W, 3]`; every frame must have the first's size."""
-    return np.stack(list(_iter_folder(list_frames(folder))))
+
+
+
+# --- data set layouts -----------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class SequenceRef:
+    """A sequence on disk: `sharp` frames (high-fps sources) or `blurry` + `sharp` pairs."""
+    name: str
+    sharp: pathlib.Path
+    blurry: pathlib.Path | None = None
+
+
+def _split_folder(root: pathlib.Path, split: str) -> pathlib.Path:
+    folder = root / split
+    if not folder.is_dir():
+        raise SourceError(f'{root}: no {split!r} split (expected {folder})')
+    sequences = sorted((p for p in folder.iterdir() if p.is_dir()), key=natural_key)
+    if not sequences:
+        raise SourceError(f'{folder}: no sequence folders')
+    return folder
+
+
+def _require(path: pathlib.Path) -> pathlib.Path:
+    list_frames(path)  # raises SourceError naming the folder when absent or empty
+    return path
+
+
+def gopro_raw_sequences(root: str | pathlib.Path, split: str) -> list[SequenceRef]:
+    """Raw high-fps GOPRO (`GOPRO_Large_all/<split>/<seq>/*.png`): sharp frames only."""
+    folder = _split_folder(pathlib.Path(root), split)
+    return [SequenceRef(p.name, _require(p)) for p in sorted(folder.iterdir(), key=natural_key) if p.is_dir()]
+
+
+def gopro_sequences(root: str | pathlib.Path, split: str) -> list[SequenceRef]:
+    """GOPRO benchmark (`<split>/<seq>/blur`, `<seq>/sharp`)."""
+    folder = _split_folder(pathlib.Path(root), split)
+    return [SequenceRef(p.name, _require(p / 'sharp'), _require(p / 'blur'))
+            for p in sorted(folder.iterdir(), key=natural_key) if p.is_dir()]
+
+
+def bsd_sequences(root: str | pathlib.Path, split: str) -> list[SequenceRef]:
+    """BSD (`<split>/<seq>/Blur/RGB`, `<seq>/Sharp/RGB`)."""
+    folder = _split_folder(pathlib.Path(root), split)
+    return [SequenceRef(p.name, _require(p / 'Sharp' / 'RGB'), _require(p / 'Blur' / 'RGB'))
+            for p in sorted(folder.iterdir(), key=natural_key) if p.is_dir()]
+
+
+def read_all(path: str | pathlib.Path) -> np.ndarray:
+    """Every frame of a folder or video, uint8 `[T, H, W, 3]` (SourceError as `open_frames`)."""
+    return np.stack(list(open_frames(path).frames))

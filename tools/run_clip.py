@@ -17,7 +17,7 @@ import numpy as np
 from absl import app
 from ml_collections import config_flags
 
-from data_pipeline.sources import SourceError, read_frame_folder
+from data_pipeline.sources import SourceError, read_all
 from mmp_jax.models.macs import count_params
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import DOWNSAMPLE
@@ -29,7 +29,7 @@ REPEATS = 3
 
 
 def run(config) -> dict:
-    frames_u8 = read_frame_folder(config.frames_dir)
+    frames_u8 = read_all(config.frames_dir)
     height, width = (s - s % DOWNSAMPLE for s in frames_u8.shape[1:3])  # crop to multiples of 4
     frames = jnp.asarray(frames_u8[None, :, :height, :width].astype(np.float32) / 255.0)
     model = model_from_config(config.model)

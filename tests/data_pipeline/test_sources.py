@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipeline.sources import SourceError, list_frames, read_frame_folder
+from data_pipeline.sources import SourceError, list_frames, read_all
 
 
 def _write(path, height=8, width=12, value=0):
@@ -14,20 +14,20 @@ def test_frames_in_natural_order_as_rgb(tmp_path):
         _write(tmp_path / f'frame{i}.png', value=i)
     (tmp_path / 'notes.txt').write_text('not a frame')
     assert [p.name for p in list_frames(tmp_path)] == ['frame1.png', 'frame2.png', 'frame10.png']
-    frames = read_frame_folder(tmp_path)
+    frames = read_all(tmp_path)
     assert frames.shape == (3, 8, 12, 3) and frames.dtype == np.uint8
     assert frames[:, 0, 0, 0].tolist() == [1, 2, 10]
 
 
 def test_bad_folders_name_the_path_and_problem(tmp_path):
     with pytest.raises(SourceError, match=f'{tmp_path}: no frames'):
-        read_frame_folder(tmp_path)
-    with pytest.raises(SourceError, match='not a folder'):
-        read_frame_folder(tmp_path / 'missing')
+        read_all(tmp_path)
+    with pytest.raises(SourceError, match='no such file or folder'):
+        read_all(tmp_path / 'missing')
     _write(tmp_path / '0.png')
     (tmp_path / '1.png').write_bytes(b'\x89PNG broken')
     with pytest.raises(SourceError, match=r'1.png: cannot be read as an image'):
-        read_frame_folder(tmp_path)
+        read_all(tmp_path)
     _write(tmp_path / '1.png', width=14)
     with pytest.raises(SourceError, match=r'1.png: size 14x8 differs from 0.png \(12x8\)'):
-        read_frame_folder(tmp_path)
+        read_all(tmp_path)

@@ -1,0 +1,161 @@
+"""Builds a data set once: frames -> blurry frames, targets and MMP (flows computed once) ->
+TFRecord shards (schema in `data_pipeline.tfrecords`).
+
+    python -m tools.export_tfrecords --source {synthetic,gopro_raw,gopro,bsd,frames,video} \\
+        --input PATH --flow {exact,dis} --out DIR [--split train] [--num-shards 8] \\
+        [--workers N] [--seed 0] [--crf crf.npy] [--num-sequences 8]
+
+High-fps sources (synthetic, gopro_raw, frames, video) are blurred here (Eq. 1, N from 7..13)
+with their MMP (Eq. 2-3); GOPRO benchmark and BSD come blurred and are stored as pairs.
+Sequences are split over shards (whole sequences, in order); shards are written by all
+cores, each atomically, and listed in `manifest.json` when done: run the same command again
+after an interruption and it finishes the missing shards, giving the same bytes as an
+uninterrupted export. Bad input ends with one line naming the path and the problem (exit 2)
+and nothing written to --out.
+"""
+import argparse
+import dataclasses
+import multiprocessing
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+import tqdm
+
+from data_pipeline import build, flow, sources, synthetic, tfrecords
+from data_pipeline.blur import gamma_response, load_crf_npy
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow only writes records here
+SOURCES = ('synthetic', 'gopro_raw', 'gopro', 'bsd', 'frames', 'video')
+HIGH_FPS = ('synthetic', 'gopro_raw', 'frames', 'video')
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What one shard holds and how to make it; picklable for the worker processes."""
+    shard: int
+    sequences: tuple[tuple[int, str], ...]   # (index in the data set, name)
+    args: argparse.Namespace
+
+
+def list_sequences(args) -> list:
+    """The data set's sequences (names or SequenceRefs), validated before anything is written."""
+    if args.source == 'synthetic':
+        return [f'scene{i:03d}' for i in range(args.num_sequences)]
+    if args.source in ('frames', 'video'):
+        path = pathlib.Path(args.input)
+        sources.open_frames(path)  # validates: missing, empty, not a video
+        return [sources.SequenceRef(path.stem, path)]
+    reader = {'gopro_raw': sources.gopro_raw_sequences, 'gopro': sources.gopro_sequences,
+              'bsd': sources.bsd_sequences}[args.source]
+    return reader(args.input, args.split)
+
+
+def sequence_frames(args, index: int, entry) -> list[build.BlurryFrame]:
+    rng = np.random.default_rng([args.seed, index])
+    if args.source == 'synthetic':
+        scene = synthetic.make_scene(seed=args.seed * 100003 + index, length=args.frames_per_sequence,
+                                     height=args.height, width=args.width)
+        sharp, backend = scene.frames, flow.exact_backend(scene.frames, scene.forward, scene.backward)
+    else:
+        sharp = sources.read_all(entry.sharp)
+        if entry.blurry is not None:
+            return list(build.paired_sequence(sources.read_all(entry.blurry), sharp))
+        backend = flow.dis_backend()
+    if args.flow == 'dis':
+        backend = flow.dis_backend()
+    response = load_crf_npy(args.crf) if args.crf else gamma_response()
+    return list(build.blur_sequence(sharp, backend, response, rng))
+
+
+def make_shard(job: Job) -> tuple[dict, int]:
+    entries = list_sequences(job.args)
+    records = []
+    for index, name in job.sequences:
+        for frame in sequence_frames(job.args, index, entries[index]):
+            records.append(tfrecords.frame_example(job.args.source, name, frame.index, frame.window,
+                                                   frame.blurry, frame.sharp, frame.mmp))
+    out = pathlib.Path(job.args.out)
+    path = out / tfrecords.shard_name(job.args.name, job.shard, job.args.num_shards)
+    return tfrecords.write_shard(path, records), len(job.sequences)
+
+
+def settings(args) -> dict:
+    keys = ('source', 'input', 'split', 'flow', 'seed', 'crf', 'num_shards', 'num_sequences',
+            'frames_per_sequence', 'height', 'width', 'name')
+    return {k: getattr(args, k) for k in keys}
+
+
+def export(args) -> dict:
+    entries = list_sequences(args)
+    if args.source == 'synthetic' and args.flow not in ('exact', 'dis'):
+        raise ValueError(f'unknown flow {args.flow!r}')
+    if args.flow == 'exact' and args.source != 'synthetic':
+        raise ValueError(f'--flow exact needs --source synthetic (only synthetic scenes know their flow)')
+    args.num_shards = min(args.num_shards, len(entries))
+    names = [e if isinstance(e, str) else e.name for e in entries]
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob('.*.tmp'):  # left by an export that was killed
+        stale.unlink()
+    manifest = tfrecords.load_manifest(out)
+    if manifest and manifest.get('settings') != settings(args):
+        raise ValueError(f'{out}: holds an export made with other settings; use a new --out')
+    manifest = {'settings': settings(args), 'shards': manifest.get('shards', {})}
+    done = {int(k) for k, v in manifest['shards'].items()
+            if (out / v['file']).is_file() and (out / v['file']).stat().st_size == v['bytes']}
+    jobs = [Job(s, tuple((i, names[i]) for i in range(s, len(names), args.num_shards)), args)
+            for s in range(args.num_shards) if s not in done]
+    start = time.perf_counter()
+    with multiprocessing.get_context('spawn').Pool(max(1, min(args.workers, len(jobs) or 1))) as pool, \
+            tqdm.tqdm(total=args.num_shards, initial=len(done), unit='shard', disable=args.quiet) as bar:
+        for (shard, count), job in zip(pool.imap(make_shard, jobs), jobs):
+            manifest['shards'][str(job.shard)] = shard
+            tfrecords.save_manifest(out, manifest)
+            bar.update(1)
+    shards = manifest['shards'].values()
+    return {'sequences': len(names), 'frames': sum(s['records'] for s in shards),
+            'bytes': sum(s['bytes'] for s in shards), 'seconds': time.perf_counter() - start,
+            'shards': len(shards), 'resumed_from': len(done)}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--source', choices=SOURCES, required=True)
+    parser.add_argument('--input', help='data set root, frame folder or video (not for synthetic)')
+    parser.add_argument('--split', default='train', help='train / test / valid (gopro_raw, gopro, bsd)')
+    parser.add_argument('--flow', choices=('exact', 'dis'), default='dis')
+    parser.add_argument('--out', required=True)
+    parser.add_argument('--name', default='mmp', help='shard file prefix')
+    parser.add_argument('--num-shards', type=int, default=8)
+    parser.add_argument('--workers', type=int, default=multiprocessing.cpu_count())
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--crf', help="the original's crf.npy (default: a gamma 2.2 curve)")
+    parser.add_argument('--num-sequences', type=int, default=8, help='synthetic scenes')
+    parser.add_argument('--frames-per-sequence', type=int, default=120, help='sharp frames per synthetic scene')
+    parser.add_argument('--height', type=int, default=128, help='synthetic frame height')
+    parser.add_argument('--width', type=int, default=192, help='synthetic frame width')
+    parser.add_argument('--quiet', action='store_true')
+    args = parser.parse_args(argv)
+    if args.source != 'synthetic' and not args.input:
+        parser.error(f'--input is needed for --source {args.source}')
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = export(args)
+    except (sources.SourceError, ValueError) as error:
+        print(f'export_tfrecords: {error}', file=sys.stderr)
+        return 2
+    print(f'{summary["sequences"]} sequences, {summary["frames"]} frames, {summary["bytes"] / 1e6:.1f} MB '
+          f'in {summary["shards"]} shards, {summary["seconds"]:.1f} s'
+          + (f' (resumed: {summary["resumed_from"]} shards were done)' if summary['resumed_from'] else ''))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
