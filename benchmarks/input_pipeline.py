@@ -1,0 +1,105 @@
+"""Input pipeline throughput next to the time of one training step on the same batch.
+
+    python -m benchmarks.input_pipeline [--records DIR] [--batch 8] [--length 10] [--patch 256] \\
+        [--batches 20] [--variant A9B10C18F8] [--step-repeats 2]
+
+Without --records, synthetic records large enough for 256 x 256 patches are exported first
+(exact flow). Reports batches per second of the tf.data pipeline and of the numpy reader
+(median of 3 timed runs of --batches batches, after one warm-up batch), and the seconds of
+one jitted training step of --variant on the same batch (Charbonnier + 0.5 gradient loss,
+Adam; median of --step-repeats after compilation). The pipeline keeps up when its batches per
+second exceed 1 / step seconds on the accelerator the step runs on.
+"""
+import argparse
+import pathlib
+import statistics
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from benchmarks.report import report
+from data_pipeline import input_pipeline
+from mmp_jax import losses
+from mmp_jax.models.variants import model_from_variant
+from tools import export_tfrecords
+
+
+def batches_per_second(iterator, count: int) -> float:
+    next(iterator)  # warm-up: tracing, caches, first files
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(count):
+            next(iterator)
+        runs.append(count / (time.perf_counter() - start))
+    return statistics.median(runs)
+
+
+def step_seconds(variant: str, batch: dict, repeats: int) -> float:
+    model = model_from_variant(variant)
+    variables = jax.jit(model.init)(jax.random.key(0), batch['blurry'][:1, :model.window])
+    frozen = {k: v for k, v in variables.items() if k != 'params'}
+    optimizer = optax.adam(5e-4)
+    state = (variables['params'], optimizer.init(variables['params']))
+
+    @jax.jit
+    def step(state, blurry, sharp):
+        def loss_fn(params):
+            out = model.apply({'params': params, **frozen}, blurry)
+            target = sharp[:, model.past_frames:sharp.shape[1] - model.future_frames]
+            return losses.total_loss(out, target, weights={'charbonnier': 1.0, 'gradient': 0.5})[0]
+        params, opt_state = state
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    blurry, sharp = jnp.asarray(batch['blurry']), jnp.asarray(batch['sharp'])
+    state, loss = step(state, blurry, sharp)  # compilation
+    loss.block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state, loss = step(state, blurry, sharp)
+        loss.block_until_ready()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--records', help='an exported data set (default: make a synthetic one)')
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--length', type=int, default=10)
+    parser.add_argument('--patch', type=int, default=256)
+    parser.add_argument('--batches', type=int, default=20)
+    parser.add_argument('--variant', default='A9B10C18F8')
+    parser.add_argument('--step-repeats', type=int, default=2)
+    parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        records = args.records
+        if records is None:
+            records = str(pathlib.Path(tmp) / 'records')
+            side = args.patch + 32
+            export_tfrecords.main(['--source', 'synthetic', '--flow', 'exact', '--out', records, '--quiet',
+                                   '--num-sequences', '8', '--num-shards', '8', '--height', str(side),
+                                   '--width', str(side + 64), '--frames-per-sequence', str(14 * args.length)])
+        files = input_pipeline.record_files(records)
+        tf_iter = input_pipeline.train_dataset(files, args.length, args.patch, args.batch, seed=0).as_numpy_iterator()
+        tf_rate = batches_per_second(tf_iter, args.batches)
+        np_rate = batches_per_second(input_pipeline.numpy_train_batches(files, args.length, args.patch,
+                                                                        args.batch, seed=0), args.batches)
+        seconds = step_seconds(args.variant, next(tf_iter), args.step_repeats)
+    shape = f'{args.batch}x{args.length}x{args.patch}x{args.patch}'
+    rows = [{'what': 'tf.data batches/s', 'value': tf_rate, 'batch': shape},
+            {'what': 'numpy reader batches/s', 'value': np_rate, 'batch': shape},
+            {'what': f'{args.variant} train step s', 'value': seconds, 'batch': shape},
+            {'what': 'tf.data batches per step', 'value': tf_rate * seconds, 'batch': shape}]
+    report('input_pipeline', rows, args.json, device=str(jax.devices()[0]))
+
+
+if __name__ == '__main__':
+    main()
