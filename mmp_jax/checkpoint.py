@@ -176,3 +176,16 @@ def load_model(directory: str | pathlib.Path) -> tuple[MMPRNN, dict, dict]:
     except (ValueError, KeyError) as error:
         raise CheckpointError(f'{directory}: unusable model config: {error}') from None
     return model, load_variables(directory, expected_variables(model)), config
+
+
+def convert_raft_state_dict(state_dict: Mapping[str, np.ndarray]) -> dict[str, dict]:
+    """Official RAFT state_dict (`raft-things.pth`, `raft-small.pth`) -> Flax variables of
+    `mmp_jax.models.raft.RAFT`. A strided block's `downsample.1` is the same module as its
+    `norm3` (`norm4` in bottlenecks), so the state_dict holds it twice; PyTorch loads the
+    `downsample.1` copy last, so that one is kept."""
+    state = without_data_parallel_prefix(state_dict)
+    for key in [k for k in state if '.downsample.1.' in k]:
+        block, leaf = key.split('.downsample.1.')
+        norm = 'norm4' if f'{block}.norm4.{leaf}' in state else 'norm3'
+        state[f'{block}.{norm}.{leaf}'] = state.pop(key)
+    return convert_state_dict(state)

@@ -29,6 +29,7 @@ PAPER = {  # the paper's variants (Tables 2, 3), counted at 1280x720
     'A9B10C18': FULL,
 }
 FRAMES, HEIGHT, WIDTH = 7, 36, 44
+RAFT_ITERS = 3
 SEED = 20221023
 
 

@@ -33,11 +33,14 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
             f'unknown activation {name!r}; accepted: {", ".join(sorted(_ACTIVATIONS))}') from None
 
 
-def conv(features: int, kernel: int, stride: int = 1, name: str | None = None) -> nn.Conv:
-    """`nn.Conv2d(k, stride, padding=k // 2, bias=True)`: symmetric PyTorch padding."""
-    pad = kernel // 2
-    return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
-                   padding=((pad, pad), (pad, pad)), kernel_init=torch_like_init, name=name)
+def conv(features: int, kernel: int | tuple[int, int], stride: int = 1,
+         name: str | None = None) -> nn.Conv:
+    """`nn.Conv2d(k, stride, padding=k // 2, bias=True)`: symmetric PyTorch padding
+    (a `(kh, kw)` kernel gets `(kh // 2, kw // 2)`)."""
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    return nn.Conv(features, (kh, kw), strides=(stride, stride),
+                   padding=((kh // 2, kh // 2), (kw // 2, kw // 2)), kernel_init=torch_like_init,
+                   name=name)
 
 
 def conv_transpose(features: int, kernel: int, stride: int, padding: int, output_padding: int,

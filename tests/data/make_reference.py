@@ -2,7 +2,8 @@
 
     git clone https://github.com/sollynoay/MMP-RNN /tmp/MMP-RNN   # or the search tool's fetch
     pip install torch==2.13.0 thop pillow opencv-python-headless numpy
-    python tests/data/make_reference.py --original /tmp/MMP-RNN/MMP-RNN [--paper-sizes]
+    git clone https://github.com/princeton-vl/RAFT /tmp/RAFT
+    python tests/data/make_reference.py --original /tmp/MMP-RNN/MMP-RNN --raft /tmp/RAFT/core [--paper-sizes]
 
 `--original` is the outer copy (`MMP-RNN/`, whose fusion applies channel attention); its
 inner copy `MMP-RNN/MMP-RNN/` (attention line commented out) is run as well. The original
@@ -23,6 +24,7 @@ import pathlib
 import sys
 import types
 
+import cv2
 import numpy as np
 import thop
 import torch
@@ -101,10 +103,40 @@ def loss_references(original: pathlib.Path) -> dict[str, np.ndarray]:
             'loss_gradient': gradient(nchw(output), nchw(target)).numpy()}
 
 
+def raft_references(core: pathlib.Path) -> tuple[dict, dict]:
+    """Key shapes and outputs of the official RAFT (princeton-vl/RAFT `core/`), small and
+    large, seeded random weights, 3 iterations, on a 128x160 pair (the second image is the
+    first shifted by (3, 2) pixels). Smaller images make the coarsest correlation level one
+    pixel wide, where the official look-up divides by zero."""
+    for name in list(sys.modules):
+        if name.split('.')[0] in ('raft', 'update', 'extractor', 'corr', 'utils'):
+            del sys.modules[name]
+    sys.path.insert(0, str(core))
+    try:
+        import raft  # noqa: PLC0415
+    finally:
+        sys.path.remove(str(core))
+    rng = np.random.default_rng(ref.SEED)
+    scene = cv2.GaussianBlur(rng.uniform(0, 255, (136, 168, 3)).astype(np.float32), (0, 0), 2)
+    image1, image2 = scene[4:132, 4:164], scene[2:130, 1:161]
+    keys, outputs = {}, {'raft_image1': image1, 'raft_image2': image2}
+    for size in ('small', 'large'):
+        args = argparse.Namespace(small=size == 'small', mixed_precision=False, alternate_corr=False, dropout=0)
+        model = raft.RAFT(args).eval()
+        keys[f'raft_{size}'] = shapes_of(model)
+        load_random(model, keys[f'raft_{size}'])
+        nchw = lambda x: torch.from_numpy(x).permute(2, 0, 1)[None]
+        _, flow = model(nchw(image1), nchw(image2), iters=ref.RAFT_ITERS, test_mode=True)
+        outputs[f'raft_{size}_flow'] = flow.permute(0, 2, 3, 1).numpy()
+    return keys, outputs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--original', type=pathlib.Path, required=True,
                         help='the outer MMP-RNN/ folder of sollynoay/MMP-RNN')
+    parser.add_argument('--raft', type=pathlib.Path, required=True,
+                        help='the core/ folder of princeton-vl/RAFT')
     parser.add_argument('--paper-sizes', action='store_true',
                         help='also count MACs of the paper variants at 1280x720')
     args = parser.parse_args()
@@ -114,6 +146,8 @@ def main():
     keys = {'mmp_net': shapes_of(unet.UNet()),
             'mmp_rnn_full': shapes_of(ref.build_original(mmprnn, unet, **ref.FULL)),
             'mmp_rnn_tiny': shapes_of(ref.build_original(mmprnn, unet, **ref.TINY))}
+    raft_keys, raft_outputs = raft_references(args.raft)
+    keys.update(raft_keys)
     ref.KEYS_FILE.write_text(json.dumps(keys, indent=0, sort_keys=True) + '\n')
     counts = ref.load_thop() if ref.THOP_FILE.exists() else {}  # keeps paper sizes if not redone
     counts.update(profile_all(mmprnn, unet, args.paper_sizes))
@@ -123,7 +157,7 @@ def main():
     frames = ref.reference_frames()                                   # [1, T, H, W, 3] uint8
     x = (torch.from_numpy(frames).float() - 127.5) / 255.0            # the original's normalize()
     x = x.permute(0, 1, 4, 2, 3).contiguous()                         # [1, T, 3, H, W]
-    outputs = {'frames': frames, **loss_references(args.original)}
+    outputs = {'frames': frames, **loss_references(args.original), **raft_outputs}
 
     prior_net = unet.UNet().eval()
     load_random(prior_net, keys['mmp_net'])
