@@ -2,7 +2,7 @@
 TFRecord shards (schema in `data_pipeline.tfrecords`).
 
     python -m tools.export_tfrecords --source {synthetic,gopro_raw,gopro,bsd,frames,video} \\
-        --input PATH --flow {exact,dis} --out DIR [--split train] [--num-shards 8] \\
+        --input PATH --flow {exact,dis,raft} [--raft-checkpoint P] --out DIR [--split train] [--num-shards 8] \\
         [--workers N] [--seed 0] [--crf crf.npy] [--num-sequences 8]
 
 High-fps sources (synthetic, gopro_raw, frames, video) are blurred here (Eq. 1, N from 7..13)
@@ -15,6 +15,7 @@ and nothing written to --out.
 """
 import argparse
 import dataclasses
+import functools
 import multiprocessing
 import os
 import pathlib
@@ -26,6 +27,7 @@ import tqdm
 
 from data_pipeline import build, flow, sources, synthetic, tfrecords
 from data_pipeline.blur import gamma_response, load_crf_npy
+from mmp_jax.raft_backend import raft_backend
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow only writes records here
 SOURCES = ('synthetic', 'gopro_raw', 'gopro', 'bsd', 'frames', 'video')
@@ -53,19 +55,27 @@ def list_sequences(args) -> list:
     return reader(args.input, args.split)
 
 
+@functools.lru_cache(maxsize=1)
+def _raft(checkpoint: str, size: str) -> flow.FlowBackend:
+    return raft_backend(checkpoint, size)  # loaded once per worker process
+
+
 def sequence_frames(args, index: int, entry) -> list[build.BlurryFrame]:
     rng = np.random.default_rng([args.seed, index])
     if args.source == 'synthetic':
         scene = synthetic.make_scene(seed=args.seed * 100003 + index, length=args.frames_per_sequence,
                                      height=args.height, width=args.width)
-        sharp, backend = scene.frames, flow.exact_backend(scene.frames, scene.forward, scene.backward)
+        sharp = scene.frames
     else:
         sharp = sources.read_all(entry.sharp)
         if entry.blurry is not None:
             return list(build.paired_sequence(sources.read_all(entry.blurry), sharp))
+    if args.flow == 'exact':
+        backend = flow.exact_backend(scene.frames, scene.forward, scene.backward)
+    elif args.flow == 'dis':
         backend = flow.dis_backend()
-    if args.flow == 'dis':
-        backend = flow.dis_backend()
+    else:
+        backend = _raft(args.raft_checkpoint, args.raft_size)
     response = load_crf_npy(args.crf) if args.crf else gamma_response()
     return list(build.blur_sequence(sharp, backend, response, rng))
 
@@ -83,15 +93,16 @@ def make_shard(job: Job) -> tuple[dict, int]:
 
 
 def settings(args) -> dict:
-    keys = ('source', 'input', 'split', 'flow', 'seed', 'crf', 'num_shards', 'num_sequences',
+    keys = ('source', 'input', 'split', 'flow', 'raft_checkpoint', 'raft_size', 'seed', 'crf', 'num_shards', 'num_sequences',
             'frames_per_sequence', 'height', 'width', 'name')
     return {k: getattr(args, k) for k in keys}
 
 
 def export(args) -> dict:
     entries = list_sequences(args)
-    if args.source == 'synthetic' and args.flow not in ('exact', 'dis'):
-        raise ValueError(f'unknown flow {args.flow!r}')
+    if args.flow == 'raft' and not pathlib.Path(args.raft_checkpoint or '').is_file():
+        raise ValueError(f'{args.raft_checkpoint}: RAFT weights not found; get raft-things.pth from '
+                         f'princeton-vl/RAFT (models.zip) and pass --raft-checkpoint')
     if args.flow == 'exact' and args.source != 'synthetic':
         raise ValueError(f'--flow exact needs --source synthetic (only synthetic scenes know their flow)')
     args.num_shards = min(args.num_shards, len(entries))
@@ -126,7 +137,9 @@ def parse_args(argv=None):
     parser.add_argument('--source', choices=SOURCES, required=True)
     parser.add_argument('--input', help='data set root, frame folder or video (not for synthetic)')
     parser.add_argument('--split', default='train', help='train / test / valid (gopro_raw, gopro, bsd)')
-    parser.add_argument('--flow', choices=('exact', 'dis'), default='dis')
+    parser.add_argument('--flow', choices=('exact', 'dis', 'raft'), default='dis')
+    parser.add_argument('--raft-checkpoint', help='official RAFT weights (raft-things.pth) for --flow raft')
+    parser.add_argument('--raft-size', choices=('large', 'small'), default='large')
     parser.add_argument('--out', required=True)
     parser.add_argument('--name', default='mmp', help='shard file prefix')
     parser.add_argument('--num-shards', type=int, default=8)

@@ -8,8 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from data_pipeline.synthetic import make_scene
 from mmp_jax.checkpoint import check_same_structure, convert_raft_state_dict
 from mmp_jax.models.raft import RAFT, raft_flow
+from mmp_jax.raft_backend import raft_backend
 from tests import original_reference as ref
 
 
@@ -42,3 +44,15 @@ def test_raft_flow_pads_and_crops_any_size():
         model.apply(variables, images, images)
     with pytest.raises(ValueError, match='at least 128x128'):
         model.apply(variables, images[:, :64, :64], images[:, :64, :64])
+
+
+def test_raft_backend_reads_official_keys_and_gives_both_directions(tmp_path):
+    state = ref.random_state_dict(ref.load_keys()['raft_small'])
+    np.savez(tmp_path / 'raft-small.npz', **{f'module.{k}': v for k, v in state.items()})
+    flows = raft_backend(tmp_path / 'raft-small.npz', 'small', iters=2)
+    scene = make_scene(0, length=3, height=128, width=136)
+    forward, backward = flows(scene.frames)
+    assert forward.shape == backward.shape == (2, 128, 136, 2)
+    assert np.isfinite(forward).all() and not np.array_equal(forward, backward)
+    with pytest.raises(FileNotFoundError, match='raft-things.pth'):
+        raft_backend(tmp_path / 'missing.pth')

@@ -1,0 +1,38 @@
+"""RAFT as a flow backend of `data_pipeline.flow` (the signature `FlowBackend`).
+
+Weights are the official checkpoints (princeton-vl/RAFT `models.zip`: `raft-things.pth` for
+'large', as the original MMP ground truth uses, or `raft-small.pth`), read without running
+code (`mmp_jax.torch_pickle`) and converted on load. Nothing is downloaded.
+"""
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from data_pipeline.flow import FlowBackend
+from mmp_jax.checkpoint import check_same_structure, convert_raft_state_dict
+from mmp_jax.models.raft import RAFT, raft_flow
+from mmp_jax.torch_pickle import load_state_dict
+
+ITERATIONS = 20  # as the original's PrepareGTMMP notebook
+
+
+def raft_backend(checkpoint: str | pathlib.Path, size: str = 'large', iters: int = ITERATIONS) -> FlowBackend:
+    path = pathlib.Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f'{path}: RAFT weights not found; get raft-things.pth (large) or '
+                                f'raft-small.pth from princeton-vl/RAFT (models.zip) and pass its path')
+    model = RAFT(size, iters)
+    variables = convert_raft_state_dict(load_state_dict(path))
+    probe = jnp.zeros((1, 128, 128, 3))
+    check_same_structure(variables, jax.eval_shape(model.init, jax.random.key(0), probe, probe), str(path))
+    flow_fn = jax.jit(lambda v, a, b: raft_flow(model, v, a, b))
+
+    def flows(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        first = jnp.asarray(frames[:-1], jnp.float32)
+        second = jnp.asarray(frames[1:], jnp.float32)
+        forward = [np.asarray(flow_fn(variables, a[None], b[None])[0]) for a, b in zip(first, second)]
+        backward = [np.asarray(flow_fn(variables, b[None], a[None])[0]) for a, b in zip(first, second)]
+        return np.stack(forward), np.stack(backward)
+    return flows
