@@ -131,3 +131,30 @@ def train_dataset(files: list[str], length: int, patch: int, batch_size: int, se
     return (tf.data.Dataset.zip((shuffled, keys))
             .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(options))
+
+
+def eval_sequences(files: list[str], process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
+    """Whole sequences for evaluation, spread over hosts so each counts exactly once.
+
+    Sequences (all shards, by name) go to hosts in turn; every host yields the same number of
+    items, the missing ones padded with a copy of a real sequence whose `mask` is 0, so hosts
+    stay in step. Items: `name`, `blurry`, `sharp` uint8 `[T, H, W, 3]`, `mmp` float32
+    `[T, H, W, 1]` or None, `mask` 1.0 (count it) or 0.0 (padding).
+    """
+    by_name: dict[str, list[dict]] = {}
+    for path in files:
+        for frame in tfrecords.read_examples(path):
+            by_name.setdefault(frame['sequence'], []).append(frame)
+    if not by_name:
+        raise ValueError(f'no frames in {files}')
+    names = sorted(by_name)
+    per_host = -(-len(names) // process_count)
+    mine = names[process_index::process_count]
+    for slot in range(per_host):
+        real = slot < len(mine)
+        frames = sorted(by_name[mine[slot] if real else names[0]], key=lambda f: f['index'])
+        yield {'name': mine[slot] if real else names[0],
+               'blurry': np.stack([f['blurry'] for f in frames]),
+               'sharp': np.stack([f['sharp'] for f in frames]),
+               'mmp': None if frames[0]['mmp'] is None else np.stack([f['mmp'] for f in frames]),
+               'mask': 1.0 if real else 0.0}

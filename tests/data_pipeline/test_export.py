@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from data_pipeline import synthetic, tfrecords
+from data_pipeline.blur import gamma_response, synthesize_blur
 from data_pipeline.motion import window_mmp
 from tests import original_reference as ref
 from tools import export_tfrecords
@@ -39,6 +40,7 @@ def test_records_give_back_the_frames_and_the_true_mmp(exported):
         assert 7 <= n <= 13
         window = scene.frames[start:start + n]
         np.testing.assert_array_equal(example['sharp'], window[n // 2])  # bit-exact through PNG
+        np.testing.assert_array_equal(example['blurry'], synthesize_blur(window, gamma_response()))
         truth = window_mmp(scene.forward[start:start + n - 1], scene.backward[start:start + n - 1])
         assert np.abs(example['mmp'] - truth).max() <= 1e-3
         start += n

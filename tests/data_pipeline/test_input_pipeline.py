@@ -59,3 +59,14 @@ def test_hosts_get_disjoint_shards(records):
 def test_a_folder_without_records_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match='no finished shards'):
         input_pipeline.record_files(tmp_path)
+
+
+@pytest.mark.parametrize('hosts', [1, 2, 3])
+def test_eval_sequences_count_each_sequence_once_on_any_number_of_hosts(records, hosts):
+    items = [list(input_pipeline.eval_sequences(records, i, hosts)) for i in range(hosts)]
+    assert len({len(host) for host in items}) == 1  # hosts stay in step
+    counted = sorted(item['name'] for host in items for item in host if item['mask'] == 1.0)
+    assert counted == ['a', 'b']
+    item = items[0][0]
+    assert item['blurry'].shape == (5, 24, 40, 3) and item['mmp'].shape == (5, 24, 40, 1)
+    np.testing.assert_array_equal(np.diff(item['blurry'].astype(int), axis=0), 10)  # in order
