@@ -22,6 +22,8 @@ class BlurryFrame:
     blurry: np.ndarray          # uint8 [H, W, 3]
     sharp: np.ndarray           # uint8 [H, W, 3]
     mmp: np.ndarray | None      # float32 [H, W, 1] in [0, 1]
+    forward: np.ndarray | None = None   # float32 [N-1, H, W, 2]: the window's flows
+    backward: np.ndarray | None = None
 
 
 def draw_windows(num_sharp: int, rng: np.random.Generator,
@@ -45,8 +47,9 @@ def blur_sequence(sharp: np.ndarray, flows: FlowBackend, response: CameraRespons
     forward, backward = flows(sharp[:windows[-1][0] + windows[-1][1]])
     for index, (start, n) in enumerate(windows):
         stop = start + n
-        yield BlurryFrame(index, n, synthesize_blur(sharp[start:stop], response),
-                          sharp[start + n // 2], window_mmp(forward[start:stop - 1], backward[start:stop - 1]))
+        fwd, bwd = forward[start:stop - 1], backward[start:stop - 1]
+        yield BlurryFrame(index, n, synthesize_blur(sharp[start:stop], response), sharp[start + n // 2],
+                          window_mmp(fwd, bwd), fwd, bwd)
 
 
 def paired_sequence(blurry: np.ndarray, sharp: np.ndarray) -> Iterator[BlurryFrame]:

@@ -9,6 +9,9 @@ One `tf.train.Example` per blurry frame, frames of a sequence in order within a 
     blurry       bytes   PNG, uint8 RGB [H, W, 3]
     sharp        bytes   PNG, uint8 RGB [H, W, 3] (the centre sharp frame of the window)
     mmp          bytes   16-bit PNG of round(MMP * 65535), [H, W]; absent where no flow exists
+    flow_forward, flow_backward
+                 bytes   optional (`--store-flows`): the window's flows, float16 little-endian
+                         [N-1, H, W, 2], (dx, dy) pixels
 
 Shards are named as tensorflow-datasets names them, `<name>.tfrecord-00000-of-00008`, each
 written under a temporary name and renamed when complete; `manifest.json` lists the finished
@@ -62,7 +65,8 @@ def png_to_mmp(data: bytes) -> np.ndarray:
 
 
 def frame_example(source: str, sequence: str, index: int, window: int, blurry: np.ndarray,
-                  sharp: np.ndarray, mmp: np.ndarray | None) -> bytes:
+                  sharp: np.ndarray, mmp: np.ndarray | None,
+                  flows: tuple[np.ndarray, np.ndarray] | None = None) -> bytes:
     """One serialised `tf.train.Example` of the schema above."""
     import tensorflow as tf  # noqa: PLC0415 (only the exporter needs TensorFlow)
     as_bytes = lambda *v: tf.train.Feature(bytes_list=tf.train.BytesList(value=list(v)))
@@ -72,6 +76,9 @@ def frame_example(source: str, sequence: str, index: int, window: int, blurry: n
                'blurry': as_bytes(encode_png(blurry)), 'sharp': as_bytes(encode_png(sharp))}
     if mmp is not None:
         feature['mmp'] = as_bytes(mmp_to_png(mmp))
+    if flows is not None:
+        feature['flow_forward'] = as_bytes(np.asarray(flows[0], '<f2').tobytes())
+        feature['flow_backward'] = as_bytes(np.asarray(flows[1], '<f2').tobytes())
     example = tf.train.Example(features=tf.train.Features(feature=feature))
     return example.SerializeToString(deterministic=True)  # map order fixed: same bytes every run
 
@@ -191,10 +198,16 @@ def parse_example(record: bytes) -> dict[str, list]:
 
 def read_examples(path: str | pathlib.Path) -> Iterator[dict]:
     """Decoded frames of a shard: dicts with source, sequence, index, window, blurry, sharp
-    (uint8 `[H, W, 3]`) and mmp (float32 `[H, W, 1]` or None)."""
+    (uint8 `[H, W, 3]`), mmp (float32 `[H, W, 1]` or None) and flow_forward, flow_backward
+    (float32 `[N-1, H, W, 2]` or None)."""
     for record in read_records(path):
         raw = parse_example(record)
+        blurry = decode_png(raw['blurry'][0])
+        flow_shape = (raw['window'][0] - 1,) + blurry.shape[:2] + (2,)
+        flow = lambda key: (np.frombuffer(raw[key][0], '<f2').reshape(flow_shape).astype(np.float32)
+                            if key in raw else None)
         yield {'source': raw['source'][0].decode(), 'sequence': raw['sequence'][0].decode(),
                'index': raw['index'][0], 'window': raw['window'][0],
-               'blurry': decode_png(raw['blurry'][0]), 'sharp': decode_png(raw['sharp'][0]),
-               'mmp': png_to_mmp(raw['mmp'][0]) if 'mmp' in raw else None}
+               'blurry': blurry, 'sharp': decode_png(raw['sharp'][0]),
+               'mmp': png_to_mmp(raw['mmp'][0]) if 'mmp' in raw else None,
+               'flow_forward': flow('flow_forward'), 'flow_backward': flow('flow_backward')}

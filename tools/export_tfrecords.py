@@ -85,16 +85,17 @@ def make_shard(job: Job) -> tuple[dict, int]:
     records = []
     for index, name in job.sequences:
         for frame in sequence_frames(job.args, index, entries[index]):
+            flows = (frame.forward, frame.backward) if job.args.store_flows and frame.forward is not None else None
             records.append(tfrecords.frame_example(job.args.source, name, frame.index, frame.window,
-                                                   frame.blurry, frame.sharp, frame.mmp))
+                                                   frame.blurry, frame.sharp, frame.mmp, flows))
     out = pathlib.Path(job.args.out)
     path = out / tfrecords.shard_name(job.args.name, job.shard, job.args.num_shards)
     return tfrecords.write_shard(path, records), len(job.sequences)
 
 
 def settings(args) -> dict:
-    keys = ('source', 'input', 'split', 'flow', 'raft_checkpoint', 'raft_size', 'seed', 'crf', 'num_shards', 'num_sequences',
-            'frames_per_sequence', 'height', 'width', 'name')
+    keys = ('source', 'input', 'split', 'flow', 'raft_checkpoint', 'raft_size', 'seed', 'crf',
+            'store_flows', 'num_shards', 'num_sequences', 'frames_per_sequence', 'height', 'width', 'name')
     return {k: getattr(args, k) for k in keys}
 
 
@@ -150,6 +151,7 @@ def parse_args(argv=None):
     parser.add_argument('--frames-per-sequence', type=int, default=120, help='sharp frames per synthetic scene')
     parser.add_argument('--height', type=int, default=128, help='synthetic frame height')
     parser.add_argument('--width', type=int, default=192, help='synthetic frame width')
+    parser.add_argument('--store-flows', action='store_true', help='also store each window\'s flows (float16)')
     parser.add_argument('--quiet', action='store_true')
     args = parser.parse_args(argv)
     if args.source != 'synthetic' and not args.input:

@@ -16,7 +16,7 @@ from data_pipeline.motion import window_mmp
 from tests import original_reference as ref
 from tools import export_tfrecords
 
-SMALL = ['--source', 'synthetic', '--flow', 'exact', '--num-sequences', '3', '--num-shards', '2',
+SMALL = ['--source', 'synthetic', '--flow', 'exact', '--num-sequences', '3', '--num-shards', '2', '--store-flows',
          '--frames-per-sequence', '30', '--height', '48', '--width', '64', '--workers', '1', '--quiet']
 
 
@@ -43,6 +43,8 @@ def test_records_give_back_the_frames_and_the_true_mmp(exported):
         np.testing.assert_array_equal(example['blurry'], synthesize_blur(window, gamma_response()))
         truth = window_mmp(scene.forward[start:start + n - 1], scene.backward[start:start + n - 1])
         assert np.abs(example['mmp'] - truth).max() <= 1e-3
+        np.testing.assert_allclose(example['flow_forward'], scene.forward[start:start + n - 1], rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(example['flow_backward'], scene.backward[start:start + n - 1], rtol=1e-3, atol=1e-3)
         start += n
 
 
