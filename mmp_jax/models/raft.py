@@ -33,22 +33,20 @@ def instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
 
 
 class Norm(nn.Module):
-    """'instance', 'batch' (running statistics) or 'none'."""
+    """The parameter-free norms: 'instance' or 'none' ('batch' is `nn.BatchNorm`, see `_norm`)."""
     kind: str
 
     @nn.compact
     def __call__(self, x):
         if self.kind == 'instance':
             return instance_norm(x)
-        if self.kind == 'batch':
-            return nn.BatchNorm(use_running_average=True, epsilon=1e-5, name='bn')(x)
         if self.kind == 'none':
             return x
         raise ValueError(f'unknown norm {self.kind!r}')
 
 
 def _norm(kind: str, name: str) -> nn.Module:
-    """BatchNorm keeps the PyTorch name (its parameters live there); the others have none."""
+    """BatchNorm (running statistics) under the PyTorch name, where its parameters live."""
     return nn.BatchNorm(use_running_average=True, epsilon=1e-5, name=name) if kind == 'batch' \
         else Norm(kind, name=name)
 
