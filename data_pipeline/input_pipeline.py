@@ -49,6 +49,13 @@ def _augment_numpy(frames: dict, rng: np.random.Generator, patch: int) -> dict:
     return out
 
 
+def _stack(frames: list[dict]) -> dict:
+    """Frames of one sequence (as `tfrecords.read_examples` gives them) -> stacked arrays."""
+    return {'blurry': np.stack([f['blurry'] for f in frames]),
+            'sharp': np.stack([f['sharp'] for f in frames]),
+            'mmp': None if frames[0]['mmp'] is None else np.stack([f['mmp'] for f in frames])}
+
+
 def _windows_numpy(files: list[str], length: int) -> list[dict]:
     """All T-frame windows of consecutive frames of one sequence, decoded."""
     windows = []
@@ -58,10 +65,10 @@ def _windows_numpy(files: list[str], length: int) -> list[dict]:
             group = frames[start:start + length]
             same = all(f['sequence'] == group[0]['sequence'] for f in group)
             if same and all(f['index'] == group[0]['index'] + i for i, f in enumerate(group)):
-                no_mmp = np.zeros(group[0]['blurry'].shape[:2] + (1,), np.float32)
-                windows.append({'blurry': np.stack([f['blurry'] for f in group]),
-                                'sharp': np.stack([f['sharp'] for f in group]),
-                                'mmp': np.stack([no_mmp if f['mmp'] is None else f['mmp'] for f in group])})
+                window = _stack(group)
+                if window['mmp'] is None:
+                    window['mmp'] = np.zeros(window['blurry'].shape[:3] + (1,), np.float32)
+                windows.append(window)
     return windows
 
 
@@ -152,9 +159,6 @@ def eval_sequences(files: list[str], process_index: int = 0, process_count: int 
     mine = names[process_index::process_count]
     for slot in range(per_host):
         real = slot < len(mine)
-        frames = sorted(by_name[mine[slot] if real else names[0]], key=lambda f: f['index'])
-        yield {'name': mine[slot] if real else names[0],
-               'blurry': np.stack([f['blurry'] for f in frames]),
-               'sharp': np.stack([f['sharp'] for f in frames]),
-               'mmp': None if frames[0]['mmp'] is None else np.stack([f['mmp'] for f in frames]),
-               'mask': 1.0 if real else 0.0}
+        name = mine[slot] if real else names[0]
+        frames = sorted(by_name[name], key=lambda f: f['index'])
+        yield {'name': name, **_stack(frames), 'mask': 1.0 if real else 0.0}
