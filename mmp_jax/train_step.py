@@ -1,0 +1,104 @@
+"""The training step of both stages, jitted with explicit shardings (data parallel).
+
+Stage 1 (`stage='mmpnet'`): MMP-Net regresses the prior, L1 (paper Sec. 4.1); its BatchNorm
+statistics update from the batch. Stage 2 (`stage='mmprnn'`): MMP-RNN with MMP-Net frozen
+(its weights are not differentiated or updated; it runs on running statistics), loss
+`losses.total_loss`. Optimisers: Adam with step halving (stage 1: lr halved at `halve_at`)
+or cosine annealing over `num_steps` (stage 2), as the paper trains.
+
+Batches: `blurry`, `sharp` `[B, T, P, P, 3]`, `mmp` `[B, T, P, P, 1]`, float32 in [0, 1];
+stage 1 uses frame 0 of each window (windows of T = 1 suffice).
+"""
+from collections.abc import Callable
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax import traverse_util
+
+from mmp_jax import losses
+from mmp_jax.models.mmp_net import MMPNet
+
+FROZEN = ('cell', 'prior')  # MMP-Net inside MMP-RNN
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: dict          # trained
+    frozen: dict          # not trained: MMP-Net's params in stage 2; empty in stage 1
+    batch_stats: dict
+    opt_state: optax.OptState
+
+
+def split_frozen(params: dict) -> tuple[dict, dict]:
+    """(trainable, frozen): MMP-Net's parameters inside MMP-RNN are frozen."""
+    flat = traverse_util.flatten_dict(params)
+    frozen = {k: v for k, v in flat.items() if k[:len(FROZEN)] == FROZEN}
+    trainable = {k: v for k, v in flat.items() if k[:len(FROZEN)] != FROZEN}
+    return traverse_util.unflatten_dict(trainable), traverse_util.unflatten_dict(frozen)
+
+
+def merge(trainable: dict, frozen: dict) -> dict:
+    return traverse_util.unflatten_dict({**traverse_util.flatten_dict(trainable),
+                                         **traverse_util.flatten_dict(frozen)})
+
+
+def make_optimizer(stage: str, learning_rate: float, num_steps: int) -> optax.GradientTransformation:
+    if stage == 'mmpnet':
+        schedule = optax.piecewise_constant_schedule(learning_rate, {num_steps // 2: 0.5})
+    elif stage == 'mmprnn':
+        schedule = optax.cosine_decay_schedule(learning_rate, num_steps)
+    else:
+        raise ValueError(f"unknown stage {stage!r}; accepted: 'mmpnet', 'mmprnn'")
+    return optax.adam(schedule)
+
+
+def create_state(variables: dict, optimizer: optax.GradientTransformation, stage: str) -> TrainState:
+    trainable, frozen = split_frozen(variables['params']) if stage == 'mmprnn' else (variables['params'], {})
+    return TrainState(jnp.zeros((), jnp.int32), trainable, frozen, variables.get('batch_stats', {}),
+                      optimizer.init(trainable))
+
+
+def make_step(model: nn.Module, optimizer: optax.GradientTransformation, stage: str,
+              weights: dict[str, float] = losses.WEIGHTS) -> Callable:
+    """`step(state, batch) -> (state, metrics)`, not yet jitted (see `jit_step`)."""
+
+    def mmpnet_loss(params, batch_stats, batch):
+        frames = batch['blurry'][:, 0] - 0.5
+        prior, updates = model.apply({'params': params, 'batch_stats': batch_stats}, frames, train=True,
+                                     mutable=['batch_stats'])
+        loss = jnp.mean(jnp.abs(prior - batch['mmp'][:, 0]))
+        return loss, (updates['batch_stats'], {'l1': loss})
+
+    def mmprnn_loss(params, frozen, batch_stats, batch):
+        variables = {'params': merge(params, frozen), 'batch_stats': batch_stats}
+        output = model.apply(variables, batch['blurry'])
+        target = batch['sharp'][:, model.past_frames:batch['sharp'].shape[1] - model.future_frames]
+        prior_vars = {'params': frozen['cell']['prior'], 'batch_stats': batch_stats['cell']['prior']} \
+            if frozen else None
+        prior_of = None if prior_vars is None else (lambda x: MMPNet().apply(prior_vars, x - 0.5))
+        loss, terms = losses.total_loss(output, target, prior_of, weights)
+        return loss, (batch_stats, terms)
+
+    def step(state: TrainState, batch: dict):
+        if stage == 'mmpnet':
+            grad_fn = jax.value_and_grad(mmpnet_loss, has_aux=True)
+            (loss, (batch_stats, terms)), grads = grad_fn(state.params, state.batch_stats, batch)
+        else:
+            grad_fn = jax.value_and_grad(mmprnn_loss, has_aux=True)
+            (loss, (batch_stats, terms)), grads = grad_fn(state.params, state.frozen, state.batch_stats, batch)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        new = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                            batch_stats=batch_stats, opt_state=opt_state)
+        return new, {'loss': loss, **terms}
+    return step
+
+
+def jit_step(step: Callable, state_sharding, batch_sharding) -> Callable:
+    """The step jitted with the state replicated and the batch split over the data axis;
+    the old state's buffers are donated."""
+    return jax.jit(step, in_shardings=(state_sharding, batch_sharding),
+                   out_shardings=(state_sharding, None), donate_argnums=0)
