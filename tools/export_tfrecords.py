@@ -38,8 +38,12 @@ HIGH_FPS = ('synthetic', 'gopro_raw', 'frames', 'video')
 class Job:
     """What one shard holds and how to make it; picklable for the worker processes."""
     shard: int
-    sequences: tuple[tuple[int, str], ...]   # (index in the data set, name)
+    sequences: tuple[tuple[int, object], ...]   # (index in the data set, name or SequenceRef)
     args: argparse.Namespace
+
+
+def sequence_name(entry) -> str:
+    return entry if isinstance(entry, str) else entry.name
 
 
 def list_sequences(args) -> list:
@@ -80,17 +84,18 @@ def sequence_frames(args, index: int, entry) -> list[build.BlurryFrame]:
     return list(build.blur_sequence(sharp, backend, response, rng))
 
 
-def make_shard(job: Job) -> tuple[dict, int]:
-    entries = list_sequences(job.args)
+def make_shard(job: Job) -> dict:
+    """Writes one shard; returns its manifest entry."""
     records = []
-    for index, name in job.sequences:
-        for frame in sequence_frames(job.args, index, entries[index]):
+    for index, entry in job.sequences:
+        name = sequence_name(entry)
+        for frame in sequence_frames(job.args, index, entry):
             flows = (frame.forward, frame.backward) if job.args.store_flows and frame.forward is not None else None
             records.append(tfrecords.frame_example(job.args.source, name, frame.index, frame.window,
                                                    frame.blurry, frame.sharp, frame.mmp, flows))
     out = pathlib.Path(job.args.out)
     path = out / tfrecords.shard_name(job.args.name, job.shard, job.args.num_shards)
-    return tfrecords.write_shard(path, records), len(job.sequences)
+    return tfrecords.write_shard(path, records)
 
 
 def settings(args) -> dict:
@@ -107,7 +112,6 @@ def export(args) -> dict:
     if args.flow == 'exact' and args.source != 'synthetic':
         raise ValueError(f'--flow exact needs --source synthetic (only synthetic scenes know their flow)')
     args.num_shards = min(args.num_shards, len(entries))
-    names = [e if isinstance(e, str) else e.name for e in entries]
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob('.*.tmp'):  # left by an export that was killed
@@ -118,17 +122,17 @@ def export(args) -> dict:
     manifest = {'settings': settings(args), 'shards': manifest.get('shards', {})}
     done = {int(k) for k, v in manifest['shards'].items()
             if (out / v['file']).is_file() and (out / v['file']).stat().st_size == v['bytes']}
-    jobs = [Job(s, tuple((i, names[i]) for i in range(s, len(names), args.num_shards)), args)
+    jobs = [Job(s, tuple((i, entries[i]) for i in range(s, len(entries), args.num_shards)), args)
             for s in range(args.num_shards) if s not in done]
     start = time.perf_counter()
     with multiprocessing.get_context('spawn').Pool(max(1, min(args.workers, len(jobs) or 1))) as pool, \
             tqdm.tqdm(total=args.num_shards, initial=len(done), unit='shard', disable=args.quiet) as bar:
-        for (shard, count), job in zip(pool.imap(make_shard, jobs), jobs):
+        for shard, job in zip(pool.imap(make_shard, jobs), jobs):
             manifest['shards'][str(job.shard)] = shard
             tfrecords.save_manifest(out, manifest)
             bar.update(1)
     shards = manifest['shards'].values()
-    return {'sequences': len(names), 'frames': sum(s['records'] for s in shards),
+    return {'sequences': len(entries), 'frames': sum(s['records'] for s in shards),
             'bytes': sum(s['bytes'] for s in shards), 'seconds': time.perf_counter() - start,
             'shards': len(shards), 'resumed_from': len(done)}
 
