@@ -12,9 +12,16 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The demo's records: synthetic scenes with exact flow (configs/demo.py reads them).
+DEMO_SCENES := --source synthetic --flow exact --height 64 --width 96 --quiet
+
 demo: $(STAMP)
 	$(BIN)/python -m tools.model_stats --paper
-	$(BIN)/python -m tools.run_clip --config=configs/demo.py
+	$(BIN)/python -m tools.export_tfrecords $(DEMO_SCENES) --out demo_out/records/train \
+		--num-sequences 8 --frames-per-sequence 120
+	$(BIN)/python -m tools.export_tfrecords $(DEMO_SCENES) --out demo_out/records/eval \
+		--num-sequences 3 --num-shards 3 --frames-per-sequence 150 --seed 1000
+	$(BIN)/python -m mmp_jax.main --config=configs/demo.py --workdir=demo_out
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --timeout=900

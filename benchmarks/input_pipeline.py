@@ -89,11 +89,11 @@ def main():
             export_tfrecords.main(['--source', 'synthetic', '--flow', 'exact', '--out', records, '--quiet',
                                    '--num-sequences', '8', '--num-shards', '8', '--height', str(side),
                                    '--width', str(side + 64), '--frames-per-sequence', str(14 * args.length)])
-        files = input_pipeline.record_files(records)
-        tf_iter = input_pipeline.train_dataset(files, args.length, args.patch, args.batch, seed=0).as_numpy_iterator()
+        windows = input_pipeline.load_windows(input_pipeline.record_files(records), args.length)
+        tf_iter = input_pipeline.train_dataset(windows, args.patch, args.batch, seed=0).as_numpy_iterator()
         tf_rate = batches_per_second(tf_iter, args.batches)
-        np_rate = batches_per_second(input_pipeline.numpy_train_batches(files, args.length, args.patch,
-                                                                        args.batch, seed=0), args.batches)
+        np_rate = batches_per_second(input_pipeline.numpy_train_batches(windows, args.patch, args.batch, seed=0),
+                                     args.batches)
         step_batch = args.step_batch or args.batch
         batch = {k: v[:step_batch] for k, v in next(tf_iter).items()}
         seconds = step_seconds(args.variant, batch, args.step_repeats)

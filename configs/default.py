@@ -1,13 +1,20 @@
-"""Shared defaults. The model fields are the Table 4 / 5 switches of the paper.
+"""Shared defaults: model switches (the paper's Table 4 / 5), data, both training stages,
+checkpoints and evaluation. Job configs (gopro.py, bsd.py, mmpnet_gopro.py, demo.py) change
+what differs.
 
-    python -m tools.run_clip --config=configs/default.py --config.model.variant=A3B4C16F5
+    python -m mmp_jax.main --config=configs/default.py --workdir=/tmp/run \\
+        --config.data.train_records=/data/gopro_train --config.mmpnet.checkpoint=/runs/mmpnet
 """
 import ml_collections
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    config.seed = 0
+    config.seed = 0                   # model initialisation and the data plan
+    config.multi_host = False         # True: jax.distributed.initialize() first (TPU pods, SLURM)
+    config.stages = ('mmprnn',)       # in order; 'mmpnet' (stage 1) and/or 'mmprnn' (stage 2)
+    config.keep_checkpoints = 3       # per stage, the latest N
+
     config.model = ml_collections.ConfigDict({
         'variant': 'A9B10C18F8',      # A<n_a>B<n_b>C<n_c>F<frames>
         'past_frames': 2,             # features f(t-2), f(t-1) fused for frame t
@@ -17,8 +24,37 @@ def get_config() -> ml_collections.ConfigDict:
         'fusion_attention': True,     # channel attention in the fusion (outer copy of the code)
         'use_mmam': True,             # Table 4 "MMAM": off removes MMAM and MMP-Net
         'transmit_ndf': True,         # Table 4 "NDF": off feeds zeros for l(t-1)
-        'prior_source': 'mmpnet',     # Table 5: 'mmpnet' (VI) or 'given' (I-III: a prior fed in)
+        'prior_source': 'mmpnet',     # Table 5: 'mmpnet' (VI) or 'given' (I-III: GT MMP fed in)
         'centralize': True,           # input minus 0.5, as the original's data loader
         'normalize': True,            # input in units of 1/255 (off: units of 1)
     })
+
+    config.data = ml_collections.ConfigDict({
+        'train_records': '',          # folder written by `python -m tools.export_tfrecords`
+        'eval_records': '',           # the same for held-back sequences ('' = no evaluation)
+        'reader': 'tf',               # 'tf' (tf.data) or 'numpy' (machines without TensorFlow)
+    })
+
+    # Stage 1, MMP-Net (SPEC: 400 epochs, batch 8, Adam 3e-4 halved after 200 epochs,
+    # 512 x 512 patches, L1). Steps: ~3,500 blurry frames from raw GOPRO / 8 per batch x 400.
+    config.mmpnet = ml_collections.ConfigDict({
+        'batch_size': 8, 'patch': 512, 'learning_rate': 3e-4, 'num_steps': 175_000,
+        'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100,
+        'checkpoint': '',             # stage 2 without stage 1 in the same job: a stage-1 workdir
+    })
+
+    # Stage 2, MMP-RNN (SPEC: Adam 5e-4, cosine annealing, 10-frame 256 x 256 sequences,
+    # batch 8, flips and rot90). num_steps is set per data set (gopro.py, bsd.py).
+    config.train = ml_collections.ConfigDict({
+        'batch_size': 8, 'frames': 10, 'patch': 256, 'learning_rate': 5e-4, 'num_steps': 240_000,
+        'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100,
+        # paper Eq. 8; 0 switches a term off (Table 4). The released code trains with
+        # charbonnier 1, gradient 0.5 and no motion magnitude term.
+        'loss_weights': {'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 1.0},
+    })
+
+    # Evaluation as the original's test: chunks of `chunk_frames` frames, hidden state reset
+    # per chunk, chunks overlapping by past + future frames; frames 2..T-3 of every sequence
+    # are scored, each once. 0 = whole sequences in one chunk.
+    config.eval = ml_collections.ConfigDict({'chunk_frames': 20, 'sample_images': 2})
     return config

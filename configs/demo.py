@@ -1,13 +1,24 @@
-"""The embedded demo: a small variant on the bundled clip (`make demo`).
+"""The embedded demo (`make demo`): synthetic scenes from scikit-image's bundled photos with
+exact flow, MMP-Net (stage 1) then a small MMP-RNN (stage 2), evaluated on held-back scenes.
+Sized for a 2-core CPU. `make demo` first writes the records:
 
-    python -m tools.run_clip --config=configs/demo.py
+    python -m tools.export_tfrecords --source synthetic --flow exact --out demo_out/records/train \\
+        --num-sequences 8 --frames-per-sequence 120 --height 64 --width 96
+    python -m tools.export_tfrecords --source synthetic --flow exact --out demo_out/records/eval \\
+        --num-sequences 3 --frames-per-sequence 150 --height 64 --width 96 --seed 1000
+    python -m mmp_jax.main --config=configs/demo.py --workdir=demo_out
 """
 from configs import default
 
 
 def get_config():
     config = default.get_config()
-    config.model.variant = 'A3B4C16F5'
-    config.frames_dir = 'demo_data/clip'
-    config.output_dir = 'demo_out'
+    config.stages = ('mmpnet', 'mmprnn')
+    config.model.variant = 'A2B2C8F5'
+    config.data.train_records = 'demo_out/records/train'
+    config.data.eval_records = 'demo_out/records/eval'
+    config.mmpnet.update(batch_size=8, patch=48, learning_rate=1e-3, num_steps=200,
+                         checkpoint_every=100, eval_every=100, log_every=20)
+    config.train.update(batch_size=4, frames=7, patch=48, learning_rate=1e-3, num_steps=200,
+                        checkpoint_every=50, eval_every=100, log_every=10)
     return config

@@ -1,15 +1,24 @@
 """Training batches from the records: T-frame windows of one sequence, a random P x P patch
 (the same for every frame of a window), random flips and 90-degree rotation, batched.
 
-Two readers of the same records and the same recipe:
-- `train_dataset`: tf.data, files sharded per host (`jax.process_index()`), shuffled and
-  augmented deterministically under a seed, prefetched.
-- `numpy_train_batches`: numpy only, for machines without TensorFlow (the GPU machine).
+The batches are a pure function of (seed, step): item `g` of the global stream (step `s`,
+slot `b` of the global batch, `g = s * global_batch + b`) takes window `perm_e[g mod N]`
+(`perm_e` a seeded permutation of the N windows for epoch `e = g // N`) and a crop and flips
+drawn from `(seed, g)`. So a resumed run continues at its step with nothing else saved, and
+the data do not depend on the number of devices or hosts: every host holds the records
+(encoded, in memory) and takes its own slots of each global batch.
+
+Two readers of the same plan, giving the same arrays:
+- `train_dataset`: tf.data, PNGs decoded and patches cut in parallel, prefetched.
+- `numpy_train_batches`: numpy and OpenCV only, for machines without TensorFlow (the GPU machine).
 
 Batches are dicts of float32 arrays in [0, 1]: `blurry`, `sharp` `[B, T, P, P, 3]` and `mmp`
 `[B, T, P, P, 1]` (zeros where the records hold none: GOPRO benchmark, BSD).
 """
+import dataclasses
+import functools
 import pathlib
+import struct
 from collections.abc import Iterator
 
 import numpy as np
@@ -28,137 +37,154 @@ def record_files(directory: str | pathlib.Path) -> list[str]:
     return [str(directory / shards[k]['file']) for k in sorted(shards, key=int)]
 
 
-def host_files(files: list[str], process_index: int, process_count: int) -> list[str]:
-    """This host's share of the shards; every host needs at least one."""
-    mine = files[process_index::process_count]
-    if not mine:
-        raise ValueError(f'{len(files)} shards cannot feed {process_count} hosts; export more shards')
-    return mine
+@dataclasses.dataclass
+class Windows:
+    """Every T-frame window of consecutive frames of one sequence, frames still encoded."""
+    blurry: list[bytes]          # PNG per frame of the data set
+    sharp: list[bytes]
+    mmp: list[bytes]             # 16-bit PNG, b'' where the records hold no MMP
+    frames: np.ndarray           # int [N, T]: the frames of each window
+    sizes: np.ndarray            # int [N, 2]: (height, width) of each window's frames
 
 
-def _augment_numpy(frames: dict, rng: np.random.Generator, patch: int) -> dict:
-    height, width = frames['blurry'].shape[1:3]
-    top, left = rng.integers(0, height - patch + 1), rng.integers(0, width - patch + 1)
-    flip_v, flip_h, rot = rng.integers(0, 2, 3)
-    out = {}
-    for key, value in frames.items():
-        value = value[:, top:top + patch, left:left + patch]
-        value = value[:, ::-1] if flip_v else value
-        value = value[:, :, ::-1] if flip_h else value
-        out[key] = np.ascontiguousarray(np.rot90(value, axes=(1, 2)) if rot else value)
-    return out
+def _png_size(data: bytes) -> tuple[int, int]:
+    """(height, width) from a PNG's header."""
+    width, height = struct.unpack('>II', data[16:24])
+    return height, width
 
 
-def _stack(frames: list[dict]) -> dict:
-    """Frames of one sequence (as `tfrecords.read_examples` gives them) -> stacked arrays."""
-    return {'blurry': np.stack([f['blurry'] for f in frames]),
-            'sharp': np.stack([f['sharp'] for f in frames]),
-            'mmp': None if frames[0]['mmp'] is None else np.stack([f['mmp'] for f in frames])}
-
-
-def _windows_numpy(files: list[str], length: int) -> list[dict]:
-    """All T-frame windows of consecutive frames of one sequence, decoded."""
-    windows = []
+def load_windows(files: list[str], length: int) -> Windows:
+    """Reads the shards (not decoding the PNGs) and lists the windows of `length` frames."""
+    blurry, sharp, mmp, frames = [], [], [], []
     for path in files:
-        frames = list(tfrecords.read_examples(path))
-        for start in range(len(frames) - length + 1):
-            group = frames[start:start + length]
-            same = all(f['sequence'] == group[0]['sequence'] for f in group)
-            if same and all(f['index'] == group[0]['index'] + i for i, f in enumerate(group)):
-                window = _stack(group)
-                if window['mmp'] is None:
-                    window['mmp'] = np.zeros(window['blurry'].shape[:3] + (1,), np.float32)
-                windows.append(window)
-    return windows
-
-
-def numpy_train_batches(files: list[str], length: int, patch: int, batch_size: int,
-                        seed: int) -> Iterator[dict]:
-    """Endless shuffled, augmented batches (numpy; decodes the shards into memory once)."""
-    windows = _windows_numpy(files, length)
-    if not windows:
+        first = len(blurry)
+        meta = []
+        for record in tfrecords.read_records(path):
+            raw = tfrecords.parse_example(record)
+            blurry.append(raw['blurry'][0])
+            sharp.append(raw['sharp'][0])
+            mmp.append(raw['mmp'][0] if 'mmp' in raw else b'')
+            meta.append((raw['sequence'][0], raw['index'][0]))
+        for start in range(len(meta) - length + 1):
+            name, index = meta[start]
+            if all(meta[start + i] == (name, index + i) for i in range(length)):
+                frames.append(range(first + start, first + start + length))
+    if not frames:
         raise ValueError(f'no sequence in {files} has {length} consecutive frames')
-    rng = np.random.default_rng(seed)
+    return Windows(blurry, sharp, mmp, np.array(frames), np.array([_png_size(blurry[f[0]]) for f in frames]))
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
+    return np.random.default_rng([seed, 0, epoch]).permutation(count)
+
+
+def item_plan(windows: Windows, item: int, patch: int, seed: int) -> tuple[int, np.ndarray]:
+    """(window, [top, left, flip_v, flip_h, rot90]) of item `item` of the global stream."""
+    count = len(windows.frames)
+    window = int(_epoch_order(seed, item // count, count)[item % count])
+    height, width = windows.sizes[window]
+    if min(height, width) < patch:
+        raise ValueError(f'frames of {height}x{width} are smaller than the {patch}x{patch} patch')
+    rng = np.random.default_rng([seed, 1, item])
+    top, left = rng.integers(0, height - patch + 1), rng.integers(0, width - patch + 1)
+    return window, np.array([top, left, *rng.integers(0, 2, 3)], np.int32)
+
+
+def host_items(step: int, global_batch: int, host_batch: int, process_index: int) -> range:
+    """This host's slots of the global batch of `step`, as items of the global stream."""
+    first = step * global_batch + process_index * host_batch
+    return range(first, first + host_batch)
+
+
+def _crop_and_turn(stack: np.ndarray, params: np.ndarray, patch: int) -> np.ndarray:
+    """`[T, H, W, C]` -> `[T, P, P, C]`: crop at (top, left), flips, rot90 (as the tf reader)."""
+    top, left, flip_v, flip_h, rot = params
+    stack = stack[:, top:top + patch, left:left + patch]
+    stack = stack[:, ::-1] if flip_v else stack
+    stack = stack[:, :, ::-1] if flip_h else stack
+    return np.ascontiguousarray(stack[:, :, ::-1].transpose(0, 2, 1, 3) if rot else stack)
+
+
+def _split(stack):
+    return {'blurry': stack[..., :3], 'sharp': stack[..., 3:6], 'mmp': stack[..., 6:]}
+
+
+def numpy_train_batches(windows: Windows, patch: int, global_batch: int, seed: int,
+                        start_step: int = 0, process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
+    """Endless host batches `[global_batch / process_count, T, P, P, C]` from `start_step` on."""
+    host_batch = global_batch // process_count
+    step = start_step
     while True:
-        order = rng.permutation(len(windows))
-        for first in range(0, len(order) - batch_size + 1, batch_size):
-            items = [_augment_numpy(windows[i], rng, patch) for i in order[first:first + batch_size]]
-            yield {k: np.stack([item[k] for item in items]).astype(np.float32)
-                      / (1.0 if k == 'mmp' else 255.0) for k in items[0]}
+        items = []
+        for item in host_items(step, global_batch, host_batch, process_index):
+            window, params = item_plan(windows, item, patch, seed)
+            ids = windows.frames[window]
+            decoded = [np.concatenate(
+                [tfrecords.decode_png(windows.blurry[i]).astype(np.float32) / 255.0,
+                 tfrecords.decode_png(windows.sharp[i]).astype(np.float32) / 255.0,
+                 (tfrecords.png_to_mmp(windows.mmp[i]) if windows.mmp[i]
+                  else np.zeros(tuple(windows.sizes[window]) + (1,), np.float32))], axis=-1) for i in ids]
+            items.append(_crop_and_turn(np.stack(decoded), params, patch))
+        yield _split(np.stack(items))
+        step += 1
 
 
-def train_dataset(files: list[str], length: int, patch: int, batch_size: int, seed: int,
-                  process_index: int = 0, process_count: int = 1, shuffle_buffer: int = 256):
-    """tf.data of endless batches for this host (`batch_size` is the per-host batch)."""
+def train_dataset(windows: Windows, patch: int, global_batch: int, seed: int, start_step: int = 0,
+                  process_index: int = 0, process_count: int = 1):
+    """tf.data of endless host batches from `start_step` on (the same arrays as
+    `numpy_train_batches`)."""
     import tensorflow as tf  # noqa: PLC0415 (optional: numpy_train_batches needs none)
 
-    spec = {'sequence': tf.io.FixedLenFeature([], tf.string), 'index': tf.io.FixedLenFeature([], tf.int64),
-            'blurry': tf.io.FixedLenFeature([], tf.string), 'sharp': tf.io.FixedLenFeature([], tf.string),
-            'mmp': tf.io.FixedLenFeature([], tf.string, default_value='')}
+    host_batch = global_batch // process_count
+    length = windows.frames.shape[1]
 
-    def windows_of(path):
-        frames = tf.data.TFRecordDataset(path).map(lambda r: tf.io.parse_single_example(r, spec))
-        grouped = frames.window(length, shift=1, drop_remainder=True).flat_map(
-            lambda w: tf.data.Dataset.zip({k: w[k].batch(length) for k in spec}))
-        return grouped.filter(lambda w: tf.logical_and(
-            tf.reduce_all(w['sequence'] == w['sequence'][0]),
-            tf.reduce_all(w['index'] - w['index'][0] == tf.range(length, dtype=tf.int64))))
+    def fetch(position):
+        step, slot = divmod(int(position), host_batch)
+        item = host_items(step, global_batch, host_batch, process_index)[slot]
+        window, params = item_plan(windows, item, patch, seed)
+        ids = windows.frames[window]
+        encoded = lambda source: np.array([source[i] for i in ids], dtype=object)
+        return encoded(windows.blurry), encoded(windows.sharp), encoded(windows.mmp), params
 
-    def decode(window, key):
-        seeds = tf.random.experimental.stateless_split(key, 4)
-        has_mmp = tf.strings.length(window['mmp'][0]) > 0
-        blurry = tf.map_fn(lambda b: tf.io.decode_png(b, 3), window['blurry'], fn_output_signature=tf.uint8)
-        sharp = tf.map_fn(lambda b: tf.io.decode_png(b, 3), window['sharp'], fn_output_signature=tf.uint8)
-        mmp = tf.cond(has_mmp,
-                      lambda: tf.map_fn(lambda b: tf.io.decode_png(b, 1, tf.uint16), window['mmp'],
-                                        fn_output_signature=tf.uint16),
+    def decode(position):
+        blurry, sharp, mmp, params = tf.numpy_function(fetch, [position], [tf.string] * 3 + [tf.int32],
+                                                       stateful=False)
+        png = lambda data, channels, dtype: tf.map_fn(lambda b: tf.io.decode_png(b, channels, dtype), data,
+                                                      fn_output_signature=dtype)
+        blurry, sharp = png(blurry, 3, tf.uint8), png(sharp, 3, tf.uint8)
+        mmp = tf.cond(tf.strings.length(mmp[0]) > 0, lambda: png(mmp, 1, tf.uint16),
                       lambda: tf.zeros(tf.concat([tf.shape(blurry)[:3], [1]], 0), tf.uint16))
         stack = tf.concat([tf.cast(blurry, tf.float32) / 255.0, tf.cast(sharp, tf.float32) / 255.0,
                            tf.cast(mmp, tf.float32) / tfrecords.MMP_SCALE], axis=-1)
-        shape = tf.shape(stack)
-        top = tf.random.stateless_uniform([], seeds[0], 0, shape[1] - patch + 1, tf.int32)
-        left = tf.random.stateless_uniform([], seeds[1], 0, shape[2] - patch + 1, tf.int32)
+        top, left = params[0], params[1]
         stack = stack[:, top:top + patch, left:left + patch]
-        flips = tf.random.stateless_uniform([3], seeds[2], 0, 2, tf.int32)
-        stack = tf.cond(flips[0] > 0, lambda: tf.reverse(stack, [1]), lambda: stack)
-        stack = tf.cond(flips[1] > 0, lambda: tf.reverse(stack, [2]), lambda: stack)
-        stack = tf.cond(flips[2] > 0, lambda: tf.transpose(tf.reverse(stack, [2]), [0, 2, 1, 3]),
+        stack = tf.cond(params[2] > 0, lambda: tf.reverse(stack, [1]), lambda: stack)
+        stack = tf.cond(params[3] > 0, lambda: tf.reverse(stack, [2]), lambda: stack)
+        stack = tf.cond(params[4] > 0, lambda: tf.transpose(tf.reverse(stack, [2]), [0, 2, 1, 3]),
                         lambda: stack)
-        stack = tf.ensure_shape(stack, [length, patch, patch, 7])
-        return {'blurry': stack[..., :3], 'sharp': stack[..., 3:6], 'mmp': stack[..., 6:]}
+        return _split(tf.ensure_shape(stack, [length, patch, patch, 7]))
 
-    mine = host_files(files, process_index, process_count)
     options = tf.data.Options()
     options.deterministic = True
-    windows = tf.data.Dataset.from_tensor_slices(mine).interleave(
-        windows_of, cycle_length=len(mine))
-    keys = tf.data.Dataset.random(seed=seed + process_index).batch(2).map(
-        lambda k: tf.random.experimental.stateless_fold_in(k, 0))
-    shuffled = windows.cache().shuffle(shuffle_buffer, seed=seed + process_index).repeat()
-    return (tf.data.Dataset.zip((shuffled, keys))
+    return (tf.data.Dataset.range(start_step * host_batch, np.iinfo(np.int64).max)
             .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(options))
+            .batch(host_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(options))
 
 
-def eval_sequences(files: list[str], process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
-    """Whole sequences for evaluation, spread over hosts so each counts exactly once.
-
-    Sequences (all shards, by name) go to hosts in turn; every host yields the same number of
-    items, the missing ones padded with a copy of a real sequence whose `mask` is 0, so hosts
-    stay in step. Items: `name`, `blurry`, `sharp` uint8 `[T, H, W, 3]`, `mmp` float32
-    `[T, H, W, 1]` or None, `mask` 1.0 (count it) or 0.0 (padding).
-    """
+def read_sequences(files: list[str]) -> dict[str, dict]:
+    """Whole sequences for evaluation, by name (sorted): `blurry`, `sharp` uint8 `[T, H, W, 3]`,
+    `mmp` float32 `[T, H, W, 1]` or None."""
     by_name: dict[str, list[dict]] = {}
     for path in files:
         for frame in tfrecords.read_examples(path):
             by_name.setdefault(frame['sequence'], []).append(frame)
     if not by_name:
         raise ValueError(f'no frames in {files}')
-    names = sorted(by_name)
-    per_host = -(-len(names) // process_count)
-    mine = names[process_index::process_count]
-    for slot in range(per_host):
-        real = slot < len(mine)
-        name = mine[slot] if real else names[0]
+    out = {}
+    for name in sorted(by_name):
         frames = sorted(by_name[name], key=lambda f: f['index'])
-        yield {'name': name, **_stack(frames), 'mask': 1.0 if real else 0.0}
+        out[name] = {'blurry': np.stack([f['blurry'] for f in frames]),
+                     'sharp': np.stack([f['sharp'] for f in frames]),
+                     'mmp': None if frames[0]['mmp'] is None else np.stack([f['mmp'] for f in frames])}
+    return out

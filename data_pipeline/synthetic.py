@@ -1,7 +1,8 @@
 """Seeded high-frame-rate scenes with exact optical flow, from photos shipped with
 scikit-image (nothing is downloaded): the demo data and the tests' data.
 
-A scene is a background photo seen through a camera that pans along a smooth random path,
+A scene is a background photo (extended by mirrored copies, so that its detail does not
+depend on how far the camera travels) seen through a camera that pans along a smooth random path,
 plus foreground layers (elliptical cut-outs of other photos) moving on their own smooth
 paths. Motion is pure translation per layer, rendered with bilinear sub-pixel shifts, so
 the flow of every pixel is known exactly: the velocity of the layer it shows (a layer covers
@@ -50,8 +51,12 @@ def make_scene(seed: int, length: int = 24, height: int = 64, width: int = 96,
     names = rng.permutation(PHOTOS)
     travel = int(np.ceil(max_speed * length)) + 2
     background = _photo(names[0]).astype(np.float32)
-    scale = max((height + 2 * travel) / background.shape[0], (width + 2 * travel) / background.shape[1])
+    scale = max(1.5 * height / background.shape[0], 1.5 * width / background.shape[1])
     background = cv2.resize(background, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    # mirrored copies around the photo give the camera room to travel at full detail
+    need = (max(0, height + 2 * travel - background.shape[0]), max(0, width + 2 * travel - background.shape[1]))
+    background = np.pad(background, ((need[0] // 2, -(-need[0] // 2)), (need[1] // 2, -(-need[1] // 2)), (0, 0)),
+                        mode='symmetric')
     camera = _smooth_path(rng, length, max_speed) + travel  # top-left of the view in the photo
 
     layers = []  # (sprite float32 [h, w, 3], alpha [h, w], path [T, 2] of its top-left)

@@ -21,14 +21,14 @@ no TensorFlow); it checks record lengths but not the CRCs.
 """
 import hashlib
 import json
-import os
 import pathlib
 import struct
-import tempfile
 from collections.abc import Iterator
 
 import cv2
 import numpy as np
+
+from data_pipeline import atomic
 
 MMP_SCALE = 65535.0
 MANIFEST = 'manifest.json'
@@ -86,17 +86,9 @@ def frame_example(source: str, sequence: str, index: int, window: int, blurry: n
 def write_shard(path: pathlib.Path, records: list[bytes]) -> dict:
     """Writes `records` to `path` atomically; returns its manifest entry."""
     import tensorflow as tf  # noqa: PLC0415
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for record in records:
-                writer.write(record)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.replacing(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+        for record in records:
+            writer.write(record)
     data = path.read_bytes()
     return {'file': path.name, 'records': len(records), 'bytes': len(data),
             'sha256': hashlib.sha256(data).hexdigest()}
@@ -108,11 +100,7 @@ def load_manifest(directory: pathlib.Path) -> dict:
 
 
 def save_manifest(directory: pathlib.Path, manifest: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{MANIFEST}.', suffix='.tmp')
-    with os.fdopen(fd, 'w') as handle:
-        json.dump(manifest, handle, indent=1, sort_keys=True)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, directory / MANIFEST)
+    atomic.write_json(directory / MANIFEST, manifest)
 
 
 # --- TensorFlow-free reading -------------------------------------------------------------

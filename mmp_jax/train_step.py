@@ -75,7 +75,7 @@ def make_step(model: nn.Module, optimizer: optax.GradientTransformation, stage: 
 
     def mmprnn_loss(params, frozen, batch_stats, batch):
         variables = {'params': merge(params, frozen), 'batch_stats': batch_stats}
-        output = model.apply(variables, batch['blurry'])
+        output = model.apply(variables, batch['blurry'], batch['mmp'] if model.needs_prior else None)
         target = batch['sharp'][:, model.past_frames:batch['sharp'].shape[1] - model.future_frames]
         prior_vars = {'params': frozen['cell']['prior'], 'batch_stats': batch_stats['cell']['prior']} \
             if frozen else None

@@ -1,10 +1,10 @@
 """Pictures people look at: image strips and the prior as a heat map, written atomically."""
-import os
 import pathlib
-import tempfile
 
 import cv2
 import numpy as np
+
+from data_pipeline import atomic
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -20,16 +20,7 @@ def heat_map(prior: np.ndarray) -> np.ndarray:
 
 def write_png(path: str | pathlib.Path, rgb: np.ndarray) -> None:
     """Writes uint8 RGB `[H, W, 3]` to `path` atomically (a temporary file, then a rename)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, encoded = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f'{path}: PNG encoding failed for an image of shape {rgb.shape}')
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(encoded.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_bytes(path, encoded.tobytes())

@@ -1,6 +1,6 @@
 import pytest
 
-from configs import default, demo
+from configs import bsd, default, demo, gopro, mmpnet_gopro
 from mmp_jax.models.variants import model_from_config
 
 
@@ -10,8 +10,22 @@ def test_default_config_builds_the_paper_model():
     assert model.fusion_attention and model.use_mmam and model.transmit_ndf and model.do_skip
 
 
-def test_demo_config_is_small():
-    assert model_from_config(demo.get_config().model).n_features == 16
+def test_demo_config_trains_both_stages_of_a_small_model():
+    config = demo.get_config()
+    assert config.stages == ('mmpnet', 'mmprnn')
+    assert model_from_config(config.model).n_features < 16
+
+
+def test_job_configs_carry_the_paper_hyper_parameters():
+    stage_one = mmpnet_gopro.get_config()
+    assert stage_one.stages == ('mmpnet',)
+    assert (stage_one.mmpnet.batch_size, stage_one.mmpnet.patch, stage_one.mmpnet.learning_rate) == (8, 512, 3e-4)
+    for job, steps in ((gopro, 238_000), (bsd, 341_500)):
+        config = job.get_config()
+        assert config.stages == ('mmprnn',) and config.train.num_steps == steps
+        assert (config.train.batch_size, config.train.frames, config.train.patch) == (8, 10, 256)
+        assert config.train.learning_rate == 5e-4
+        assert dict(config.train.loss_weights) == {'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 1.0}
 
 
 def test_unknown_model_field_is_refused():

@@ -35,25 +35,42 @@ def _check_batch(batch, length=3, patch=16, size=4):
 
 
 def test_tf_data_batches_share_one_crop_per_window_and_are_seeded(records):
-    first = next(input_pipeline.train_dataset(records, 3, 16, 4, seed=1).as_numpy_iterator())
-    again = next(input_pipeline.train_dataset(records, 3, 16, 4, seed=1).as_numpy_iterator())
-    other = next(input_pipeline.train_dataset(records, 3, 16, 4, seed=2).as_numpy_iterator())
+    windows = input_pipeline.load_windows(records, 3)
+    first = next(input_pipeline.train_dataset(windows, 16, 4, seed=1).as_numpy_iterator())
+    again = next(input_pipeline.train_dataset(windows, 16, 4, seed=1).as_numpy_iterator())
+    other = next(input_pipeline.train_dataset(windows, 16, 4, seed=2).as_numpy_iterator())
     _check_batch(first)
     assert all(np.array_equal(first[k], again[k]) for k in first)
     assert not np.array_equal(first['blurry'], other['blurry'])
 
 
-def test_numpy_batches_follow_the_same_recipe(records):
-    batches = input_pipeline.numpy_train_batches(records, 3, 16, 4, seed=1)
-    for _ in range(3):
-        _check_batch(next(batches))
+def test_numpy_and_tf_readers_give_the_same_batches(records):
+    windows = input_pipeline.load_windows(records, 3)
+    assert windows.frames.shape == (6, 3)  # 3 windows in each 5-frame sequence
+    from_tf = input_pipeline.train_dataset(windows, 16, 4, seed=1).as_numpy_iterator()
+    from_numpy = input_pipeline.numpy_train_batches(windows, 16, 4, seed=1)
+    for _ in range(4):  # past an epoch of 6 windows
+        a, b = next(from_tf), next(from_numpy)
+        _check_batch(b)
+        assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_hosts_get_disjoint_shards(records):
-    assert input_pipeline.host_files(records, 0, 2) == records[:1]
-    assert input_pipeline.host_files(records, 1, 2) == records[1:]
-    with pytest.raises(ValueError, match='2 shards cannot feed 3 hosts'):
-        input_pipeline.host_files(records, 2, 3)
+def test_resuming_at_a_step_and_splitting_over_hosts_change_nothing(records):
+    windows = input_pipeline.load_windows(records, 3)
+    straight = input_pipeline.numpy_train_batches(windows, 16, 4, seed=3)
+    batches = [next(straight) for _ in range(3)]
+    resumed = next(input_pipeline.numpy_train_batches(windows, 16, 4, seed=3, start_step=2))
+    assert all(np.array_equal(resumed[k], batches[2][k]) for k in resumed)
+    hosts = [next(input_pipeline.train_dataset(windows, 16, 4, seed=3, start_step=2, process_index=i,
+                                               process_count=2).as_numpy_iterator()) for i in range(2)]
+    assert all(np.array_equal(np.concatenate([h[k] for h in hosts]), batches[2][k]) for k in resumed)
+
+
+def test_each_epoch_takes_every_window_once(records):
+    windows = input_pipeline.load_windows(records, 3)
+    for epoch in range(2):
+        chosen = [input_pipeline.item_plan(windows, epoch * 6 + i, 16, seed=0)[0] for i in range(6)]
+        assert sorted(chosen) == list(range(6))
 
 
 def test_a_folder_without_records_is_a_clear_error(tmp_path):
@@ -61,12 +78,15 @@ def test_a_folder_without_records_is_a_clear_error(tmp_path):
         input_pipeline.record_files(tmp_path)
 
 
-@pytest.mark.parametrize('hosts', [1, 2, 3])
-def test_eval_sequences_count_each_sequence_once_on_any_number_of_hosts(records, hosts):
-    items = [list(input_pipeline.eval_sequences(records, i, hosts)) for i in range(hosts)]
-    assert len({len(host) for host in items}) == 1  # hosts stay in step
-    counted = sorted(item['name'] for host in items for item in host if item['mask'] == 1.0)
-    assert counted == ['a', 'b']
-    item = items[0][0]
+def test_patches_larger_than_the_frames_are_a_clear_error(records):
+    windows = input_pipeline.load_windows(records, 3)
+    with pytest.raises(ValueError, match='24x40 are smaller than the 32x32 patch'):
+        next(input_pipeline.numpy_train_batches(windows, 32, 4, seed=0))
+
+
+def test_read_sequences_gives_whole_sequences_in_order(records):
+    sequences = input_pipeline.read_sequences(records)
+    assert list(sequences) == ['a', 'b']
+    item = sequences['a']
     assert item['blurry'].shape == (5, 24, 40, 3) and item['mmp'].shape == (5, 24, 40, 1)
     np.testing.assert_array_equal(np.diff(item['blurry'].astype(int), axis=0), 10)  # in order

@@ -1,0 +1,19 @@
+"""Stage 2 on BSD 2ms-16ms: MMP-RNN with a stage-1 MMP-Net frozen inside it.
+
+    python -m tools.export_tfrecords --source bsd --input /data/BSD_2ms16ms --split train --out /data/records/bsd_train
+    python -m tools.export_tfrecords --source bsd --input /data/BSD_2ms16ms --split test --out /data/records/bsd_test
+    python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd \\
+        --config.data.train_records=/data/records/bsd_train \\
+        --config.data.eval_records=/data/records/bsd_test --config.mmpnet.checkpoint=/runs/mmpnet
+
+Paper: Adam 5e-4, cosine annealing, batch 8 of 10-frame 256 x 256 sequences, 500 epochs.
+An epoch is every 10-frame window (as the original's loader): 60 sequences of 100 frames
+give 5,460 windows, 683 steps of 8, so 500 epochs are 341,500 steps.
+"""
+from configs import default
+
+
+def get_config():
+    config = default.get_config()
+    config.train.num_steps = 341_500
+    return config

@@ -1,0 +1,216 @@
+"""Evaluation over whole sequences, sharded over every device of every host.
+
+Jobs (a chunk of a sequence, or one frame) run one per device per round; the last round is
+padded with copies of the first job whose results are dropped (the mask), so every job counts
+once on any number of devices and hosts, and a device always computes a batch of one: the
+numbers do not depend on the device count. Each host scores the outputs its devices hold;
+scores are gathered over hosts.
+
+- `evaluate_mmprnn`, as the original's test (`train/test.py`): a sequence of T frames is cut
+  into chunks of `chunk_frames` (hidden state reset per chunk), the next chunk starting
+  past + future frames before the previous one ended, the last one moved back to end at T;
+  frames `past .. T-future-1` (2..T-3) are scored, each by the first chunk that outputs it.
+  Outputs are clipped and rounded to 8 bits; PSNR/SSIM by `metrics`, also for the blurry input.
+- `evaluate_mmpnet`: MMP-Net's prior of each whole blurry frame against the MMP of the
+  records, L1 (the paper's "L1 on full test images").
+
+Sequences: `{name: {'blurry', 'sharp': uint8 [T, H, W, 3], 'mmp': float32 [T, H, W, 1] | None}}`.
+"""
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
+from mmp_jax import metrics, sharding
+from mmp_jax.models.mmp_net import MMPNet
+from mmp_jax.models.mmp_rnn import DOWNSAMPLE, MMPRNN
+from mmp_jax.visualize import heat_map, to_uint8
+
+SCORES = ('psnr', 'ssim', 'blurry_psnr', 'blurry_ssim')
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    name: str
+    start: int
+    length: int
+
+
+def chunk_starts(length: int, chunk: int, past: int, future: int) -> list[int]:
+    """First frames of the chunks the original's test cuts a `length`-frame sequence into."""
+    if chunk <= 0 or length <= chunk:
+        return [0]
+    starts, start, end = [], 0, chunk
+    while True:
+        starts.append(start)
+        if end == length:
+            return starts
+        start = end - past - future
+        end = start + chunk
+        if end > length:
+            end, start = length, length - chunk
+
+
+def _pad(frames: np.ndarray, multiple: int) -> np.ndarray:
+    """`[..., H, W, C]` -> edge-padded to multiples of `multiple` (bottom, right)."""
+    height, width = frames.shape[-3:-1]
+    pad = [(0, 0)] * (frames.ndim - 3) + [(0, -height % multiple), (0, -width % multiple), (0, 0)]
+    return np.pad(frames, pad, mode='edge')
+
+
+def _sharded_scores(jobs: list, load: Callable, run: Callable, score: Callable, width: int,
+                    mesh: jax.sharding.Mesh) -> np.ndarray:
+    """`score(job, output)` `[width]` of every job, on every host. Jobs of one input shape;
+    `load(job)` gives its input dict, `run(batch)` the outputs `[N, ...]`."""
+    devices, hosts = mesh.size, jax.process_count()
+    per_host = devices // hosts
+    rounds = -(-len(jobs) // devices)
+    out = np.zeros((rounds * devices, width))
+    for first in range(0, rounds * devices, devices):
+        mine = range(first + jax.process_index() * per_host, first + (jax.process_index() + 1) * per_host)
+        inputs = [load(jobs[slot] if slot < len(jobs) else jobs[0]) for slot in mine]
+        batch = sharding.shard_batch({k: np.stack([x[k] for x in inputs]) for k in inputs[0]}, mesh)
+        for shard in run(batch).addressable_shards:
+            slot = first + (shard.index[0].start or 0)
+            if slot < len(jobs):  # padding slots (mask 0) are dropped
+                out[slot] = score(jobs[slot], np.asarray(shard.data)[0])
+    if hosts > 1:
+        out = np.sum(multihost_utils.process_allgather(out), axis=0)
+    return out[:len(jobs)]
+
+
+def _by_shape(jobs: list[Job], shape_of: Callable) -> dict[tuple, list[int]]:
+    groups: dict[tuple, list[int]] = {}
+    for i, job in enumerate(jobs):
+        groups.setdefault(shape_of(job), []).append(i)
+    return groups
+
+
+def evaluate_mmprnn(model: MMPRNN, variables, sequences: dict[str, dict], mesh: jax.sharding.Mesh,
+                    chunk_frames: int = 20, sample_images: int = 2) -> tuple[dict, dict[str, np.ndarray]]:
+    """(report, sample strips blurry | output | sharp | prior heat map, uint8 RGB)."""
+    past, future = model.past_frames, model.future_frames
+    jobs = []
+    for name, seq in sequences.items():
+        length = len(seq['blurry'])
+        if length < model.window:
+            raise ValueError(f'sequence {name!r} has {length} frames; evaluation needs at least {model.window}')
+        size = min(length, chunk_frames) if chunk_frames > 0 else length
+        jobs += [Job(name, start, size) for start in chunk_starts(length, chunk_frames, past, future)]
+    replicated = sharding.replicate(variables, mesh)
+    apply = jax.jit(lambda v, b: model.apply(v, b['blurry'], b.get('mmp')))
+
+    def load(job):
+        seq = sequences[job.name]
+        window = slice(job.start, job.start + job.length)
+        batch = {'blurry': _pad(seq['blurry'][window], DOWNSAMPLE).astype(np.float32) / 255.0}
+        if model.needs_prior:
+            batch['mmp'] = _pad(seq['mmp'][window], DOWNSAMPLE)
+        return batch
+
+    wanted = {(name, len(sequences[name]['blurry']) // 2) for name in list(sequences)[:sample_images]}
+    samples = {}
+
+    def score(job, output):
+        seq = sequences[job.name]
+        height, width = seq['sharp'].shape[1:3]
+        rows = np.full((job.length, len(SCORES)), np.nan)
+        for i in range(past, job.length - future):
+            t = job.start + i
+            deblurred = to_uint8(output[i - past, :height, :width])
+            sharp, blurry = seq['sharp'][t], seq['blurry'][t]
+            rows[i] = (metrics.psnr(deblurred, sharp), metrics.ssim(deblurred, sharp),
+                       metrics.psnr(blurry, sharp), metrics.ssim(blurry, sharp))
+            if (job.name, t) in wanted:
+                samples[(job.name, t)] = deblurred
+        return rows.ravel()
+
+    scores = {}
+    for shape, members in _by_shape(jobs, lambda j: (j.length,) + sequences[j.name]['blurry'].shape[1:]).items():
+        rows = _sharded_scores([jobs[i] for i in members], load, lambda b: apply(replicated, b), score,
+                               shape[0] * len(SCORES), mesh)
+        scores.update(zip(members, rows.reshape(len(members), shape[0], len(SCORES))))
+
+    per_sequence, all_rows = {}, []
+    for name, seq in sequences.items():
+        seen, rows = set(), []
+        for i, job in enumerate(jobs):
+            for k in range(past, job.length - future):
+                if job.name == name and job.start + k not in seen:
+                    seen.add(job.start + k)
+                    rows.append(scores[i][k])
+        rows = np.array(rows)
+        all_rows.append(rows)
+        per_sequence[name] = {'frames': f'{past}..{len(seq["blurry"]) - future - 1}', 'count': len(rows),
+                              **{key: float(np.mean(rows[:, j])) for j, key in enumerate(SCORES)}}
+    rows = np.concatenate(all_rows)
+    report = {'scored_frames': f'frames {past}..T-{future + 1} of each T-frame sequence, each once '
+                               f'(chunks of {chunk_frames or "all"} frames, hidden state reset per chunk, '
+                               f'as the original test)',
+              'chunk_frames': chunk_frames, 'count': len(rows),
+              **{key: float(np.mean(rows[:, j])) for j, key in enumerate(SCORES)},
+              'sequences': per_sequence}
+    return report, _mmprnn_samples(model, variables, sequences, samples, sample_images)
+
+
+def _mmprnn_samples(model, variables, sequences, outputs, count) -> dict[str, np.ndarray]:
+    """Strips for the middle scored frame of the first `count` sequences held on this host."""
+    strips = {}
+    for name in list(sequences)[:count]:
+        seq = sequences[name]
+        t = len(seq['blurry']) // 2
+        if (name, t) not in outputs:
+            continue
+        panels = [seq['blurry'][t], outputs[(name, t)], seq['sharp'][t]]
+        if model.use_mmam and not model.needs_prior:
+            prior_vars = {'params': variables['params']['cell']['prior'],
+                          'batch_stats': variables['batch_stats']['cell']['prior']}
+            panels.append(heat_map(_prior(prior_vars, seq['blurry'][t])))
+        strips[f'{name}_frame{t}'] = np.concatenate(panels, axis=1)
+    return strips
+
+
+def _prior(prior_vars, frame: np.ndarray) -> np.ndarray:
+    """MMP-Net's prior `[H, W, 1]` of a uint8 frame `[H, W, 3]` (as the cell computes it)."""
+    x = frame.astype(np.float32)[None] / 255.0 - 0.5
+    return np.asarray(MMPNet().apply(prior_vars, x))[0]
+
+
+def evaluate_mmpnet(variables, sequences: dict[str, dict], mesh: jax.sharding.Mesh,
+                    sample_images: int = 2) -> tuple[dict, dict[str, np.ndarray]]:
+    """(report with the L1 of the prior per sequence and in all, sample strips blurry |
+    prior | GT MMP as heat maps)."""
+    missing = [name for name, seq in sequences.items() if seq['mmp'] is None]
+    if missing:
+        raise ValueError(f'MMP-Net is scored against MMP ground truth; sequences {missing} have none '
+                         f'(export them from sharp high-frame-rate video)')
+    jobs = [Job(name, t, 1) for name, seq in sequences.items() for t in range(len(seq['blurry']))]
+    replicated = sharding.replicate(variables, mesh)
+    apply = jax.jit(lambda v, b: MMPNet().apply(v, b['blurry'] - 0.5))
+    load = lambda job: {'blurry': sequences[job.name]['blurry'][job.start].astype(np.float32) / 255.0}
+    wanted = {(name, len(sequences[name]['blurry']) // 2) for name in list(sequences)[:sample_images]}
+    priors = {}
+
+    def score(job, prior):
+        if (job.name, job.start) in wanted:
+            priors[(job.name, job.start)] = prior
+        return np.array([np.mean(np.abs(prior - sequences[job.name]['mmp'][job.start]))])
+
+    l1 = np.zeros(len(jobs))
+    for _, members in _by_shape(jobs, lambda j: sequences[j.name]['blurry'].shape[1:]).items():
+        l1[members] = _sharded_scores([jobs[i] for i in members], load, lambda b: apply(replicated, b),
+                                      score, 1, mesh)[:, 0]
+    names = np.array([job.name for job in jobs])
+    report = {'scored_frames': 'every frame, whole', 'count': len(jobs), 'l1': float(np.mean(l1)),
+              'sequences': {name: {'count': int(np.sum(names == name)), 'l1': float(np.mean(l1[names == name]))}
+                            for name in sequences}}
+    strips = {}
+    for name in list(sequences)[:sample_images]:
+        t = len(sequences[name]['blurry']) // 2
+        if (name, t) in priors:
+            seq = sequences[name]
+            strips[f'{name}_frame{t}'] = np.concatenate(
+                [seq['blurry'][t], heat_map(priors[(name, t)]), heat_map(seq['mmp'][t])], axis=1)
+    return report, strips

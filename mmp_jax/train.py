@@ -1,0 +1,296 @@
+"""The training loop of both stages: `train_and_evaluate(config, workdir)`.
+
+Stage 1 (`mmpnet`) trains MMP-Net on blurry frames and their MMP; stage 2 (`mmprnn`) trains
+MMP-RNN with the stage-1 MMP-Net frozen inside it (`config.stages` lists which run, in order).
+Each stage resumes from its latest checkpoint: the train state and the step, which is also
+the data position (batches are a function of `config.seed` and the step, see
+`data_pipeline.input_pipeline`; training draws no other random numbers), so a resumed run
+ends bit-identical to one that never stopped.
+
+`workdir` (absolute or relative):
+    checkpoints/<stage>/<step>/  orbax, every `checkpoint_every` steps, the last, and on SIGTERM
+                                 or a preemption notice; the latest `keep_checkpoints` kept
+    model/                       the trained MMP-RNN for `tools.deblur --checkpoint`
+    eval/metrics.json            the latest evaluation of each stage (and its last train losses)
+    eval/<stage>_<sample>.png    blurry | output | sharp | prior (stage 1: blurry | prior | GT)
+    events.out.tfevents.*        TensorBoard: losses, steps/s, evaluation scalars and images
+"""
+import contextlib
+import json
+import math
+import pathlib
+import shutil
+import signal
+import threading
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import orbax.checkpoint as ocp
+from absl import logging
+from clu import metric_writers, periodic_actions
+from flax import serialization
+
+from data_pipeline import atomic, input_pipeline
+from mmp_jax import checkpoint, evaluate, sharding, train_step
+from mmp_jax.models.mmp_net import MMPNet
+from mmp_jax.models.variants import model_from_config
+from mmp_jax.visualize import write_png
+
+STAGES = ('mmpnet', 'mmprnn')
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (the message says why and what to do)."""
+
+
+class Preempted(Exception):
+    """SIGTERM or a preemption notice: a checkpoint of `step` was saved."""
+
+    def __init__(self, step: int):
+        super().__init__(f'stopped at step {step} on request (SIGTERM / preemption); its checkpoint is '
+                         f'saved: run the same command to resume')
+
+
+def _settings(config: ml_collections.ConfigDict, stage: str) -> ml_collections.ConfigDict:
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r} in config.stages; accepted: {', '.join(STAGES)}")
+    return config.mmpnet if stage == 'mmpnet' else config.train
+
+
+def _fresh_state(config, stage: str):
+    """(settings, model, optimizer, state initialised from config.seed) of a stage."""
+    settings = _settings(config, stage)
+    key = jax.random.key(config.seed)
+    if stage == 'mmpnet':
+        model = MMPNet()
+        variables = jax.jit(model.init)(key, jnp.zeros((1, 16, 16, 3)))
+    else:
+        model = model_from_config(config.model)
+        variables = jax.jit(model.init)(key, jnp.zeros((1, model.window, 16, 16, 3)),
+                                        jnp.zeros((1, model.window, 16, 16, 1)))
+    optimizer = train_step.make_optimizer(stage, settings.learning_rate, settings.num_steps)
+    return settings, model, optimizer, train_step.create_state(variables, optimizer, stage)
+
+
+def _manager(workdir: pathlib.Path, stage: str, keep: int) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True, create=True)
+    return ocp.CheckpointManager(workdir / 'checkpoints' / stage, options=options, item_names=('state', 'meta'))
+
+
+def _restore(manager: ocp.CheckpointManager, state: train_step.TrainState, mesh, step: int | None = None):
+    """(state, meta) of checkpoint `step` (default: the latest), placed as `state` is."""
+    step = manager.latest_step() if step is None else step
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.replicated(mesh)),
+                          serialization.to_state_dict(state))
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                             meta=ocp.args.JsonRestore()))
+    return serialization.from_state_dict(state, restored['state']), dict(restored['meta'])
+
+
+def _save(manager: ocp.CheckpointManager, step: int, state: train_step.TrainState, meta: dict) -> None:
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(serialization.to_state_dict(state)),
+                                               meta=ocp.args.JsonSave(meta)), force=True)
+
+
+def _stage_one_mmpnet(config, workdir: pathlib.Path) -> dict:
+    """MMP-Net's variables from stage 1 of this job, or of the workdir in config.mmpnet.checkpoint."""
+    source = workdir if 'mmpnet' in config.stages else config.mmpnet.checkpoint
+    if not source:
+        raise TrainingError("stage 'mmprnn' needs a trained MMP-Net: add 'mmpnet' to config.stages, or set "
+                            "--config.mmpnet.checkpoint to the workdir of a stage-1 run (configs/mmpnet_gopro.py)")
+    directory = pathlib.Path(source).absolute() / 'checkpoints' / 'mmpnet'
+    with ocp.CheckpointManager(directory, item_names=('state', 'meta')) as manager:
+        step = manager.latest_step()
+        if step is None:
+            raise TrainingError(f'{directory}: no MMP-Net checkpoint; train stage 1 first (configs/mmpnet_gopro.py)')
+        restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
+    return {'params': restored['params'], 'batch_stats': restored['batch_stats']}
+
+
+def _with_mmpnet(variables: dict, mmpnet: dict) -> dict:
+    out = jax.tree.map(lambda x: x, variables)  # a copy of the nesting
+    for collection in ('params', 'batch_stats'):
+        checkpoint.check_same_structure(mmpnet[collection], out[collection]['cell']['prior'], 'stage-1 MMP-Net')
+        out[collection]['cell']['prior'] = jax.tree.map(jnp.asarray, mmpnet[collection])
+    return out
+
+
+def _variables(state: train_step.TrainState) -> dict:
+    params = train_step.merge(state.params, state.frozen) if state.frozen else state.params
+    return {'params': params, 'batch_stats': state.batch_stats}
+
+
+def _batches(config, settings, stage: str, start_step: int):
+    frames = 1 if stage == 'mmpnet' else settings.frames
+    windows = input_pipeline.load_windows(input_pipeline.record_files(config.data.train_records), frames)
+    if stage == 'mmpnet' and not any(windows.mmp):
+        raise TrainingError(f'{config.data.train_records}: the records hold no MMP; stage 1 needs data exported '
+                            f'from sharp high-frame-rate video (--source gopro_raw or synthetic)')
+    kwargs = dict(seed=config.seed, start_step=start_step, process_index=jax.process_index(),
+                  process_count=jax.process_count())
+    if config.data.reader == 'tf':
+        return input_pipeline.train_dataset(windows, settings.patch, settings.batch_size, **kwargs).as_numpy_iterator()
+    if config.data.reader == 'numpy':
+        return input_pipeline.numpy_train_batches(windows, settings.patch, settings.batch_size, **kwargs)
+    raise ValueError(f"unknown config.data.reader {config.data.reader!r}; accepted: 'tf', 'numpy'")
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """A flag set by SIGTERM while the block runs (the loop saves and stops at the next step)."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _record_evaluation(workdir: pathlib.Path, stage: str, step: int, report: dict, strips: dict,
+                       writer: metric_writers.MetricWriter) -> None:
+    scalars = {f'{stage}/eval_{k}': v for k, v in report.items() if isinstance(v, float)}
+    writer.write_scalars(step, scalars)
+    if strips:
+        writer.write_images(step, {f'{stage}/{name}': strip[None] for name, strip in strips.items()})
+    writer.flush()
+    logging.info('%s step %d evaluation: %s', stage, step, ', '.join(f'{k} {v:.4f}' for k, v in scalars.items()))
+    if jax.process_index() == 0:
+        for name, strip in strips.items():
+            write_png(workdir / 'eval' / f'{stage}_{name}.png', strip)
+        path = workdir / 'eval' / 'metrics.json'
+        everything = json.loads(path.read_text()) if path.exists() else {}
+        everything[stage] = {'step': step, **report}
+        atomic.write_json(path, everything)
+
+
+def _evaluate(config, stage, model, variables, sequences, mesh):
+    if stage == 'mmpnet':
+        return evaluate.evaluate_mmpnet(variables, sequences, mesh, config.eval.sample_images)
+    return evaluate.evaluate_mmprnn(model, variables, sequences, mesh, config.eval.chunk_frames,
+                                    config.eval.sample_images)
+
+
+def _eval_sequences(config):
+    if not config.data.eval_records:
+        return None
+    return input_pipeline.read_sequences(input_pipeline.record_files(config.data.eval_records))
+
+
+def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer) -> dict:
+    """Trains one stage to `num_steps` (resuming if it has a checkpoint), evaluates it; returns
+    the evaluation report (empty without eval records)."""
+    settings, model, optimizer, state = _fresh_state(config, stage)
+    sharding.check_global_batch(settings.batch_size, mesh)
+    weights = dict(settings.loss_weights) if stage == 'mmprnn' else {}
+    has_mmpnet = stage == 'mmprnn' and model.use_mmam and not model.needs_prior
+    if weights.get('motion_magnitude') and not has_mmpnet:
+        raise TrainingError('the motion magnitude loss needs MMP-Net, which this model has not (use_mmam off or '
+                            'prior_source given): set --config.train.loss_weights.motion_magnitude=0')
+    sequences = _eval_sequences(config)
+    with _manager(workdir, stage, config.keep_checkpoints) as manager:
+        meta = {}
+        if manager.latest_step() is not None:
+            state, meta = _restore(manager, state, mesh)
+            if meta['seed'] != config.seed:
+                raise TrainingError(f'{manager.directory}: checkpoints of seed {meta["seed"]}, config.seed is '
+                                    f'{config.seed}; use the same seed to resume, or a new workdir')
+        elif has_mmpnet:
+            variables = _with_mmpnet(_variables(state), _stage_one_mmpnet(config, workdir))
+            state = train_step.create_state(variables, optimizer, stage)
+        state = sharding.replicate(state, mesh)
+        start = int(state.step)
+        last_train = meta.get('train', {})
+        if start < settings.num_steps:
+            logging.info('%s: training steps %d..%d', stage, start + 1, settings.num_steps)
+            batches = _batches(config, settings, stage, start)
+            step_fn = train_step.jit_step(train_step.make_step(model, optimizer, stage, weights),
+                                          sharding.replicated(mesh), sharding.batch_sharding(mesh))
+            progress = periodic_actions.ReportProgress(num_train_steps=settings.num_steps, writer=writer,
+                                                       every_steps=settings.log_every, every_secs=None)
+            with _stop_on_sigterm() as stop:
+                for step in range(start + 1, settings.num_steps + 1):
+                    state, metrics = step_fn(state, sharding.shard_batch(next(batches), mesh))
+                    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    if not all(math.isfinite(v) for v in values.values()):
+                        manager.wait_until_finished()
+                        raise TrainingError(
+                            f'{stage} step {step}: the loss is not finite ({values}); stopped, the last good '
+                            f'checkpoint (step {manager.latest_step()}) is kept in {manager.directory}; '
+                            f'lower the learning rate or check the data')
+                    progress(step)
+                    if step % settings.log_every == 0 or step == settings.num_steps:
+                        last_train = values
+                        writer.write_scalars(step, {f'{stage}/train_{k}': v for k, v in values.items()})
+                        logging.info('%s step %d: %s', stage, step,
+                                     ', '.join(f'{k} {v:.5f}' for k, v in values.items()))
+                    stopping = stop.is_set() or manager.reached_preemption(step)
+                    if step % settings.checkpoint_every == 0 or step == settings.num_steps or stopping:
+                        _save(manager, step, state, {'stage': stage, 'seed': config.seed, 'next_step': step,
+                                                     'train': values})
+                    if stopping:
+                        manager.wait_until_finished()
+                        raise Preempted(step)
+                    if sequences and settings.eval_every and step % settings.eval_every == 0 \
+                            and step < settings.num_steps:
+                        _record_evaluation(workdir, stage, step,
+                                           *_evaluate(config, stage, model, _variables(state), sequences, mesh),
+                                           writer)
+            manager.wait_until_finished()
+    report = {}
+    if sequences:
+        report, strips = _evaluate(config, stage, model, _variables(state), sequences, mesh)
+        report['train'] = last_train
+        _record_evaluation(workdir, stage, settings.num_steps, report, strips, writer)
+    if stage == 'mmprnn':
+        _export_model(workdir / 'model', _variables(state), config.model)
+    return report
+
+
+def _export_model(directory: pathlib.Path, variables: dict, model_config) -> None:
+    """The trained model for `tools.deblur`, replacing an older export."""
+    if directory.exists() and jax.process_index() == 0:
+        shutil.rmtree(directory)
+    checkpoint.save_model(directory, jax.device_get(variables), dict(model_config))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """Runs the stages in `config.stages` in `workdir`; returns {stage: evaluation report}."""
+    sharding.initialize(config.multi_host)
+    workdir = pathlib.Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    mesh = sharding.make_mesh()
+    writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
+    try:
+        return {stage: train_stage(config, stage, workdir, mesh, writer) for stage in config.stages}
+    finally:
+        writer.close()
+
+
+def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """Evaluates the latest checkpoint of each stage in `config.stages` (`--mode=eval`)."""
+    sharding.initialize(config.multi_host)
+    workdir = pathlib.Path(workdir).absolute()
+    sequences = _eval_sequences(config)
+    if sequences is None:
+        raise ValueError('evaluation needs held-back sequences: set --config.data.eval_records')
+    mesh = sharding.make_mesh()
+    writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
+    reports = {}
+    try:
+        for stage in config.stages:
+            _, model, _, state = _fresh_state(config, stage)
+            with _manager(workdir, stage, config.keep_checkpoints) as manager:
+                if manager.latest_step() is None:
+                    raise TrainingError(f'{manager.directory}: no checkpoint to evaluate')
+                state, meta = _restore(manager, state, mesh)
+            report, strips = _evaluate(config, stage, model, _variables(state), sequences, mesh)
+            report['train'] = meta['train']
+            _record_evaluation(workdir, stage, int(state.step), report, strips, writer)
+            reports[stage] = report
+    finally:
+        writer.close()
+    return reports

@@ -1,0 +1,187 @@
+"""The training loop and evaluation, run for real on tiny synthetic records."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import demo
+from mmp_jax import evaluate, train
+from tests import original_reference as ref
+from tools import export_tfrecords
+
+REPO = ref.DATA_DIR.parents[1]
+TINY_VARIANT = 'A1B1C4F5'
+
+
+@pytest.fixture(scope='module')
+def records(tmp_path_factory):
+    """Train and eval records of tiny synthetic scenes (exact flow)."""
+    pytest.importorskip('tensorflow')
+    root = tmp_path_factory.mktemp('records')
+    for split, count, seed in (('train', 3, 0), ('eval', 2, 7)):
+        assert export_tfrecords.main(['--source', 'synthetic', '--flow', 'exact', '--out', str(root / split),
+                                      '--num-sequences', str(count), '--num-shards', str(count),
+                                      '--frames-per-sequence', '80', '--height', '32', '--width', '48',
+                                      '--seed', str(seed), '--workers', '1', '--quiet']) == 0
+    return root
+
+
+def tiny_overrides(records) -> list[str]:
+    """Command-line overrides shrinking the demo to seconds."""
+    return [f'--config.data.train_records={records / "train"}', f'--config.data.eval_records={records / "eval"}',
+            f'--config.model.variant={TINY_VARIANT}', '--config.eval.chunk_frames=6',
+            '--config.mmpnet.batch_size=4', '--config.mmpnet.patch=16', '--config.mmpnet.num_steps=4',
+            '--config.mmpnet.checkpoint_every=2', '--config.mmpnet.log_every=2',
+            '--config.train.batch_size=2', '--config.train.frames=6', '--config.train.patch=16',
+            '--config.train.num_steps=30', '--config.train.checkpoint_every=10', '--config.train.log_every=5',
+            '--config.train.eval_every=0']
+
+
+def tiny_config(records, **train_fields):
+    config = demo.get_config()
+    config.data.train_records, config.data.eval_records = str(records / 'train'), str(records / 'eval')
+    config.model.variant = TINY_VARIANT
+    config.eval.chunk_frames = 6
+    config.mmpnet.update(batch_size=4, patch=16, num_steps=4, checkpoint_every=2, log_every=2)
+    config.train.update(batch_size=2, frames=6, patch=16, num_steps=6, checkpoint_every=2, log_every=2,
+                        eval_every=0, **train_fields)
+    return config
+
+
+def _main(workdir, *overrides, env=None):
+    return subprocess.Popen([sys.executable, '-m', 'mmp_jax.main', '--config=configs/demo.py',
+                             f'--workdir={workdir}', *overrides], cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _final_params(workdir, stage='mmprnn'):
+    with ocp.CheckpointManager(workdir / 'checkpoints' / stage, item_names=('state', 'meta')) as manager:
+        state = manager.restore(manager.latest_step(),
+                                args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
+    return manager.latest_step(), jax.tree_util.tree_leaves_with_path(state)
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_bits(records, tmp_path):
+    overrides = tiny_overrides(records)
+    straight = _main(tmp_path / 'straight', *overrides)
+    assert straight.wait(timeout=600) == 0, straight.stderr.read()[-3000:]
+
+    killed = _main(tmp_path / 'killed', *overrides)
+    first = tmp_path / 'killed' / 'checkpoints' / 'mmprnn' / '10'
+    deadline = time.time() + 600
+    while not first.exists() and killed.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+    assert not (tmp_path / 'killed' / 'eval' / 'metrics.json').exists()
+    resumed = _main(tmp_path / 'killed', *overrides)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()[-3000:]
+    assert 'mmprnn: training steps 1' not in resumed.stderr.read()  # it resumed, not restarted
+
+    (step_a, leaves_a), (step_b, leaves_b) = _final_params(tmp_path / 'straight'), _final_params(tmp_path / 'killed')
+    assert step_a == step_b == 30
+    assert [p for p, _ in leaves_a] == [p for p, _ in leaves_b]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(leaves_a, leaves_b))
+    metrics = [(tmp_path / run / 'eval' / 'metrics.json').read_text() for run in ('straight', 'killed')]
+    assert metrics[0] == metrics[1]
+    assert json.loads(metrics[0])['mmprnn']['count'] > 0
+    assert (tmp_path / 'killed' / 'model').is_dir()  # the export tools.deblur reads
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_stops(records, tmp_path):
+    run = _main(tmp_path, *tiny_overrides(records)[:-5], '--config.train.num_steps=100000',
+                '--config.train.checkpoint_every=100000', '--config.train.log_every=1')
+    first = tmp_path / 'checkpoints' / 'mmpnet' / '4'
+    deadline = time.time() + 600
+    while not first.exists() and run.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(8)  # into stage 2
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=300) == 1
+    assert 'saved: run the same command to resume' in run.stderr.read()
+    steps = [int(p.name) for p in (tmp_path / 'checkpoints' / 'mmprnn').iterdir() if p.name.isdigit()]
+    assert len(steps) == 1 and 0 < steps[0] < 100000
+
+
+def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(records, tmp_path):
+    config = tiny_config(records, learning_rate=1e30)  # step 1 is finite, its update overflows
+    config.train.checkpoint_every = 1
+    config.stages = ('mmprnn',)
+    config.model.use_mmam = False  # no stage 1 needed
+    with pytest.raises(train.TrainingError, match='motion magnitude loss needs MMP-Net'):
+        train.train_and_evaluate(config, tmp_path)
+    config.train.loss_weights.motion_magnitude = 0.0
+    with pytest.raises(train.TrainingError, match='the loss is not finite') as error:
+        train.train_and_evaluate(config, tmp_path)
+    assert 'mmprnn step 2: the loss is not finite' in str(error.value)
+    assert 'the last good checkpoint (step 1) is kept' in str(error.value)
+    steps = sorted(int(p.name) for p in (tmp_path / 'checkpoints' / 'mmprnn').iterdir() if p.name.isdigit())
+    assert steps == [1]
+
+
+def test_stage_two_without_mmp_net_is_a_clear_error(records, tmp_path):
+    config = tiny_config(records)
+    config.stages = ('mmprnn',)
+    with pytest.raises(train.TrainingError, match='needs a trained MMP-Net'):
+        train.train_and_evaluate(config, tmp_path)
+
+
+def test_main_reports_missing_records_in_one_line(tmp_path):
+    run = _main(tmp_path / 'run', f'--config.data.train_records={tmp_path}/none', '--config.data.eval_records=')
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 2
+    assert f'{tmp_path}/none: no finished shards' in stderr and 'Traceback' not in stderr
+
+
+def test_chunks_follow_the_original_test_and_score_each_frame_once():
+    assert evaluate.chunk_starts(150, 20, 2, 2) == [0, 16, 32, 48, 64, 80, 96, 112, 128, 130]
+    assert evaluate.chunk_starts(12, 20, 2, 2) == [0]
+    assert evaluate.chunk_starts(12, 0, 2, 2) == [0]
+
+
+EVAL_SCRIPT = r'''
+import json, sys, jax, numpy as np
+from mmp_jax import evaluate, sharding
+from mmp_jax.models.variants import model_from_variant
+model = model_from_variant('A1B1C4F5')
+rng = np.random.default_rng(0)
+sequences = {f's{i}': {'blurry': rng.integers(0, 256, (t, 20, 24, 3), dtype=np.uint8),
+                       'sharp': rng.integers(0, 256, (t, 20, 24, 3), dtype=np.uint8),
+                       'mmp': rng.uniform(0, 1, (t, 20, 24, 1)).astype(np.float32)}
+             for i, t in enumerate((7, 9, 13))}
+variables = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 5, 16, 16, 3), np.float32))
+mesh = sharding.make_mesh()
+report, strips = evaluate.evaluate_mmprnn(model, variables, sequences, mesh, chunk_frames=6)
+prior_vars = {'params': variables['params']['cell']['prior'], 'batch_stats': variables['batch_stats']['cell']['prior']}
+l1, _ = evaluate.evaluate_mmpnet(prior_vars, sequences, mesh)
+print(json.dumps({'devices': jax.device_count(), 'mmprnn': report, 'mmpnet': l1, 'strips': sorted(strips)}))
+'''
+
+
+@pytest.mark.slow
+def test_evaluation_on_one_and_eight_devices_gives_the_same_metrics():
+    """Sequences of 7, 9 and 13 frames, chunks of 6: 10 chunks, 29 frames; neither divides by 8."""
+    reports = []
+    for devices in (1, 8):
+        env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu')
+        result = subprocess.run([sys.executable, '-c', EVAL_SCRIPT], capture_output=True, text=True, env=env,
+                                cwd=REPO)
+        assert result.returncode == 0, result.stderr[-3000:]
+        reports.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert [r.pop('devices') for r in reports] == [1, 8]
+    assert reports[0] == reports[1]
+    report = reports[0]['mmprnn']
+    assert report['count'] == (7 - 4) + (9 - 4) + (13 - 4)
+    assert report['sequences']['s2'] == {**report['sequences']['s2'], 'frames': '2..10', 'count': 9}
+    assert reports[0]['mmpnet']['count'] == 7 + 9 + 13
+    assert reports[0]['strips'] == ['s0_frame3', 's1_frame4']
