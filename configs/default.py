@@ -39,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     # 512 x 512 patches, L1). Steps: ~3,500 blurry frames from raw GOPRO / 8 per batch x 400.
     config.mmpnet = ml_collections.ConfigDict({
         'batch_size': 8, 'patch': 512, 'learning_rate': 3e-4, 'num_steps': 175_000,
-        'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100,
+        'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100, 'clip_norm': 0.0,
         'checkpoint': '',             # stage 2 without stage 1 in the same job: a stage-1 workdir
     })
 
@@ -47,6 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
     # batch 8, flips and rot90). num_steps is set per data set (gopro.py, bsd.py).
     config.train = ml_collections.ConfigDict({
         'batch_size': 8, 'frames': 10, 'patch': 256, 'learning_rate': 5e-4, 'num_steps': 240_000,
+        'clip_norm': 0.0,             # > 0: clip gradients to this global norm (not in the paper)
         'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100,
         # paper Eq. 8; 0 switches a term off (Table 4). The released code trains with
         # charbonnier 1, gradient 0.5 and no motion magnitude term.

@@ -136,6 +136,9 @@ def train_dataset(windows: Windows, patch: int, global_batch: int, seed: int, st
     `numpy_train_batches`)."""
     import tensorflow as tf  # noqa: PLC0415 (optional: numpy_train_batches needs none)
 
+    height, width = windows.sizes.min(axis=0)
+    if min(height, width) < patch:  # item_plan says so too, but inside tf.data it would be a TF error
+        raise ValueError(f'frames of {height}x{width} are smaller than the {patch}x{patch} patch')
     host_batch = global_batch // process_count
     length = windows.frames.shape[1]
 

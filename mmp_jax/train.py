@@ -69,7 +69,8 @@ def _fresh_state(config, stage: str):
         model = model_from_config(config.model)
         variables = jax.jit(model.init)(key, jnp.zeros((1, model.window, 16, 16, 3)),
                                         jnp.zeros((1, model.window, 16, 16, 1)))
-    optimizer = train_step.make_optimizer(stage, settings.learning_rate, settings.num_steps)
+    optimizer = train_step.make_optimizer(stage, settings.learning_rate, settings.num_steps,
+                                          settings.clip_norm)
     return settings, model, optimizer, train_step.create_state(variables, optimizer, stage)
 
 
@@ -180,7 +181,7 @@ def _eval_sequences(config):
     return input_pipeline.read_sequences(input_pipeline.record_files(config.data.eval_records))
 
 
-def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer) -> dict:
+def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer, stop: threading.Event) -> dict:
     """Trains one stage to `num_steps` (resuming if it has a checkpoint), evaluates it; returns
     the evaluation report (empty without eval records)."""
     settings, model, optimizer, state = _fresh_state(config, stage)
@@ -211,34 +212,33 @@ def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer) -> dict
                                           sharding.replicated(mesh), sharding.batch_sharding(mesh))
             progress = periodic_actions.ReportProgress(num_train_steps=settings.num_steps, writer=writer,
                                                        every_steps=settings.log_every, every_secs=None)
-            with _stop_on_sigterm() as stop:
-                for step in range(start + 1, settings.num_steps + 1):
-                    state, metrics = step_fn(state, sharding.shard_batch(next(batches), mesh))
-                    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    if not all(math.isfinite(v) for v in values.values()):
-                        manager.wait_until_finished()
-                        raise TrainingError(
-                            f'{stage} step {step}: the loss is not finite ({values}); stopped, the last good '
-                            f'checkpoint (step {manager.latest_step()}) is kept in {manager.directory}; '
-                            f'lower the learning rate or check the data')
-                    progress(step)
-                    if step % settings.log_every == 0 or step == settings.num_steps:
-                        last_train = values
-                        writer.write_scalars(step, {f'{stage}/train_{k}': v for k, v in values.items()})
-                        logging.info('%s step %d: %s', stage, step,
-                                     ', '.join(f'{k} {v:.5f}' for k, v in values.items()))
-                    stopping = stop.is_set() or manager.reached_preemption(step)
-                    if step % settings.checkpoint_every == 0 or step == settings.num_steps or stopping:
-                        _save(manager, step, state, {'stage': stage, 'seed': config.seed, 'next_step': step,
-                                                     'train': values})
-                    if stopping:
-                        manager.wait_until_finished()
-                        raise Preempted(step)
-                    if sequences and settings.eval_every and step % settings.eval_every == 0 \
-                            and step < settings.num_steps:
-                        _record_evaluation(workdir, stage, step,
-                                           *_evaluate(config, stage, model, _variables(state), sequences, mesh),
-                                           writer)
+            for step in range(start + 1, settings.num_steps + 1):
+                state, metrics = step_fn(state, sharding.shard_batch(next(batches), mesh))
+                values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                if not all(math.isfinite(v) for v in values.values()):
+                    manager.wait_until_finished()
+                    raise TrainingError(
+                        f'{stage} step {step}: the loss is not finite ({values}); stopped, the last good '
+                        f'checkpoint (step {manager.latest_step()}) is kept in {manager.directory}; '
+                        f'lower the learning rate or check the data')
+                progress(step)
+                if step % settings.log_every == 0 or step == settings.num_steps:
+                    last_train = values
+                    writer.write_scalars(step, {f'{stage}/train_{k}': v for k, v in values.items()})
+                    logging.info('%s step %d: %s', stage, step,
+                                 ', '.join(f'{k} {v:.5f}' for k, v in values.items()))
+                stopping = stop.is_set() or manager.reached_preemption(step)
+                if step % settings.checkpoint_every == 0 or step == settings.num_steps or stopping:
+                    _save(manager, step, state, {'stage': stage, 'seed': config.seed, 'next_step': step,
+                                                 'train': values})
+                if stopping:
+                    manager.wait_until_finished()
+                    raise Preempted(step)
+                if sequences and settings.eval_every and step % settings.eval_every == 0 \
+                        and step < settings.num_steps:
+                    _record_evaluation(workdir, stage, step,
+                                       *_evaluate(config, stage, model, _variables(state), sequences, mesh),
+                                       writer)
             manager.wait_until_finished()
     report = {}
     if sequences:
@@ -265,7 +265,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     mesh = sharding.make_mesh()
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     try:
-        return {stage: train_stage(config, stage, workdir, mesh, writer) for stage in config.stages}
+        with _stop_on_sigterm() as stop:
+            return {stage: train_stage(config, stage, workdir, mesh, writer, stop) for stage in config.stages}
     finally:
         writer.close()
 

@@ -46,14 +46,18 @@ def merge(trainable: dict, frozen: dict) -> dict:
                                          **traverse_util.flatten_dict(frozen)})
 
 
-def make_optimizer(stage: str, learning_rate: float, num_steps: int) -> optax.GradientTransformation:
+def make_optimizer(stage: str, learning_rate: float, num_steps: int,
+                   clip_norm: float = 0.0) -> optax.GradientTransformation:
+    """Adam, lr halved half-way (stage 1) or cosine-annealed to 0 (stage 2); gradients
+    clipped to a global norm of `clip_norm` first where it is positive (not in the paper)."""
     if stage == 'mmpnet':
         schedule = optax.piecewise_constant_schedule(learning_rate, {num_steps // 2: 0.5})
     elif stage == 'mmprnn':
         schedule = optax.cosine_decay_schedule(learning_rate, num_steps)
     else:
         raise ValueError(f"unknown stage {stage!r}; accepted: 'mmpnet', 'mmprnn'")
-    return optax.adam(schedule)
+    adam = optax.adam(schedule)
+    return optax.chain(optax.clip_by_global_norm(clip_norm), adam) if clip_norm > 0 else adam
 
 
 def create_state(variables: dict, optimizer: optax.GradientTransformation, stage: str) -> TrainState:

@@ -68,7 +68,7 @@ def sequence_frames(args, index: int, entry) -> list[build.BlurryFrame]:
     rng = np.random.default_rng([args.seed, index])
     if args.source == 'synthetic':
         scene = synthetic.make_scene(seed=args.seed * 100003 + index, length=args.frames_per_sequence,
-                                     height=args.height, width=args.width)
+                                     height=args.height, width=args.width, max_speed=args.max_speed)
         sharp = scene.frames
     else:
         sharp = sources.read_all(entry.sharp)
@@ -100,7 +100,8 @@ def make_shard(job: Job) -> dict:
 
 def settings(args) -> dict:
     keys = ('source', 'input', 'split', 'flow', 'raft_checkpoint', 'raft_size', 'seed', 'crf',
-            'store_flows', 'num_shards', 'num_sequences', 'frames_per_sequence', 'height', 'width', 'name')
+            'store_flows', 'num_shards', 'num_sequences', 'frames_per_sequence', 'height', 'width', 'max_speed',
+            'name')
     return {k: getattr(args, k) for k in keys}
 
 
@@ -155,6 +156,8 @@ def parse_args(argv=None):
     parser.add_argument('--frames-per-sequence', type=int, default=120, help='sharp frames per synthetic scene')
     parser.add_argument('--height', type=int, default=128, help='synthetic frame height')
     parser.add_argument('--width', type=int, default=192, help='synthetic frame width')
+    parser.add_argument('--max-speed', type=float, default=3.0,
+                        help='synthetic: largest motion in pixels per sharp frame (blur of up to 13x it)')
     parser.add_argument('--store-flows', action='store_true', help='also store each window\'s flows (float16)')
     parser.add_argument('--quiet', action='store_true')
     args = parser.parse_args(argv)
