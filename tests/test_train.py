@@ -39,7 +39,8 @@ def tiny_overrides(records, **changes) -> list[str]:
               'model.variant': TINY_VARIANT, 'eval.chunk_frames': 6,
               'mmpnet.batch_size': 4, 'mmpnet.patch': 16, 'mmpnet.num_steps': 4, 'mmpnet.checkpoint_every': 2,
               'mmpnet.log_every': 2, 'train.batch_size': 2, 'train.frames': 6, 'train.patch': 16,
-              'train.num_steps': 30, 'train.checkpoint_every': 10, 'train.log_every': 5, 'train.eval_every': 0}
+              'train.num_steps': 30, 'train.checkpoint_every': 10, 'train.log_every': 5, 'train.eval_every': 0,
+              'train.loss_weights.motion_magnitude': 1.0}  # the paper's loss
     return [f'--config.{k}={v}' for k, v in {**fields, **changes}.items()]
 
 
@@ -116,6 +117,7 @@ def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(records, tmp_path
     config.train.checkpoint_every = 1
     config.stages = ('mmprnn',)
     config.model.use_mmam = False  # no stage 1 needed
+    config.train.loss_weights.motion_magnitude = 1.0
     with pytest.raises(train.TrainingError, match='motion magnitude loss needs MMP-Net'):
         train.train_and_evaluate(config, tmp_path)
     config.train.loss_weights.motion_magnitude = 0.0
