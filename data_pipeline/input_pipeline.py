@@ -84,11 +84,15 @@ def item_plan(windows: Windows, item: int, patch: int, seed: int) -> tuple[int, 
     count = len(windows.frames)
     window = int(_epoch_order(seed, item // count, count)[item % count])
     height, width = windows.sizes[window]
-    if min(height, width) < patch:
-        raise ValueError(f'frames of {height}x{width} are smaller than the {patch}x{patch} patch')
     rng = np.random.default_rng([seed, 1, item])
     top, left = rng.integers(0, height - patch + 1), rng.integers(0, width - patch + 1)
     return window, np.array([top, left, *rng.integers(0, 2, 3)], np.int32)
+
+
+def _check_patch(windows: Windows, patch: int) -> None:
+    height, width = windows.sizes.min(axis=0)
+    if min(height, width) < patch:
+        raise ValueError(f'frames of {height}x{width} are smaller than the {patch}x{patch} patch')
 
 
 def host_items(step: int, global_batch: int, host_batch: int, process_index: int) -> range:
@@ -113,8 +117,12 @@ def _split(stack):
 def numpy_train_batches(windows: Windows, patch: int, global_batch: int, seed: int,
                         start_step: int = 0, process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
     """Endless host batches `[global_batch / process_count, T, P, P, C]` from `start_step` on."""
+    _check_patch(windows, patch)
+    return _numpy_batches(windows, patch, global_batch, seed, start_step, process_index, process_count)
+
+
+def _numpy_batches(windows, patch, global_batch, seed, step, process_index, process_count) -> Iterator[dict]:
     host_batch = global_batch // process_count
-    step = start_step
     while True:
         items = []
         for item in host_items(step, global_batch, host_batch, process_index):
@@ -136,9 +144,7 @@ def train_dataset(windows: Windows, patch: int, global_batch: int, seed: int, st
     `numpy_train_batches`)."""
     import tensorflow as tf  # noqa: PLC0415 (optional: numpy_train_batches needs none)
 
-    height, width = windows.sizes.min(axis=0)
-    if min(height, width) < patch:  # item_plan says so too, but inside tf.data it would be a TF error
-        raise ValueError(f'frames of {height}x{width} are smaller than the {patch}x{patch} patch')
+    _check_patch(windows, patch)
     host_batch = global_batch // process_count
     length = windows.frames.shape[1]
 

@@ -9,7 +9,8 @@ scores are gathered over hosts.
 - `evaluate_mmprnn`, as the original's test (`train/test.py`): a sequence of T frames is cut
   into chunks of `chunk_frames` (hidden state reset per chunk), the next chunk starting
   past + future frames before the previous one ended, the last one moved back to end at T;
-  frames `past .. T-future-1` (2..T-3) are scored, each by the first chunk that outputs it.
+  frames `past .. T-future-1` (2..T-3) are scored, each by the first chunk that outputs it
+  (later chunks do not score it again).
   Outputs are clipped and rounded to 8 bits; PSNR/SSIM by `metrics`, also for the blurry input.
 - `evaluate_mmpnet`: MMP-Net's prior of each whole blurry frame against the MMP of the
   records, L1 (the paper's "L1 on full test images").
@@ -25,7 +26,8 @@ from jax.experimental import multihost_utils
 
 from mmp_jax import metrics, sharding
 from mmp_jax.models.mmp_net import MMPNet
-from mmp_jax.models.mmp_rnn import DOWNSAMPLE, MMPRNN
+from mmp_jax.infer import pad_to_multiple
+from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.visualize import heat_map, to_uint8
 
 SCORES = ('psnr', 'ssim', 'blurry_psnr', 'blurry_ssim')
@@ -34,8 +36,9 @@ SCORES = ('psnr', 'ssim', 'blurry_psnr', 'blurry_ssim')
 @dataclasses.dataclass(frozen=True)
 class Job:
     name: str
-    start: int
-    length: int
+    start: int        # first frame of the sequence in the job
+    length: int       # frames in the job
+    first: int = 0    # first frame (in the job) that this job scores: earlier ones an earlier job scored
 
 
 def chunk_starts(length: int, chunk: int, past: int, future: int) -> list[int]:
@@ -51,13 +54,6 @@ def chunk_starts(length: int, chunk: int, past: int, future: int) -> list[int]:
         end = start + chunk
         if end > length:
             end, start = length, length - chunk
-
-
-def _pad(frames: np.ndarray, multiple: int) -> np.ndarray:
-    """`[..., H, W, C]` -> edge-padded to multiples of `multiple` (bottom, right)."""
-    height, width = frames.shape[-3:-1]
-    pad = [(0, 0)] * (frames.ndim - 3) + [(0, -height % multiple), (0, -width % multiple), (0, 0)]
-    return np.pad(frames, pad, mode='edge')
 
 
 def _sharded_scores(jobs: list, load: Callable, run: Callable, score: Callable, width: int,
@@ -98,16 +94,19 @@ def evaluate_mmprnn(model: MMPRNN, variables, sequences: dict[str, dict], mesh: 
         if length < model.window:
             raise ValueError(f'sequence {name!r} has {length} frames; evaluation needs at least {model.window}')
         size = min(length, chunk_frames) if chunk_frames > 0 else length
-        jobs += [Job(name, start, size) for start in chunk_starts(length, chunk_frames, past, future)]
+        scored_to = 0  # frames before it are scored by an earlier chunk
+        for start in chunk_starts(length, chunk_frames, past, future):
+            jobs.append(Job(name, start, size, max(past, scored_to - start)))
+            scored_to = start + size - future
     replicated = sharding.replicate(variables, mesh)
     apply = jax.jit(lambda v, b: model.apply(v, b['blurry'], b.get('mmp')))
 
     def load(job):
         seq = sequences[job.name]
         window = slice(job.start, job.start + job.length)
-        batch = {'blurry': _pad(seq['blurry'][window], DOWNSAMPLE).astype(np.float32) / 255.0}
+        batch = {'blurry': pad_to_multiple(seq['blurry'][window]).astype(np.float32) / 255.0}
         if model.needs_prior:
-            batch['mmp'] = _pad(seq['mmp'][window], DOWNSAMPLE)
+            batch['mmp'] = pad_to_multiple(seq['mmp'][window])
         return batch
 
     wanted = {(name, len(sequences[name]['blurry']) // 2) for name in list(sequences)[:sample_images]}
@@ -117,7 +116,7 @@ def evaluate_mmprnn(model: MMPRNN, variables, sequences: dict[str, dict], mesh: 
         seq = sequences[job.name]
         height, width = seq['sharp'].shape[1:3]
         rows = np.full((job.length, len(SCORES)), np.nan)
-        for i in range(past, job.length - future):
+        for i in range(job.first, job.length - future):
             t = job.start + i
             deblurred = to_uint8(output[i - past, :height, :width])
             sharp, blurry = seq['sharp'][t], seq['blurry'][t]
@@ -135,13 +134,8 @@ def evaluate_mmprnn(model: MMPRNN, variables, sequences: dict[str, dict], mesh: 
 
     per_sequence, all_rows = {}, []
     for name, seq in sequences.items():
-        seen, rows = set(), []
-        for i, job in enumerate(jobs):
-            for k in range(past, job.length - future):
-                if job.name == name and job.start + k not in seen:
-                    seen.add(job.start + k)
-                    rows.append(scores[i][k])
-        rows = np.array(rows)
+        rows = np.concatenate([scores[i][job.first:job.length - future]
+                               for i, job in enumerate(jobs) if job.name == name])
         all_rows.append(rows)
         per_sequence[name] = {'frames': f'{past}..{len(seq["blurry"]) - future - 1}', 'count': len(rows),
                               **{key: float(np.mean(rows[:, j])) for j, key in enumerate(SCORES)}}

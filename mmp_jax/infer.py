@@ -32,6 +32,13 @@ ENDS = ('replicate', 'drop')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
+def pad_to_multiple(frames: np.ndarray, multiple: int = DOWNSAMPLE) -> np.ndarray:
+    """`[..., H, W, C]` edge-padded (bottom, right) to multiples of `multiple`."""
+    height, width = frames.shape[-3:-1]
+    pad = [(0, 0)] * (frames.ndim - 3) + [(0, -height % multiple), (0, -width % multiple), (0, 0)]
+    return np.pad(frames, pad, mode='edge')
+
+
 @dataclasses.dataclass
 class DeblurredFrame:
     index: int
@@ -61,9 +68,7 @@ class StreamingDeblurrer:
         self._decode = jax.jit(lambda v, f, x: model.apply(v, f, x, method=model.decode))
 
     def _pad(self, frame: np.ndarray) -> jax.Array:
-        height, width = frame.shape[:2]
-        pad = ((0, -height % DOWNSAMPLE), (0, -width % DOWNSAMPLE), (0, 0))
-        padded = np.pad(frame, pad, mode='edge').astype(np.float32) / 255.0
+        padded = pad_to_multiple(frame).astype(np.float32) / 255.0
         return jnp.asarray(padded[None], self.dtype)
 
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[DeblurredFrame]:
@@ -81,13 +86,13 @@ class StreamingDeblurrer:
             return DeblurredFrame(index, frame, out, prior)
 
         for index, frame in enumerate(frames):
-            if shape is None:
-                shape = frame.shape
-                carry = model.init_carry(1, *self._pad(frame).shape[1:3], dtype=self.dtype)
-            elif frame.shape != shape:
+            if shape is not None and frame.shape != shape:
                 raise ValueError(f'frame {index}: shape {frame.shape} differs from the first '
                                  f'frame\'s {shape}')
             padded = self._pad(frame)
+            if shape is None:
+                shape = frame.shape
+                carry = model.init_carry(1, *padded.shape[1:3], dtype=self.dtype)
             carry, f, prior = self._encode(self.variables, carry, padded)
             if index == 0 and self.ends == 'replicate':
                 feats.extend([f] * model.past_frames)

@@ -30,5 +30,6 @@ def main(argv):
         print(f'mmp_jax: error: {error}', file=sys.stderr)
         sys.exit(2)
 
+
 if __name__ == '__main__':
     app.run(main)

@@ -79,13 +79,12 @@ def _manager(workdir: pathlib.Path, stage: str, keep: int) -> ocp.CheckpointMana
     return ocp.CheckpointManager(workdir / 'checkpoints' / stage, options=options, item_names=('state', 'meta'))
 
 
-def _restore(manager: ocp.CheckpointManager, state: train_step.TrainState, mesh, step: int | None = None):
-    """(state, meta) of checkpoint `step` (default: the latest), placed as `state` is."""
-    step = manager.latest_step() if step is None else step
+def _restore(manager: ocp.CheckpointManager, state: train_step.TrainState, mesh):
+    """(state, meta) of the latest checkpoint, placed as `state` is."""
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.replicated(mesh)),
                           serialization.to_state_dict(state))
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
-                                                             meta=ocp.args.JsonRestore()))
+    items = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
+    restored = manager.restore(manager.latest_step(), args=items)
     return serialization.from_state_dict(state, restored['state']), dict(restored['meta'])
 
 
@@ -229,8 +228,7 @@ def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer, stop: t
                                  ', '.join(f'{k} {v:.5f}' for k, v in values.items()))
                 stopping = stop.is_set() or manager.reached_preemption(step)
                 if step % settings.checkpoint_every == 0 or step == settings.num_steps or stopping:
-                    _save(manager, step, state, {'stage': stage, 'seed': config.seed, 'next_step': step,
-                                                 'train': values})
+                    _save(manager, step, state, {'stage': stage, 'seed': config.seed, 'train': values})
                 if stopping:
                     manager.wait_until_finished()
                     raise Preempted(step)

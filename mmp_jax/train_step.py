@@ -3,7 +3,7 @@
 Stage 1 (`stage='mmpnet'`): MMP-Net regresses the prior, L1 (paper Sec. 4.1); its BatchNorm
 statistics update from the batch. Stage 2 (`stage='mmprnn'`): MMP-RNN with MMP-Net frozen
 (its weights are not differentiated or updated; it runs on running statistics), loss
-`losses.total_loss`. Optimisers: Adam with step halving (stage 1: lr halved at `halve_at`)
+`losses.total_loss`. Optimisers: Adam with step halving (stage 1: lr halved half-way)
 or cosine annealing over `num_steps` (stage 2), as the paper trains.
 
 Batches: `blurry`, `sharp` `[B, T, P, P, 3]`, `mmp` `[B, T, P, P, 1]`, float32 in [0, 1];
