@@ -13,7 +13,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # The demo's records: synthetic scenes with exact flow (configs/demo.py reads them).
-DEMO_SCENES := --source synthetic --flow exact --height 64 --width 96 --quiet
+DEMO_SCENES := --source synthetic --flow exact --height 64 --width 96 --max-speed 1.0 --quiet
 
 demo: $(STAMP)
 	$(BIN)/python -m tools.model_stats --paper

@@ -10,33 +10,21 @@ folder of sollynoay/MMP-RNN; needs torch, thop, cv2, PIL) the original PyTorch m
 in the same run on the same frames: its forward over frames + 4 frames gives `frames` outputs.
 """
 import argparse
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.report import report
+from benchmarks.report import median_seconds, report
 from mmp_jax.infer import StreamingDeblurrer
 from mmp_jax.models.variants import model_from_variant, parse_variant
-
-
-def _median_seconds(run, repeats: int) -> float:
-    run()  # warm-up: compilation, caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def time_ours(variant: str, frames: np.ndarray, dtype: str, repeats: int) -> float:
     model = model_from_variant(variant)
     variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, model.window, 32, 32, 3)))
     deblurrer = StreamingDeblurrer(model, variables, dtype=dtype)
-    return _median_seconds(lambda: [f.output for f in deblurrer(iter(frames))], repeats)
+    return median_seconds(lambda: [f.output for f in deblurrer(iter(frames))], repeats)
 
 
 def time_original(path: str, variant: str, frames: np.ndarray, repeats: int) -> float:
@@ -53,7 +41,7 @@ def time_original(path: str, variant: str, frames: np.ndarray, repeats: int) -> 
     def run():
         with torch.no_grad():
             model(x)
-    return _median_seconds(run, repeats)
+    return median_seconds(run, repeats)
 
 
 def main():

@@ -17,12 +17,10 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
-import optax
 
 from benchmarks.report import report
+from benchmarks.train_step_speed import step_seconds
 from data_pipeline import input_pipeline
-from mmp_jax import losses
 from mmp_jax.models.variants import model_from_variant
 from tools import export_tfrecords
 
@@ -36,36 +34,6 @@ def batches_per_second(iterator, count: int) -> float:
             next(iterator)
         runs.append(count / (time.perf_counter() - start))
     return statistics.median(runs)
-
-
-def step_seconds(variant: str, batch: dict, repeats: int) -> float:
-    model = model_from_variant(variant)
-    variables = jax.jit(model.init)(jax.random.key(0), batch['blurry'][:1, :model.window])
-    frozen = {k: v for k, v in variables.items() if k != 'params'}
-    optimizer = optax.adam(5e-4)
-    state = (variables['params'], optimizer.init(variables['params']))
-
-    @jax.jit
-    def step(state, blurry, sharp):
-        def loss_fn(params):
-            out = model.apply({'params': params, **frozen}, blurry)
-            target = sharp[:, model.past_frames:sharp.shape[1] - model.future_frames]
-            return losses.total_loss(out, target, weights={'charbonnier': 1.0, 'gradient': 0.5})[0]
-        params, opt_state = state
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
-
-    blurry, sharp = jnp.asarray(batch['blurry']), jnp.asarray(batch['sharp'])
-    state, loss = step(state, blurry, sharp)  # compilation
-    loss.block_until_ready()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        state, loss = step(state, blurry, sharp)
-        loss.block_until_ready()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main():
@@ -96,7 +64,7 @@ def main():
                                      args.batches)
         step_batch = args.step_batch or args.batch
         batch = {k: v[:step_batch] for k, v in next(tf_iter).items()}
-        seconds = step_seconds(args.variant, batch, args.step_repeats)
+        seconds = step_seconds(model_from_variant(args.variant), batch, args.step_repeats)
     shape = f'{args.batch}x{args.length}x{args.patch}x{args.patch}'
     step_shape = f'{step_batch}x{args.length}x{args.patch}x{args.patch}'
     rows = [{'what': 'tf.data batches/s', 'value': tf_rate, 'batch': shape},

@@ -3,7 +3,10 @@ import json
 import os
 import pathlib
 import platform
+import statistics
 import tempfile
+import time
+from collections.abc import Callable
 
 import jax
 
@@ -15,6 +18,18 @@ def machine() -> dict:
     return {'platform': platform.platform(), 'processor': platform.processor() or platform.machine(),
             'cpu_count': os.cpu_count(), 'jax': jax.__version__,
             'device': f'{device.platform}:{getattr(device, "device_kind", "")}'}
+
+
+def median_seconds(run: Callable[[], object], repeats: int) -> float:
+    """Median wall seconds of `repeats` calls of `run` (which must block until done), after
+    one warm-up call (compilation, caches)."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def report(name: str, rows: list[dict], json_path: str | None = None, **meta) -> pathlib.Path:

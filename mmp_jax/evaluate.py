@@ -18,6 +18,7 @@ scores are gathered over hosts.
 Sequences: `{name: {'blurry', 'sharp': uint8 [T, H, W, 3], 'mmp': float32 [T, H, W, 1] | None}}`.
 """
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -84,6 +85,19 @@ def _by_shape(jobs: list[Job], shape_of: Callable) -> dict[tuple, list[int]]:
     return groups
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _deblur(model: MMPRNN, variables, batch: dict) -> jax.Array:
+    """Outputs `[N, T-4, H, W, 3]` of blurry chunks `[N, T, H, W, 3]`; compiled once per model
+    and shape across evaluations (the model is a hashable, static argument)."""
+    return model.apply(variables, batch['blurry'], batch.get('mmp'))
+
+
+@jax.jit
+def _mmpnet_prior(variables, frames: jax.Array) -> jax.Array:
+    """MMP-Net's prior `[N, H, W, 1]` of frames `[N, H, W, 3]` in [0, 1] (as the cell computes it)."""
+    return MMPNet().apply(variables, frames - 0.5)
+
+
 def evaluate_mmprnn(model: MMPRNN, variables, sequences: dict[str, dict], mesh: jax.sharding.Mesh,
                     chunk_frames: int = 20, sample_images: int = 2) -> tuple[dict, dict[str, np.ndarray]]:
     """(report, sample strips blurry | output | sharp | prior heat map, uint8 RGB)."""
@@ -99,7 +113,6 @@ def evaluate_mmprnn(model: MMPRNN, variables, sequences: dict[str, dict], mesh: 
             jobs.append(Job(name, start, size, max(past, scored_to - start)))
             scored_to = start + size - future
     replicated = sharding.replicate(variables, mesh)
-    apply = jax.jit(lambda v, b: model.apply(v, b['blurry'], b.get('mmp')))
 
     def load(job):
         seq = sequences[job.name]
@@ -128,7 +141,7 @@ def evaluate_mmprnn(model: MMPRNN, variables, sequences: dict[str, dict], mesh: 
 
     scores = {}
     for shape, members in _by_shape(jobs, lambda j: (j.length,) + sequences[j.name]['blurry'].shape[1:]).items():
-        rows = _sharded_scores([jobs[i] for i in members], load, lambda b: apply(replicated, b), score,
+        rows = _sharded_scores([jobs[i] for i in members], load, lambda b: _deblur(model, replicated, b), score,
                                shape[0] * len(SCORES), mesh)
         scores.update(zip(members, rows.reshape(len(members), shape[0], len(SCORES))))
 
@@ -167,9 +180,8 @@ def _mmprnn_samples(model, variables, sequences, outputs, count) -> dict[str, np
 
 
 def _prior(prior_vars, frame: np.ndarray) -> np.ndarray:
-    """MMP-Net's prior `[H, W, 1]` of a uint8 frame `[H, W, 3]` (as the cell computes it)."""
-    x = frame.astype(np.float32)[None] / 255.0 - 0.5
-    return np.asarray(MMPNet().apply(prior_vars, x))[0]
+    """MMP-Net's prior `[H, W, 1]` of a uint8 frame `[H, W, 3]`."""
+    return np.asarray(_mmpnet_prior(prior_vars, frame.astype(np.float32)[None] / 255.0))[0]
 
 
 def evaluate_mmpnet(variables, sequences: dict[str, dict], mesh: jax.sharding.Mesh,
@@ -182,7 +194,6 @@ def evaluate_mmpnet(variables, sequences: dict[str, dict], mesh: jax.sharding.Me
                          f'(export them from sharp high-frame-rate video)')
     jobs = [Job(name, t, 1) for name, seq in sequences.items() for t in range(len(seq['blurry']))]
     replicated = sharding.replicate(variables, mesh)
-    apply = jax.jit(lambda v, b: MMPNet().apply(v, b['blurry'] - 0.5))
     load = lambda job: {'blurry': sequences[job.name]['blurry'][job.start].astype(np.float32) / 255.0}
     wanted = {(name, len(sequences[name]['blurry']) // 2) for name in list(sequences)[:sample_images]}
     priors = {}
@@ -192,10 +203,10 @@ def evaluate_mmpnet(variables, sequences: dict[str, dict], mesh: jax.sharding.Me
             priors[(job.name, job.start)] = prior
         return np.array([np.mean(np.abs(prior - sequences[job.name]['mmp'][job.start]))])
 
+    run = lambda batch: _mmpnet_prior(replicated, batch['blurry'])
     l1 = np.zeros(len(jobs))
     for _, members in _by_shape(jobs, lambda j: sequences[j.name]['blurry'].shape[1:]).items():
-        l1[members] = _sharded_scores([jobs[i] for i in members], load, lambda b: apply(replicated, b),
-                                      score, 1, mesh)[:, 0]
+        l1[members] = _sharded_scores([jobs[i] for i in members], load, run, score, 1, mesh)[:, 0]
     names = np.array([job.name for job in jobs])
     report = {'scored_frames': 'every frame, whole', 'count': len(jobs), 'l1': float(np.mean(l1)),
               'sequences': {name: {'count': int(np.sum(names == name)), 'l1': float(np.mean(l1[names == name]))}

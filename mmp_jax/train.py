@@ -216,10 +216,11 @@ def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer, stop: t
                 values = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 if not all(math.isfinite(v) for v in values.values()):
                     manager.wait_until_finished()
-                    raise TrainingError(
-                        f'{stage} step {step}: the loss is not finite ({values}); stopped, the last good '
-                        f'checkpoint (step {manager.latest_step()}) is kept in {manager.directory}; '
-                        f'lower the learning rate or check the data')
+                    good = manager.latest_step()
+                    kept = (f'the last good checkpoint (step {good}) is kept in {manager.directory}'
+                            if good is not None else 'no checkpoint had been saved yet')
+                    raise TrainingError(f'{stage} step {step}: the loss is not finite ({values}); stopped, '
+                                        f'{kept}; lower the learning rate or check the data')
                 progress(step)
                 if step % settings.log_every == 0 or step == settings.num_steps:
                     last_train = values

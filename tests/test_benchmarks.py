@@ -31,3 +31,12 @@ def test_infer_memory(tmp_path):
     rows = result['rows']
     assert [r['frames'] for r in rows] == [2, 6] and rows[0]['vs_first'] == 1.0
     assert all(r['peak_rss_mb'] > 50 for r in rows)
+
+
+@pytest.mark.slow
+def test_train_step_speed(tmp_path):
+    result = _run(tmp_path, 'benchmarks.train_step_speed', '--variants', 'A1B1C4F5', '--batch', '1',
+                  '--frames', '5', '--patch', '16', '--repeats', '1')
+    (row,) = result['rows']
+    assert row['variant'] == 'A1B1C4F5' and row['batch'] == '1x5x16x16'
+    assert row['loop_s'] > 0 and row['unrolled_s'] > 0 and row['speedup'] == row['loop_s'] / row['unrolled_s']

@@ -162,15 +162,20 @@ sequences = {f's{i}': {'blurry': rng.integers(0, 256, (t, 20, 24, 3), dtype=np.u
 variables = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 5, 16, 16, 3), np.float32))
 mesh = sharding.make_mesh()
 report, strips = evaluate.evaluate_mmprnn(model, variables, sequences, mesh, chunk_frames=6)
+compiled = evaluate._deblur._cache_size()
+assert evaluate.evaluate_mmprnn(model, variables, sequences, mesh, chunk_frames=6)[0] == report
+recompiled = evaluate._deblur._cache_size() - compiled  # a second evaluation reuses the programs
 prior_vars = {'params': variables['params']['cell']['prior'], 'batch_stats': variables['batch_stats']['cell']['prior']}
 l1, _ = evaluate.evaluate_mmpnet(prior_vars, sequences, mesh)
-print(json.dumps({'devices': jax.device_count(), 'mmprnn': report, 'mmpnet': l1, 'strips': sorted(strips)}))
+print(json.dumps({'devices': jax.device_count(), 'mmprnn': report, 'mmpnet': l1, 'strips': sorted(strips),
+                  'recompiled': recompiled}))
 '''
 
 
 @pytest.mark.slow
 def test_evaluation_on_one_and_eight_devices_gives_the_same_metrics():
-    """Sequences of 7, 9 and 13 frames, chunks of 6: 10 chunks, 29 frames; neither divides by 8."""
+    """Sequences of 7, 9 and 13 frames, chunks of 6: 10 chunks, 29 frames; neither divides by 8.
+    Evaluating twice compiles nothing new (the evaluation in the training loop relies on it)."""
     reports = []
     for devices in (1, 8):
         env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu')
@@ -185,3 +190,4 @@ def test_evaluation_on_one_and_eight_devices_gives_the_same_metrics():
     assert report['sequences']['s2'] == {**report['sequences']['s2'], 'frames': '2..10', 'count': 9}
     assert reports[0]['mmpnet']['count'] == 7 + 9 + 13
     assert reports[0]['strips'] == ['s0_frame3', 's1_frame4']
+    assert reports[0]['recompiled'] == 0
