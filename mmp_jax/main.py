@@ -16,6 +16,15 @@ _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'train (then evalu
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+def summary(stage: str, report: dict) -> str:
+    """One line per evaluated stage: the figures a user looks for first."""
+    if stage == 'mmpnet':
+        return f'mmpnet: L1 of the prior {report["l1"]:.4f} over {report["count"]} frames'
+    return (f'mmprnn: PSNR {report["psnr"]:.2f} dB, SSIM {report["ssim"]:.4f}; the blurry input: '
+            f'PSNR {report["blurry_psnr"]:.2f} dB, SSIM {report["blurry_ssim"]:.4f}. Scored: {report["count"]} '
+            f'frames, {report["scored_frames"]}')
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -23,12 +32,15 @@ def main(argv):
     logging.get_absl_handler().addFilter(lambda record: '/orbax/' not in record.pathname)  # per-file chatter
     run = train.train_and_evaluate if _MODE.value == 'train' else train.evaluate_checkpoints
     try:
-        run(_CONFIG.value, _WORKDIR.value)
+        reports = run(_CONFIG.value, _WORKDIR.value)
     except train.Preempted as stop:
         sys.exit(f'mmp_jax: {stop}')
     except (train.TrainingError, ValueError, FileNotFoundError) as error:
         print(f'mmp_jax: error: {error}', file=sys.stderr)
         sys.exit(2)
+    for stage, report in reports.items():
+        if report:
+            print(summary(stage, report))
 
 
 if __name__ == '__main__':

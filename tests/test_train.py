@@ -58,7 +58,7 @@ def tiny_config(records, **train_fields):
 def _main(workdir, *overrides, env=None):
     return subprocess.Popen([sys.executable, '-m', 'mmp_jax.main', '--config=configs/demo.py',
                              f'--workdir={workdir}', *overrides], cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _final_params(workdir, stage='mmprnn'):
@@ -86,6 +86,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_bits(records, tmp_p
     resumed = _main(tmp_path / 'killed', *overrides)
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()[-3000:]
     assert 'mmprnn: training steps 11..30' in resumed.stderr.read()  # it resumed, not restarted
+    assert resumed.stdout.read().splitlines()[-1].startswith('mmprnn: PSNR ')  # the summary it prints
 
     (step_a, leaves_a), (step_b, leaves_b) = _final_params(tmp_path / 'straight'), _final_params(tmp_path / 'killed')
     assert step_a == step_b == 30
