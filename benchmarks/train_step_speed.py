@@ -1,4 +1,4 @@
-"""Seconds per stage-2 training step, the recurrence as a loop (`scan_unroll=1`) and unrolled
+"""Seconds per stage-2 training step, the recurrence as a loop (`scan_unroll=False`) and unrolled
 (`scan_unroll=True`, the default).
 
     python -m benchmarks.train_step_speed [--variants A2B2C8F5,A9B10C18F8] [--batch 4] \\
@@ -52,7 +52,7 @@ def main():
     batch = {'blurry': rng.random(shape, np.float32), 'sharp': rng.random(shape, np.float32)}
     rows = []
     for variant in args.variants.split(','):
-        looped = step_seconds(model_from_variant(variant, scan_unroll=1), batch, args.repeats)
+        looped = step_seconds(model_from_variant(variant, scan_unroll=False), batch, args.repeats)
         unrolled = step_seconds(model_from_variant(variant, scan_unroll=True), batch, args.repeats)
         rows.append({'variant': variant, 'batch': 'x'.join(map(str, shape[:4])), 'loop_s': looped,
                      'unrolled_s': unrolled, 'speedup': looped / unrolled})

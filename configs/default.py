@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
         'prior_source': 'mmpnet',     # Table 5: 'mmpnet' (VI) or 'given' (I-III: GT MMP fed in)
         'centralize': True,           # input minus 0.5, as the original's data loader
         'normalize': True,            # input in units of 1/255 (off: units of 1)
-        'scan_unroll': True,          # recurrence unrolled (3-7x faster steps on CPU); 1: a loop
+        'scan_unroll': True,          # recurrence unrolled (3-7x faster steps on CPU); False: a loop
     })
 
     config.data = ml_collections.ConfigDict({

@@ -40,7 +40,8 @@ def tiny_overrides(records, **changes) -> list[str]:
               'mmpnet.batch_size': 4, 'mmpnet.patch': 16, 'mmpnet.num_steps': 4, 'mmpnet.checkpoint_every': 2,
               'mmpnet.log_every': 2, 'train.batch_size': 2, 'train.frames': 6, 'train.patch': 16,
               'train.num_steps': 30, 'train.checkpoint_every': 10, 'train.log_every': 5, 'train.eval_every': 0,
-              'train.loss_weights.motion_magnitude': 1.0}  # the paper's loss
+              'train.loss_weights.motion_magnitude': 1.0,  # the paper's loss
+              'model.scan_unroll': False}  # compiles faster; loop == unrolled: tests/models/test_mmp_rnn.py
     return [f'--config.{k}={v}' for k, v in {**fields, **changes}.items()]
 
 
@@ -48,6 +49,7 @@ def tiny_config(records, **train_fields):
     config = demo.get_config()
     config.data.train_records, config.data.eval_records = str(records / 'train'), str(records / 'eval')
     config.model.variant = TINY_VARIANT
+    config.model.scan_unroll = False
     config.eval.chunk_frames = 6
     config.mmpnet.update(batch_size=4, patch=16, num_steps=4, checkpoint_every=2, log_every=2)
     config.train.update(batch_size=2, frames=6, patch=16, num_steps=6, checkpoint_every=2, log_every=2,

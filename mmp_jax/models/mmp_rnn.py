@@ -138,7 +138,7 @@ class MMPRNN(nn.Module):
     prior_source: str = 'mmpnet'
     centralize: bool = True
     normalize: bool = True
-    scan_unroll: int | bool = True  # frames per scan iteration; True: all (see encode_sequence)
+    scan_unroll: bool = True  # True: the scan unrolled over all frames, False: a loop (see encode_sequence)
 
     def setup(self):
         activation(self.activation)  # fail early on an unknown name
@@ -206,7 +206,7 @@ class MMPRNN(nn.Module):
         """Frames `[B, T, H, W, 3]` in [0, 1] -> features f `[B, T, H/4, W/4, 5C]`, the cell
         scanned over T from zero states. Unrolled (`scan_unroll=True`) a 10-frame training
         step runs 3-7x faster on CPU than as a loop (benchmarks/train_step_speed.py); compile
-        time then grows with T (1 keeps one cell in the program for any T)."""
+        time then grows with T (False keeps one cell in the program for any T)."""
         self._check_frame(frames.shape, priors)
         batch, _, height, width, _ = frames.shape
         scan = nn.scan(_cell_step, variable_broadcast=['params', 'batch_stats'],
