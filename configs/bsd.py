@@ -6,6 +6,13 @@
         --config.data.train_records=/data/records/bsd_train \\
         --config.data.eval_records=/data/records/bsd_test --config.mmpnet.checkpoint=/runs/mmpnet
 
+Scoring the authors' released BSD weights instead (the original's test protocol):
+
+    python -m tools.convert_checkpoint --mmp-rnn MMP-RNN_BSD.pth.tar --trained-on bsd \\
+        --variant A9B10C18F8 --out /weights/bsd_authors
+    python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd_authors --mode=eval \\
+        --config.eval.checkpoint=/weights/bsd_authors --config.data.eval_records=/data/records/bsd_test
+
 Paper: Adam 5e-4, cosine annealing, batch 8 of 10-frame 256 x 256 sequences, 500 epochs.
 An epoch is every 10-frame window (as the original's loader): 60 sequences of 100 frames
 give 5,460 windows, 683 steps of 8, so 500 epochs are 341,500 steps.

@@ -55,8 +55,15 @@ def get_config() -> ml_collections.ConfigDict:
         'loss_weights': {'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 1.0},
     })
 
-    # Evaluation as the original's test: chunks of `chunk_frames` frames, hidden state reset
-    # per chunk, chunks overlapping by past + future frames; frames 2..T-3 of every sequence
-    # are scored, each once. 0 = whole sequences in one chunk.
-    config.eval = ml_collections.ConfigDict({'chunk_frames': 20, 'sample_images': 2})
+    # Evaluation as the original's test (train/test.py): chunks of `chunk_frames` frames, hidden
+    # state reset per chunk, chunks overlapping by past + future frames; frames 2..T-3 of every
+    # sequence are scored, each once (0 = whole sequences in one chunk); outputs truncated to
+    # 8 bits as the original (`quantization='round'` rounds instead).
+    config.eval = ml_collections.ConfigDict({
+        'chunk_frames': 20, 'sample_images': 2, 'quantization': 'truncate',
+        'checkpoint': '',             # --mode=eval: score this model folder (tools.convert_checkpoint,
+                                      # or a workdir's model/) instead of the training checkpoints
+        'save_outputs': False,        # every scored frame -> <workdir>/eval/outputs/<sequence>/<index>.png
+        'save_videos': False,         # with save_outputs: <workdir>/eval/outputs/<sequence>.mp4, input | output | sharp
+    })
     return config

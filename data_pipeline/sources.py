@@ -126,10 +126,17 @@ def gopro_raw_sequences(root: str | pathlib.Path, split: str) -> list[SequenceRe
     return [SequenceRef(p.name, _require(p)) for p in sorted(folder.iterdir(), key=natural_key) if p.is_dir()]
 
 
-def gopro_sequences(root: str | pathlib.Path, split: str) -> list[SequenceRef]:
-    """GOPRO benchmark (`<split>/<seq>/blur`, `<seq>/sharp`)."""
+# Blurry frames of the GOPRO benchmark: `blur_gamma` (averaged through a gamma curve) is what the
+# paper's figures use: the original's data/make_dataset_lmdb.ipynb (and ESTRNN's) read it.
+GOPRO_BLURRY = ('blur_gamma', 'blur')
+
+
+def gopro_sequences(root: str | pathlib.Path, split: str, blurry: str = 'blur_gamma') -> list[SequenceRef]:
+    """GOPRO benchmark (`<split>/<seq>/blur_gamma` or `<seq>/blur`, and `<seq>/sharp`)."""
+    if blurry not in GOPRO_BLURRY:
+        raise SourceError(f'unknown GOPRO blurry folder {blurry!r}; accepted: {", ".join(GOPRO_BLURRY)}')
     folder = _split_folder(pathlib.Path(root), split)
-    return [SequenceRef(p.name, _require(p / 'sharp'), _require(p / 'blur'))
+    return [SequenceRef(p.name, _require(p / 'sharp'), _require(p / blurry))
             for p in sorted(folder.iterdir(), key=natural_key) if p.is_dir()]
 
 

@@ -27,8 +27,7 @@ class _PairedFrames(tfds.core.GeneratorBasedBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL
     SPLITS: tuple[str, ...] = ()
 
-    @staticmethod
-    def _sequences(root: pathlib.Path, split: str) -> list:
+    def _sequences(self, root: pathlib.Path, split: str) -> list:
         raise NotImplementedError
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -54,12 +53,20 @@ class _PairedFrames(tfds.core.GeneratorBasedBuilder):
 
 
 class Gopro(_PairedFrames):
-    """GOPRO benchmark (Nah et al. 2017): `<split>/<seq>/blur`, `<seq>/sharp`; 1280x720."""
+    """GOPRO benchmark (Nah et al. 2017): `<split>/<seq>/blur_gamma` (or `blur`), `<seq>/sharp`;
+    1280x720. Configs name the blurry folder: 'blur_gamma' (the default, the paper's, e.g.
+    `tfds.load('gopro', ...)`) or 'blur' (`tfds.load('gopro/blur', ...)`)."""
     SPLITS = ('train', 'test')
-    _sequences = staticmethod(sources.gopro_sequences)
+    BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=name, description=f'blurry frames from <seq>/{name}')
+                       for name in sources.GOPRO_BLURRY]
+
+    def _sequences(self, root: pathlib.Path, split: str) -> list:
+        return sources.gopro_sequences(root, split, self.builder_config.name)
 
 
 class Bsd(_PairedFrames):
     """BSD (Zhong et al. 2020), e.g. 2ms-16ms: `<split>/<seq>/Blur/RGB`, `<seq>/Sharp/RGB`; 640x480."""
     SPLITS = ('train', 'valid', 'test')
-    _sequences = staticmethod(sources.bsd_sequences)
+
+    def _sequences(self, root: pathlib.Path, split: str) -> list:
+        return sources.bsd_sequences(root, split)

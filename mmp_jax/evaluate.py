@@ -6,12 +6,16 @@ once on any number of devices and hosts, and a device always computes a batch of
 numbers do not depend on the device count. Each host scores the outputs its devices hold;
 scores are gathered over hosts.
 
-- `evaluate_mmprnn`, as the original's test (`train/test.py`): a sequence of T frames is cut
-  into chunks of `chunk_frames` (hidden state reset per chunk), the next chunk starting
-  past + future frames before the previous one ended, the last one moved back to end at T;
-  frames `past .. T-future-1` (2..T-3) are scored, each by the first chunk that outputs it
-  (later chunks do not score it again).
-  Outputs are clipped and rounded to 8 bits; PSNR/SSIM by `metrics`, also for the blurry input.
+- `evaluate_mmprnn`, as the original's test (`train/test.py`, `_test_torch` / `_test_lmdb`):
+  a sequence of T frames is cut into chunks of `chunk_frames` (hidden state reset per chunk),
+  the next chunk starting past + future frames before the previous one ended, the last one
+  moved back to end at T; frames `past .. T-future-1` (2..T-3) are scored, each by the first
+  chunk that outputs it (later chunks do not score it again). Outputs are clipped and
+  truncated to 8 bits as the original does (`quantization='round'` rounds instead); PSNR/SSIM
+  by `metrics`, also for the blurry input. Optionally every scored frame is written
+  (`outputs_dir/<sequence>/<index>.png`, index = the frame's position in its sequence) and
+  an input | output | sharp video per sequence (`outputs_dir/<sequence>.mp4`). The report
+  holds the network's wall time per output frame and the devices.
 - `evaluate_mmpnet`: MMP-Net's prior of each whole blurry frame against the MMP of the
   records, L1 (the paper's "L1 on full test images").
 
@@ -19,19 +23,24 @@ Sequences: `{name: {'blurry', 'sharp': uint8 [T, H, W, 3], 'mmp': float32 [T, H,
 """
 import dataclasses
 import functools
+import pathlib
+import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from data_pipeline.sources import read_frame
 from mmp_jax import metrics, sharding
+from mmp_jax.frame_writers import FrameWriter
 from mmp_jax.models.mmp_net import MMPNet
-from mmp_jax.infer import pad_to_multiple
 from mmp_jax.models.mmp_rnn import MMPRNN
-from mmp_jax.visualize import heat_map, to_uint8
+from mmp_jax.pixels import QUANTIZATIONS, pad_to_multiple, to_uint8
+from mmp_jax.visualize import heat_map, write_png
 
 SCORES = ('psnr', 'ssim', 'blurry_psnr', 'blurry_ssim')
+TIMING_KEYS = ('seconds_per_frame', 'timed_frames', 'devices')  # report keys that describe the machine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +66,23 @@ def chunk_starts(length: int, chunk: int, past: int, future: int) -> list[int]:
             end, start = length, length - chunk
 
 
+@dataclasses.dataclass
+class Timing:
+    """Wall time of the network (`run`, until its outputs are ready) and the output frames of
+    real (unpadded) jobs in the rounds timed; each shape's first round, which compiles, is left out."""
+    seconds: float = 0.0
+    frames: int = 0
+
+    def per_frame(self) -> float | None:
+        return self.seconds / self.frames if self.frames else None
+
+
 def _sharded_scores(jobs: list, load: Callable, run: Callable, score: Callable, width: int,
-                    mesh: jax.sharding.Mesh) -> np.ndarray:
+                    mesh: jax.sharding.Mesh, timing: Timing | None = None,
+                    frames_of: Callable = lambda job: 1) -> np.ndarray:
     """`score(job, output)` `[width]` of every job, on every host. Jobs of one input shape;
-    `load(job)` gives its input dict, `run(batch)` the outputs `[N, ...]`."""
+    `load(job)` gives its input dict, `run(batch)` the outputs `[N, ...]`; `frames_of(job)`
+    its output frames, for `timing`."""
     devices, hosts = mesh.size, jax.process_count()
     per_host = devices // hosts
     rounds = -(-len(jobs) // devices)
@@ -69,13 +91,23 @@ def _sharded_scores(jobs: list, load: Callable, run: Callable, score: Callable, 
         mine = range(first + jax.process_index() * per_host, first + (jax.process_index() + 1) * per_host)
         inputs = [load(jobs[slot] if slot < len(jobs) else jobs[0]) for slot in mine]
         batch = sharding.shard_batch({k: np.stack([x[k] for x in inputs]) for k in inputs[0]}, mesh)
-        for shard in run(batch).addressable_shards:
+        started = time.perf_counter()
+        outputs = jax.block_until_ready(run(batch))
+        if timing is not None and first > 0:
+            timing.seconds += time.perf_counter() - started
+            timing.frames += sum(frames_of(job) for job in jobs[first:first + devices])
+        for shard in outputs.addressable_shards:
             slot = first + (shard.index[0].start or 0)
             if slot < len(jobs):  # padding slots (mask 0) are dropped
                 out[slot] = score(jobs[slot], np.asarray(shard.data)[0])
     if hosts > 1:
         out = np.sum(multihost_utils.process_allgather(out), axis=0)
     return out[:len(jobs)]
+
+
+def devices_label() -> str:
+    """What evaluated: e.g. 'cpu x 8' or 'NVIDIA H100 80GB HBM3 x 1' (kind x count)."""
+    return f'{jax.devices()[0].device_kind} x {jax.device_count()}'
 
 
 def _by_shape(jobs: list[Job], shape_of: Callable) -> dict[tuple, list[int]]:
@@ -99,8 +131,14 @@ def _mmpnet_prior(variables, frames: jax.Array) -> jax.Array:
 
 
 def evaluate_mmprnn(model: MMPRNN, variables, sequences: dict[str, dict], mesh: jax.sharding.Mesh,
-                    chunk_frames: int = 20, sample_images: int = 2) -> tuple[dict, dict[str, np.ndarray]]:
-    """(report, sample strips blurry | output | sharp | prior heat map, uint8 RGB)."""
+                    chunk_frames: int = 20, sample_images: int = 2, quantization: str = 'truncate',
+                    outputs_dir: pathlib.Path | None = None,
+                    videos: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
+    """(report, sample strips blurry | output | sharp | prior heat map, uint8 RGB). With
+    `outputs_dir`, every scored frame is written there (and, with `videos`, one
+    input | output | sharp video per sequence)."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f'unknown quantization {quantization!r}; accepted: {", ".join(QUANTIZATIONS)}')
     past, future = model.past_frames, model.future_frames
     jobs = []
     for name, seq in sequences.items():
@@ -131,18 +169,20 @@ def evaluate_mmprnn(model: MMPRNN, variables, sequences: dict[str, dict], mesh: 
         rows = np.full((job.length, len(SCORES)), np.nan)
         for i in range(job.first, job.length - future):
             t = job.start + i
-            deblurred = to_uint8(output[i - past, :height, :width])
+            deblurred = to_uint8(output[i - past, :height, :width], quantization)
             sharp, blurry = seq['sharp'][t], seq['blurry'][t]
             rows[i] = (metrics.psnr(deblurred, sharp), metrics.ssim(deblurred, sharp),
                        metrics.psnr(blurry, sharp), metrics.ssim(blurry, sharp))
             if (job.name, t) in wanted:
                 samples[(job.name, t)] = deblurred
+            if outputs_dir is not None:
+                write_png(output_path(outputs_dir, job.name, t), deblurred)
         return rows.ravel()
 
-    scores = {}
+    scores, timing = {}, Timing()
     for shape, members in _by_shape(jobs, lambda j: (j.length,) + sequences[j.name]['blurry'].shape[1:]).items():
         rows = _sharded_scores([jobs[i] for i in members], load, lambda b: _deblur(model, replicated, b), score,
-                               shape[0] * len(SCORES), mesh)
+                               shape[0] * len(SCORES), mesh, timing, lambda job: job.length - past - future)
         scores.update(zip(members, rows.reshape(len(members), shape[0], len(SCORES))))
 
     per_sequence, all_rows = {}, []
@@ -156,10 +196,31 @@ def evaluate_mmprnn(model: MMPRNN, variables, sequences: dict[str, dict], mesh: 
     report = {'scored_frames': f'frames {past}..T-{future + 1} of each T-frame sequence, each once '
                                f'(chunks of {chunk_frames or "all"} frames, hidden state reset per chunk, '
                                f'as the original test)',
-              'chunk_frames': chunk_frames, 'count': len(rows),
+              'chunk_frames': chunk_frames, 'count': len(rows), 'quantization': quantization,
               **{key: float(np.mean(rows[:, j])) for j, key in enumerate(SCORES)},
+              'seconds_per_frame': timing.per_frame(), 'timed_frames': timing.frames, 'devices': devices_label(),
               'sequences': per_sequence}
+    if outputs_dir is not None and videos:
+        multihost_utils.sync_global_devices('evaluation outputs written')
+        if jax.process_index() == 0:
+            for name, seq in sequences.items():
+                write_comparison_video(outputs_dir, name, seq, range(past, len(seq['blurry']) - future))
     return report, _mmprnn_samples(model, variables, sequences, samples, sample_images)
+
+
+def output_path(outputs_dir: pathlib.Path, sequence: str, index: int) -> pathlib.Path:
+    """Where the deblurred frame `index` (its position in the sequence) of `sequence` is written."""
+    return pathlib.Path(outputs_dir) / sequence / f'{index:08d}.png'
+
+
+def write_comparison_video(outputs_dir: pathlib.Path, sequence: str, seq: dict, frames: range,
+                           fps: float = 10.0) -> None:
+    """`outputs_dir/<sequence>.mp4`: input | output | sharp side by side (10 fps, as the original's
+    `--video`), the outputs read back from their PNGs."""
+    with FrameWriter(pathlib.Path(outputs_dir) / f'{sequence}.mp4', fps) as video:
+        for t in frames:
+            output = read_frame(output_path(outputs_dir, sequence, t))
+            video.write(np.concatenate([seq['blurry'][t], output, seq['sharp'][t]], axis=1))
 
 
 def _mmprnn_samples(model, variables, sequences, outputs, count) -> dict[str, np.ndarray]:

@@ -25,18 +25,12 @@ import numpy as np
 import tqdm
 
 from mmp_jax.frame_writers import FrameWriter
-from mmp_jax.models.mmp_rnn import DOWNSAMPLE, MMPRNN
-from mmp_jax.visualize import heat_map, to_uint8
+from mmp_jax.models.mmp_rnn import MMPRNN
+from mmp_jax.pixels import pad_to_multiple, to_uint8
+from mmp_jax.visualize import heat_map
 
 ENDS = ('replicate', 'drop')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
-
-
-def pad_to_multiple(frames: np.ndarray, multiple: int = DOWNSAMPLE) -> np.ndarray:
-    """`[..., H, W, C]` edge-padded (bottom, right) to multiples of `multiple`."""
-    height, width = frames.shape[-3:-1]
-    pad = [(0, 0)] * (frames.ndim - 3) + [(0, -height % multiple), (0, -width % multiple), (0, 0)]
-    return np.pad(frames, pad, mode='edge')
 
 
 @dataclasses.dataclass

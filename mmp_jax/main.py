@@ -2,6 +2,8 @@
 
     python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd [--config.train.num_steps=40]
     python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd --mode=eval
+    python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd_authors --mode=eval \\
+        --config.eval.checkpoint=/weights/bsd_converted --config.data.eval_records=/data/records/bsd_test
 """
 import sys
 
@@ -20,9 +22,11 @@ def summary(stage: str, report: dict) -> str:
     """One line per evaluated stage: the figures a user looks for first."""
     if stage == 'mmpnet':
         return f'mmpnet: L1 of the prior {report["l1"]:.4f} over {report["count"]} frames'
+    speed = (f'; {report["seconds_per_frame"]:.4f} s per frame on {report["devices"]}'
+             if report.get('seconds_per_frame') is not None else '')
     return (f'mmprnn: PSNR {report["psnr"]:.2f} dB, SSIM {report["ssim"]:.4f}; the blurry input: '
             f'PSNR {report["blurry_psnr"]:.2f} dB, SSIM {report["blurry_ssim"]:.4f}. Scored: {report["count"]} '
-            f'frames, {report["scored_frames"]}')
+            f'frames, {report["scored_frames"]}{speed}')
 
 
 def main(argv):

@@ -1,7 +1,7 @@
 """PSNR and SSIM by the benchmark protocol (../shared/SPEC.md, as ESTRNN / MMP-RNN score).
 
-Frames are uint8 RGB `[H, W, 3]` (outputs clipped to [0, 1] and rounded to 8 bits first,
-`mmp_jax.visualize.to_uint8`). PSNR over the whole frame in float64; SSIM from scikit-image
+Frames are uint8 RGB `[H, W, 3]` (outputs clipped and truncated to 8 bits first, as the
+original's test does: `mmp_jax.pixels.to_uint8`). PSNR over the whole frame in float64; SSIM from scikit-image
 with a Gaussian window (sigma 1.5), population covariance, over the RGB channels.
 """
 import numpy as np

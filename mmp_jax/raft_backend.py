@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from data_pipeline.flow import FlowBackend
-from mmp_jax.checkpoint import check_same_structure, convert_raft_state_dict
+from mmp_jax.convert import check_same_structure, convert_raft_state_dict
 from mmp_jax.models.raft import RAFT, raft_flow
 from mmp_jax.torch_pickle import load_state_dict
 
@@ -24,7 +24,7 @@ def raft_backend(checkpoint: str | pathlib.Path, size: str = 'large', iters: int
         raise FileNotFoundError(f'{path}: RAFT weights not found; get raft-things.pth (large) or '
                                 f'raft-small.pth from princeton-vl/RAFT (models.zip) and pass its path')
     model = RAFT(size, iters)
-    variables = convert_raft_state_dict(load_state_dict(path))
+    variables = convert_raft_state_dict(load_state_dict(path), str(path))
     probe = jnp.zeros((1, 128, 128, 3))
     check_same_structure(variables, jax.eval_shape(model.init, jax.random.key(0), probe, probe), str(path))
     flow_fn = jax.jit(lambda v, a, b: raft_flow(model, v, a, b))

@@ -12,6 +12,8 @@ ends bit-identical to one that never stopped.
                                  or a preemption notice; the latest `keep_checkpoints` kept
     model/                       the trained MMP-RNN for `tools.deblur --checkpoint`
     eval/metrics.json            the latest evaluation of each stage (and its last train losses)
+    eval/outputs/<seq>/<i>.png   every scored frame, with config.eval.save_outputs (and <seq>.mp4
+                                 input | output | sharp with config.eval.save_videos)
     eval/<stage>_<sample>.png    blurry | output | sharp | prior (stage 1: blurry | prior | GT)
     events.out.tfevents.*        TensorBoard: losses, steps/s, evaluation scalars and images
 """
@@ -33,6 +35,7 @@ from flax import serialization
 
 from data_pipeline import atomic, input_pipeline
 from mmp_jax import checkpoint, evaluate, sharding, train_step
+from mmp_jax.convert import check_same_structure
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.variants import model_from_config
 from mmp_jax.visualize import write_png
@@ -111,7 +114,7 @@ def _stage_one_mmpnet(config, workdir: pathlib.Path) -> dict:
 def _with_mmpnet(variables: dict, mmpnet: dict) -> dict:
     out = jax.tree.map(lambda x: x, variables)  # a copy of the nesting
     for collection in ('params', 'batch_stats'):
-        checkpoint.check_same_structure(mmpnet[collection], out[collection]['cell']['prior'], 'stage-1 MMP-Net')
+        check_same_structure(mmpnet[collection], out[collection]['cell']['prior'], 'stage-1 MMP-Net')
         out[collection]['cell']['prior'] = jax.tree.map(jnp.asarray, mmpnet[collection])
     return out
 
@@ -167,11 +170,13 @@ def _record_evaluation(workdir: pathlib.Path, stage: str, step: int, report: dic
         atomic.write_json(path, everything)
 
 
-def _evaluate(config, stage, model, variables, sequences, mesh):
+def _evaluate(config, stage, model, variables, sequences, mesh, workdir: pathlib.Path):
     if stage == 'mmpnet':
         return evaluate.evaluate_mmpnet(variables, sequences, mesh, config.eval.sample_images)
+    outputs_dir = workdir / 'eval' / 'outputs' if config.eval.save_outputs else None
     return evaluate.evaluate_mmprnn(model, variables, sequences, mesh, config.eval.chunk_frames,
-                                    config.eval.sample_images)
+                                    config.eval.sample_images, config.eval.quantization, outputs_dir,
+                                    config.eval.save_videos)
 
 
 def _eval_sequences(config):
@@ -236,12 +241,12 @@ def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer, stop: t
                 if sequences and settings.eval_every and step % settings.eval_every == 0 \
                         and step < settings.num_steps:
                     _record_evaluation(workdir, stage, step,
-                                       *_evaluate(config, stage, model, _variables(state), sequences, mesh),
+                                       *_evaluate(config, stage, model, _variables(state), sequences, mesh, workdir),
                                        writer)
             manager.wait_until_finished()
     report = {}
     if sequences:
-        report, strips = _evaluate(config, stage, model, _variables(state), sequences, mesh)
+        report, strips = _evaluate(config, stage, model, _variables(state), sequences, mesh, workdir)
         report['train'] = last_train
         _record_evaluation(workdir, stage, settings.num_steps, report, strips, writer)
     if stage == 'mmprnn':
@@ -271,7 +276,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
 
 def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
-    """Evaluates the latest checkpoint of each stage in `config.stages` (`--mode=eval`)."""
+    """`--mode=eval`: evaluates the model folder `config.eval.checkpoint` (a converted original
+    checkpoint or an exported model, as MMP-RNN), or else the latest checkpoint of each stage in
+    `config.stages`; returns {stage: report} and records them in `workdir/eval/`."""
     sharding.initialize(config.multi_host)
     workdir = pathlib.Path(workdir).absolute()
     sequences = _eval_sequences(config)
@@ -281,13 +288,20 @@ def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathl
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     reports = {}
     try:
+        if config.eval.checkpoint:
+            model, variables, _ = checkpoint.load_model(config.eval.checkpoint)
+            report, strips = _evaluate(config, 'mmprnn', model, variables, sequences, mesh, workdir)
+            report['checkpoint'] = str(pathlib.Path(config.eval.checkpoint).absolute())
+            _record_evaluation(workdir, 'mmprnn', 0, report, strips, writer)
+            return {'mmprnn': report}
         for stage in config.stages:
             _, model, _, state = _fresh_state(config, stage)
             with _manager(workdir, stage, config.keep_checkpoints) as manager:
                 if manager.latest_step() is None:
-                    raise TrainingError(f'{manager.directory}: no checkpoint to evaluate')
+                    raise TrainingError(f'{manager.directory}: no checkpoint to evaluate (to score a converted '
+                                        f'or exported model, set --config.eval.checkpoint)')
                 state, meta = _restore(manager, state, mesh)
-            report, strips = _evaluate(config, stage, model, _variables(state), sequences, mesh)
+            report, strips = _evaluate(config, stage, model, _variables(state), sequences, mesh, workdir)
             report['train'] = meta['train']
             _record_evaluation(workdir, stage, int(state.step), report, strips, writer)
             reports[stage] = report

@@ -5,11 +5,7 @@ import cv2
 import numpy as np
 
 from data_pipeline import atomic
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """`[H, W, C]` in [0, 1] (clipped) -> uint8, rounded as the evaluation protocol does."""
-    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+from mmp_jax.pixels import to_uint8
 
 
 def heat_map(prior: np.ndarray) -> np.ndarray:

@@ -17,6 +17,12 @@ KEYS_FILE = DATA_DIR / 'original_keys.json'
 REFERENCE_FILE = DATA_DIR / 'original_reference.npz'
 THOP_FILE = DATA_DIR / 'original_thop.json'
 TORCH_FIXTURE = DATA_DIR / 'small_torch_save.pth'
+# The original's test protocol (tests/data/make_eval_reference.py): a checkpoint saved as its
+# trainer saves one, the figures its `train/test.py::_test_torch` printed for it on the tiny
+# BSD-layout test set below, and some of the frames it wrote.
+TRAINER_CHECKPOINT = DATA_DIR / 'original_trainer_checkpoint.pth.tar'
+TEST_FIGURES = DATA_DIR / 'original_test_figures.json'
+TEST_OUTPUTS = DATA_DIR / 'original_test_outputs.npz'
 
 # A tiny variant (A2B2C8) that still has every layer kind, on frames that exercise the
 # UNet's pad-to-size step (36 x 44 -> ... -> 2 x 2 -> 4 x 4 padded to 4 x 5).
@@ -74,6 +80,41 @@ def reference_frames(seed: int = SEED) -> np.ndarray:
     ramp = np.linspace(0, 200, WIDTH)[None, None, None, :, None]
     noise = rng.integers(0, 56, (1, FRAMES, HEIGHT, WIDTH, 3))
     return (ramp + noise).astype(np.uint8)
+
+
+BSD_SEQUENCES = ('000', '001')
+BSD_TEST_FRAMES = 150  # `_test_torch` assumes 150 frames per test sequence (BSD's test split)
+
+
+def bsd_test_set(seed: int = SEED) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`{sequence: (blurry, sharp)}`, uint8 `[BSD_TEST_FRAMES, HEIGHT, WIDTH, 3]`: a noise
+    texture moving one pixel per frame diagonally (sharp) and the mean of five neighbouring
+    positions (blurry). The arrays are what the PNG files hold, in the order cv2 writes them."""
+    out = {}
+    for number, name in enumerate(BSD_SEQUENCES):
+        rng = np.random.default_rng([seed, number])
+        size = BSD_TEST_FRAMES + 4
+        texture = rng.uniform(0, 255, (HEIGHT + size, WIDTH + size, 3))
+        texture = (texture + np.roll(texture, 1, 0) + np.roll(texture, 1, 1)) / 3  # some correlation
+        crop = lambda t: texture[t:t + HEIGHT, t:t + WIDTH]
+        sharp = np.stack([crop(t + 2) for t in range(BSD_TEST_FRAMES)])
+        blurry = np.stack([np.mean([crop(t + d) for d in range(5)], axis=0) for t in range(BSD_TEST_FRAMES)])
+        out[name] = (np.round(blurry).astype(np.uint8), np.round(sharp).astype(np.uint8))
+    return out
+
+
+def write_bsd_test_set(root: str | pathlib.Path) -> pathlib.Path:
+    """Writes `bsd_test_set()` as BSD lays it out, `root/test/<seq>/{Blur,Sharp}/RGB/%08d.png`;
+    returns `root`. Needs cv2."""
+    import cv2  # noqa: PLC0415
+    root = pathlib.Path(root)
+    for name, (blurry, sharp) in bsd_test_set().items():
+        for kind, frames in (('Blur', blurry), ('Sharp', sharp)):
+            folder = root / 'test' / name / kind / 'RGB'
+            folder.mkdir(parents=True, exist_ok=True)
+            for t, frame in enumerate(frames):
+                cv2.imwrite(str(folder / f'{t:08d}.png'), frame)
+    return root
 
 
 ORIGINAL_PACKAGES = ('model', 'data', 'para', 'train', 'utils')

@@ -65,7 +65,7 @@ def test_convert_checkpoint_refuses_it_with_exit_2(tmp_path, capsys):
     path, target = _malicious_checkpoint(tmp_path, zipped=True)
     out = tmp_path / 'ckpt'
     assert convert_checkpoint.main(['--mmp-rnn', str(path), '--variant', 'A9B10C18F8',
-                                    '--out', str(out)]) == 2
+                                    '--trained-on', 'bsd', '--out', str(out)]) == 2
     err = capsys.readouterr().err
     assert f'{path}: cannot be read safely' in err and len(err.strip().splitlines()) == 1
     assert not target.exists() and not out.exists()

@@ -54,8 +54,9 @@ def list_sequences(args) -> list:
         path = pathlib.Path(args.input)
         sources.open_frames(path)  # validates: missing, empty, not a video
         return [sources.SequenceRef(path.stem, path)]
-    reader = {'gopro_raw': sources.gopro_raw_sequences, 'gopro': sources.gopro_sequences,
-              'bsd': sources.bsd_sequences}[args.source]
+    if args.source == 'gopro':
+        return sources.gopro_sequences(args.input, args.split, args.gopro_blurry)
+    reader = {'gopro_raw': sources.gopro_raw_sequences, 'bsd': sources.bsd_sequences}[args.source]
     return reader(args.input, args.split)
 
 
@@ -143,6 +144,8 @@ def parse_args(argv=None):
     parser.add_argument('--source', choices=SOURCES, required=True)
     parser.add_argument('--input', help='data set root, frame folder or video (not for synthetic)')
     parser.add_argument('--split', default='train', help='train / test / valid (gopro_raw, gopro, bsd)')
+    parser.add_argument('--gopro-blurry', choices=sources.GOPRO_BLURRY, default='blur_gamma',
+                        help="gopro: the blurry frames' folder (blur_gamma: the paper's and the original's)")
     parser.add_argument('--flow', choices=('exact', 'dis', 'raft'), default='dis')
     parser.add_argument('--raft-checkpoint', help='official RAFT weights (raft-things.pth) for --flow raft')
     parser.add_argument('--raft-size', choices=('large', 'small'), default='large')

@@ -31,3 +31,22 @@ def test_bad_folders_name_the_path_and_problem(tmp_path):
     _write(tmp_path / '1.png', width=14)
     with pytest.raises(SourceError, match=r'1.png: size 14x8 differs from 0.png \(12x8\)'):
         read_all(tmp_path)
+
+
+def _gopro_tree(root):
+    """A GOPRO benchmark tree whose blur_gamma, blur and sharp frames hold 1, 2 and 3."""
+    for name, value in (('blur_gamma', 1), ('blur', 2), ('sharp', 3)):
+        folder = root / 'test' / 'GOPR0001_11_00' / name
+        folder.mkdir(parents=True)
+        _write(folder / '000001.png', value=value)
+    return root
+
+
+def test_gopro_reads_blur_gamma_by_default_as_the_paper(tmp_path):
+    from data_pipeline.sources import gopro_sequences  # noqa: PLC0415
+    root = _gopro_tree(tmp_path)
+    default, plain = gopro_sequences(root, 'test')[0], gopro_sequences(root, 'test', 'blur')[0]
+    assert read_all(default.blurry)[0, 0, 0, 0] == 1 and read_all(plain.blurry)[0, 0, 0, 0] == 2
+    assert read_all(default.sharp)[0, 0, 0, 0] == 3
+    with pytest.raises(SourceError, match="unknown GOPRO blurry folder 'blurred'"):
+        gopro_sequences(root, 'test', 'blurred')

@@ -32,3 +32,19 @@ def test_tfds_load_bsd_from_a_manual_dir(tmp_path):
     for example in examples:
         key = ('test', example['sequence'].decode(), 'Blur', int(example['index']))
         np.testing.assert_array_equal(example['blurry'], pixels[key])
+
+
+def test_tfds_gopro_reads_blur_gamma_unless_told(tmp_path):
+    for name, value in (('blur_gamma', 1), ('blur', 2), ('sharp', 3)):
+        folder = tmp_path / 'GOPRO' / 'test' / 'GOPR0001_11_00' / name
+        folder.mkdir(parents=True)
+        cv2.imwrite(str(folder / '000001.png'), np.full((8, 12, 3), value, np.uint8))
+    config = tfds.download.DownloadConfig(manual_dir=str(tmp_path / 'GOPRO'))
+    blurry = {}
+    for name in ('gopro', 'gopro/blur'):
+        dataset = tfds.load(name, split='test', data_dir=str(tmp_path / 'tfds'), try_gcs=False,
+                            download_and_prepare_kwargs={'download_config': config})
+        [example] = list(tfds.as_numpy(dataset))
+        blurry[name] = int(example['blurry'][0, 0, 0])
+        assert example['sharp'][0, 0, 0] == 3
+    assert blurry == {'gopro': 1, 'gopro/blur': 2}

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmp_jax.checkpoint import check_same_structure, convert_state_dict, torch_key_to_path
+from mmp_jax.convert import check_same_structure, convert_state_dict, torch_key_to_path
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import MMPRNN
 from tests import original_reference as ref
@@ -78,8 +78,8 @@ def test_parameter_tree_matches_original_keys(keys, name, model, shape):
 
 
 def test_conversion_transposes_kernels_and_maps_names():
-    state = {'module.cell.F_R.RDBs.3.dense_layers.1.conv.weight': np.zeros((4, 5, 3, 3)),
-             'module.recons.model.0.weight': np.zeros((80, 32, 3, 3)),
+    state = {'cell.F_R.RDBs.3.dense_layers.1.conv.weight': np.zeros((4, 5, 3, 3)),  # bare keys: see convert.unwrap
+             'recons.model.0.weight': np.zeros((80, 32, 3, 3)),
              'cell.prior.inc.double_conv.1.running_var': np.ones(16),
              'cell.prior.inc.double_conv.1.weight': np.ones(16),
              'cell.prior.inc.double_conv.1.num_batches_tracked': np.zeros(()),

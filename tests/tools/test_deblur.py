@@ -49,7 +49,7 @@ def converted(tmp_path_factory):
     directory = tmp_path_factory.mktemp('ckpt')
     out = directory / 'converted'
     assert convert_checkpoint.main(['--mmp-rnn', str(_write_checkpoint(directory, 'npz')),
-                                    '--variant', VARIANT, '--out', str(out)]) == 0
+                                    '--variant', VARIANT, '--trained-on', 'bsd', '--out', str(out)]) == 0
     return out
 
 
@@ -67,7 +67,7 @@ def test_converted_weights_give_the_original_outputs(converted, reference):
 def test_deblur_cli_writes_the_original_frames(tmp_path, frames_dir, reference, fmt):
     ckpt = tmp_path / 'ckpt'
     assert convert_checkpoint.main(['--mmp-rnn', str(_write_checkpoint(tmp_path, fmt)),
-                                    '--variant', VARIANT, '--out', str(ckpt)]) == 0
+                                    '--variant', VARIANT, '--trained-on', 'bsd', '--out', str(ckpt)]) == 0
     out, prior = tmp_path / 'out', tmp_path / 'prior'
     assert deblur.main(['--checkpoint', str(ckpt), '--input', str(frames_dir), '--output', str(out),
                         '--prior', str(prior), '--quiet']) == 0
@@ -126,13 +126,13 @@ def test_bad_inputs_fail_with_one_line_and_leave_nothing(tmp_path, converted, fr
 
 def test_converter_refuses_another_variant_and_unknown_keys(tmp_path, capsys):
     source = _write_checkpoint(tmp_path, 'npz')
-    assert convert_checkpoint.main(['--mmp-rnn', str(source), '--variant', 'A9B10C18F8',
+    assert convert_checkpoint.main(['--mmp-rnn', str(source), '--variant', 'A9B10C18F8', '--trained-on', 'bsd',
                                     '--out', str(tmp_path / 'x')]) == 2
     assert f'holds A2B2C8, --variant says A9B10C18F8' in capsys.readouterr().err
     state = dict(np.load(source))
     state['module.cell.extra.weight'] = np.zeros((1, 1, 1, 1), np.float32)
     np.savez(tmp_path / 'extra.npz', **state)
     assert convert_checkpoint.main(['--mmp-rnn', str(tmp_path / 'extra.npz'), '--variant', VARIANT,
-                                    '--out', str(tmp_path / 'y')]) == 2
+                                    '--trained-on', 'bsd', '--out', str(tmp_path / 'y')]) == 2
     assert 'unexpected params/cell/extra/kernel' in capsys.readouterr().err
     assert not (tmp_path / 'x').exists() and not (tmp_path / 'y').exists()
