@@ -51,7 +51,8 @@ def _iter_folder(paths: list[pathlib.Path]) -> Iterator[np.ndarray]:
         yield frame
 
 
-def _iter_video(path: pathlib.Path, capture: cv2.VideoCapture) -> Iterator[np.ndarray]:
+def _iter_video(path: pathlib.Path, capture: cv2.VideoCapture, stated: int | None,
+                allow_truncated: bool) -> Iterator[np.ndarray]:
     try:
         count = 0
         while True:
@@ -62,6 +63,9 @@ def _iter_video(path: pathlib.Path, capture: cv2.VideoCapture) -> Iterator[np.nd
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         if count == 0:
             raise SourceError(f'{path}: no frames could be decoded')
+        if stated is not None and count < stated and not allow_truncated:
+            raise SourceError(f'{path}: frame {count} cannot be decoded (the video states {stated} frames; '
+                              f'it is damaged or truncated; --allow-truncated keeps the {count} frames before it)')
     finally:
         capture.release()
 
@@ -71,16 +75,20 @@ class FrameSource:
     """Frames of a folder or video, read lazily: `frames` yields uint8 RGB `[H, W, 3]`."""
     path: pathlib.Path
     frames: Iterator[np.ndarray]
-    count: int | None   # None where the container does not say
-    fps: float          # of the video; 25 for folders
+    count: int | None         # None where the container does not say
+    fps: float                # of the video; `folder_fps` for folders
+    names: list[str] | None   # file names of a folder's frames, in order; None for videos
 
 
-def open_frames(path: str | pathlib.Path, folder_fps: float = 25.0) -> FrameSource:
-    """A folder of images or a video file OpenCV can read; SourceError names the problem."""
+def open_frames(path: str | pathlib.Path, folder_fps: float = 25.0,
+                allow_truncated: bool = False) -> FrameSource:
+    """A folder of images or a video file OpenCV can read; SourceError names the problem. A
+    video that ends before the frame count it states is an error when its frames are read
+    (after the frames that decoded), unless `allow_truncated`."""
     path = pathlib.Path(path)
     if path.is_dir():
         paths = list_frames(path)
-        return FrameSource(path, _iter_folder(paths), len(paths), folder_fps)
+        return FrameSource(path, _iter_folder(paths), len(paths), folder_fps, [p.name for p in paths])
     if not path.exists():
         raise SourceError(f'{path}: no such file or folder')
     capture = cv2.VideoCapture(str(path))
@@ -88,11 +96,9 @@ def open_frames(path: str | pathlib.Path, folder_fps: float = 25.0) -> FrameSour
         raise SourceError(f'{path}: not a video OpenCV can open')
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     fps = capture.get(cv2.CAP_PROP_FPS)
-    return FrameSource(path, _iter_video(path, capture), count if count > 0 else None,
-                       fps if fps > 0 else folder_fps)
-
-
-
+    stated = count if count > 0 else None
+    return FrameSource(path, _iter_video(path, capture, stated, allow_truncated), stated,
+                       fps if fps > 0 else folder_fps, None)
 
 
 # --- data set layouts -----------------------------------------------------------------

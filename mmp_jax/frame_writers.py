@@ -1,14 +1,27 @@
 """Writers of frame streams: a video file (by suffix) or a folder of PNGs, committed atomically.
 
-Frames are written under a temporary name beside the target and renamed onto it only when
-the stream ends without error; on error the temporary output is removed.
+Nothing the user did not name is deleted or replaced:
+- Frames are written under a temporary name beside the target (`.NAME.tmp-PID-*`) and moved
+  onto it only when the stream ends without error; on error (or SIGTERM / Ctrl-C turned into an
+  exception by the caller) the temporary output is removed, and so are the parent folders the
+  writer created. Temporaries of runs that were killed (their PID no longer alive) are removed by
+  the next writer of the same output.
+- An existing output is refused unless `overwrite`: a video file is then replaced in one rename;
+  an existing folder keeps everything but its frames (image files directly in it), which are
+  replaced by the new ones, each in one rename.
+- Outputs get the permissions of the user's umask.
 """
+import contextlib
+import os
 import pathlib
+import re
 import shutil
 import tempfile
 
 import cv2
 import numpy as np
+
+from data_pipeline.sources import FRAME_SUFFIXES
 
 VIDEO_CODECS = {'.mp4': 'mp4v', '.mov': 'mp4v', '.mkv': 'mp4v', '.avi': 'MJPG'}
 
@@ -17,31 +30,119 @@ class OutputError(ValueError):
     """An output that cannot be written, with its path and the problem."""
 
 
-class FrameWriter:
-    """`with FrameWriter(path, fps) as out: out.write(rgb)`; rgb uint8 `[H, W, 3]`."""
+def is_video_path(path: str | pathlib.Path) -> bool:
+    """True for names that get a video file (by suffix); other names get a folder of PNGs."""
+    return pathlib.Path(path).suffix.lower() in VIDEO_CODECS
 
-    def __init__(self, path: str | pathlib.Path, fps: float):
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temporaries(folder: pathlib.Path, name: str) -> None:
+    """Removes `.NAME.tmp-PID-*` entries of writers whose process is gone."""
+    pattern = re.compile(rf'^\.{re.escape(name)}\.tmp-(\d+)-')
+    for entry in folder.iterdir():
+        match = pattern.match(entry.name)
+        if match and not _pid_alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+def _make_parents(folder: pathlib.Path) -> list[pathlib.Path]:
+    """Creates `folder` and its missing parents; returns those it created, deepest first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f'{folder}: not a folder, so the output cannot be written under it')
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except OSError as error:
+            raise OutputError(f'{path}: cannot create the folder: {error.strerror}') from None
+    return missing
+
+
+def check_output(path: pathlib.Path, overwrite: bool) -> None:
+    """OutputError if `path` exists and may not be replaced, or is of the wrong kind."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if not overwrite:
+        what = 'folder' if path.is_dir() else 'file'
+        raise OutputError(f'{path}: already exists ({what}); choose a new name, or pass --overwrite to replace '
+                          f'it{" (only the frames in the folder)" if path.is_dir() else ""}')
+    if is_video_path(path) and path.is_dir():
+        raise OutputError(f'{path}: is a folder; the output named is a video file')
+    if not is_video_path(path) and not path.is_dir():
+        raise OutputError(f'{path}: is a file; the output named is a folder of PNGs')
+
+
+def check_distinct(input_path: str | pathlib.Path, outputs: dict[str, str | pathlib.Path | None]) -> None:
+    """OutputError unless the input and every output (`{label: path}`, None skipped) are
+    different paths (symlinks resolved), no output holds the input, and no output holds another."""
+    source = pathlib.Path(input_path).resolve()
+    targets = {label: pathlib.Path(path).resolve() for label, path in outputs.items() if path is not None}
+    for label, target in targets.items():
+        if source == target:
+            raise OutputError(f'{target}: given as --input and as {label}; the input is never written over')
+        if source.is_relative_to(target):
+            raise OutputError(f'{target}: {label} would hold the input ({source}); choose another place')
+    labels = list(targets)
+    for i, first in enumerate(labels):
+        for second in labels[i + 1:]:
+            a, b = targets[first], targets[second]
+            if a == b or a.is_relative_to(b) or b.is_relative_to(a):
+                raise OutputError(f'{b}: {second} and {first} ({a}) must be separate places')
+
+
+class FrameWriter:
+    """`with FrameWriter(path, fps) as out: out.write(rgb, name)`; rgb uint8 `[H, W, 3]`; `name`
+    (folder outputs) the frame's file name, `NNNNNN.png` by count when None."""
+
+    def __init__(self, path: str | pathlib.Path, fps: float, overwrite: bool = False):
         self.path = pathlib.Path(path).absolute()
         self.fps = fps
-        self.is_video = self.path.suffix.lower() in VIDEO_CODECS
-        if not self.path.parent.is_dir():
-            raise OutputError(f'{self.path}: its folder {self.path.parent} does not exist')
+        self.is_video = is_video_path(self.path)
+        check_output(self.path, overwrite)
+        self._created = _make_parents(self.path.parent)
+        _remove_stale_temporaries(self.path.parent, self.path.name)
         self._video = None
-        self._count = 0
-        if self.is_video:
-            handle = tempfile.NamedTemporaryFile(dir=self.path.parent, suffix=self.path.suffix,
-                                                 prefix=f'.{self.path.stem}.tmp-', delete=False)
-            handle.close()
-            self._tmp = pathlib.Path(handle.name)
-        else:
-            self._tmp = pathlib.Path(tempfile.mkdtemp(dir=self.path.parent,
-                                                      prefix=f'.{self.path.name}.tmp-'))
+        self._names: list[str | None] = []   # written, in order (None: a video frame)
+        self._taken: set[str | None] = set()
+        prefix = f'.{self.path.name}.tmp-{os.getpid()}-'
+        try:
+            if self.is_video:
+                handle = tempfile.NamedTemporaryFile(dir=self.path.parent, suffix=self.path.suffix,
+                                                     prefix=prefix, delete=False)
+                handle.close()
+                self._tmp = pathlib.Path(handle.name)
+            else:
+                self._tmp = pathlib.Path(tempfile.mkdtemp(dir=self.path.parent, prefix=prefix))
+        except OSError as error:
+            self._remove_created()
+            raise OutputError(f'{self.path}: cannot write beside it: {error.strerror}') from None
 
-    def write(self, rgb: np.ndarray) -> None:
+    def write(self, rgb: np.ndarray, name: str | None = None) -> None:
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         if not self.is_video:
-            if not cv2.imwrite(str(self._tmp / f'{self._count:06d}.png'), bgr):
-                raise OutputError(f'{self.path}: writing frame {self._count} failed')
+            name = name or f'{len(self._names):06d}.png'
+            if name in self._taken:
+                raise OutputError(f'{self.path}: two frames would both be named {name}')
+            if not cv2.imwrite(str(self._tmp / name), bgr):
+                raise OutputError(f'{self.path}: writing frame {name} failed')
         else:
             if self._video is None:
                 fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
@@ -50,34 +151,45 @@ class FrameWriter:
                 if not self._video.isOpened():
                     raise OutputError(f'{self.path}: OpenCV cannot write this video format')
             self._video.write(bgr)
-        self._count += 1
+        self._names.append(name)
+        self._taken.add(name)
 
     def _close(self) -> None:
         if self._video is not None:
             self._video.release()
             self._video = None
 
+    def _remove_created(self) -> None:
+        for folder in self._created:  # deepest first; only if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
     def abort(self) -> None:
-        """Removes what was written."""
+        """Removes what was written, and the parent folders this writer created."""
         self._close()
         if self._tmp.is_dir():
             shutil.rmtree(self._tmp, ignore_errors=True)
         else:
             self._tmp.unlink(missing_ok=True)
+        self._remove_created()
 
     def commit(self) -> None:
-        """Moves the finished output onto its name (replacing an older one)."""
+        """Moves the finished output onto its name (see the module doc for an existing one)."""
         self._close()
-        if self._count == 0:
+        if not self._names:
             self.abort()
             raise OutputError(f'{self.path}: no frames to write')
-        if self.path.is_dir() and not self.is_video:
-            old = self.path.with_name(f'.{self.path.name}.old')
-            self.path.rename(old)
-            self._tmp.rename(self.path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
+        mask = _umask()
+        if self.is_video or not self.path.is_dir():
+            self._tmp.chmod((0o777 if self._tmp.is_dir() else 0o666) & ~mask)
             self._tmp.replace(self.path)
+            return
+        for name in self._names:
+            (self._tmp / name).replace(self.path / name)
+        for old in self.path.iterdir():
+            if old.is_file() and old.suffix.lower() in FRAME_SUFFIXES and old.name not in self._taken:
+                old.unlink()
+        self._tmp.rmdir()
 
     def __enter__(self) -> 'FrameWriter':
         return self

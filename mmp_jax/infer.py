@@ -17,6 +17,7 @@ cropped back.
 import collections
 import contextlib
 import dataclasses
+import pathlib
 from collections.abc import Iterable, Iterator
 
 import jax
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from mmp_jax.frame_writers import FrameWriter
+from mmp_jax.frame_writers import FrameWriter, check_distinct
 from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.pixels import pad_to_multiple, to_uint8
 from mmp_jax.visualize import heat_map
@@ -104,18 +105,29 @@ class StreamingDeblurrer:
                     yield emit()
 
 
+def frame_name(source, index: int) -> str:
+    """The output file name of input frame `index`: a folder's frame keeps its name (as PNG),
+    a video's frame is named by its index in the video."""
+    if source.names is not None:
+        return pathlib.Path(source.names[index]).stem + '.png'
+    return f'{index:06d}.png'
+
+
 def deblur_file(model: MMPRNN, variables, source, output: str, prior_output: str | None = None,
                 side_by_side: bool = False, ends: str = 'replicate', dtype: str = 'float32',
-                progress: bool = True) -> int:
+                progress: bool = True, overwrite: bool = False) -> int:
     """Deblurs a `data_pipeline.sources.FrameSource` into `output` (video by suffix, else a
-    folder of PNGs); `prior_output` gets the prior as a heat map; `side_by_side` writes
-    input | output. Outputs appear only when complete. Returns the number of frames written."""
+    folder of PNGs named as the input frames); `prior_output` gets the prior as a heat map;
+    `side_by_side` writes input | output. Outputs appear only when complete, and never over the
+    input or an existing output unless `overwrite` (see `frame_writers`). Returns the number of
+    frames written."""
+    check_distinct(source.path, {'--output': output, '--prior': prior_output})
     deblurrer = StreamingDeblurrer(model, variables, ends, dtype)
     if prior_output is not None and not model.use_mmam:
         raise ValueError('--prior: this model has no MMP-Net (use_mmam is off)')
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(FrameWriter(output, source.fps))
-        prior_out = (stack.enter_context(FrameWriter(prior_output, source.fps))
+        out = stack.enter_context(FrameWriter(output, source.fps, overwrite))
+        prior_out = (stack.enter_context(FrameWriter(prior_output, source.fps, overwrite))
                      if prior_output is not None else None)
         bar = stack.enter_context(tqdm.tqdm(total=source.count, unit='frame', disable=not progress,
                                             desc=str(source.path.name)))
@@ -124,9 +136,10 @@ def deblur_file(model: MMPRNN, variables, source, output: str, prior_output: str
             picture = frame.sharp
             if side_by_side:
                 picture = np.concatenate([frame.blurry, picture], axis=1)
-            out.write(picture)
+            name = frame_name(source, frame.index)
+            out.write(picture, name)
             if prior_out is not None:
-                prior_out.write(heat_map(frame.prior))
+                prior_out.write(heat_map(frame.prior), name)
             written += 1
             bar.update(1)
     return written
