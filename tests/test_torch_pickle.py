@@ -69,3 +69,45 @@ def test_convert_checkpoint_refuses_it_with_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f'{path}: cannot be read safely' in err and len(err.strip().splitlines()) == 1
     assert not target.exists() and not out.exists()
+
+
+def _damaged_npz(tmp_path, damage: str):
+    path = tmp_path / f'{damage}.npz'
+    np.savez(path, w=np.arange(64, dtype=np.float32))
+    data = bytearray(path.read_bytes())
+    if damage == 'zero_bytes':
+        data = b''
+    elif damage == 'truncated':
+        data = data[:len(data) // 2]
+    else:  # a flipped bit in the array's bytes: only the CRC tells
+        data[data.index(np.float32(40).tobytes())] ^= 1
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize('damage', ['zero_bytes', 'truncated', 'crc'])
+def test_a_damaged_npz_is_refused_in_one_line(tmp_path, damage):
+    path = _damaged_npz(tmp_path, damage)
+    with pytest.raises(CheckpointReadError) as caught:
+        load_state_dict(path)
+    message = str(caught.value)
+    assert message.startswith(f'{path}: cannot be read as .npz: ') and len(message.splitlines()) == 1
+    if damage == 'crc':
+        assert 'Bad CRC-32' in message
+
+
+def test_an_npz_declaring_more_than_the_limit_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / 'big.npz'
+    np.savez_compressed(path, w=np.zeros(1 << 20, np.float32))
+    with pytest.raises(CheckpointReadError, match=r'big.npz: its members declare \d+ bytes uncompressed, '
+                                                  r'past the limit of 65536 bytes'):
+        load_state_dict(path, max_bytes=1 << 16)
+
+
+def test_a_pickle_may_not_change_the_readers_storage_types(tmp_path):
+    """BUILD on `torch.FloatStorage` would otherwise set the dtype the storage is read as."""
+    path = tmp_path / 'build.pth'
+    with zipfile.ZipFile(path, 'w') as archive:
+        archive.writestr('a/data.pkl', b'\x80\x02ctorch\nFloatStorage\n}X\x05\x00\x00\x00dtypeK\x01sb.')
+    with pytest.raises(CheckpointReadError, match='refuses to set the state of _StorageType'):
+        torch_pickle.load_checkpoint(path)
