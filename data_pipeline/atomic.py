@@ -31,3 +31,11 @@ def write_bytes(path: str | pathlib.Path, data: bytes) -> None:
 
 def write_json(path: str | pathlib.Path, value) -> None:
     write_bytes(path, (json.dumps(value, indent=1, sort_keys=True) + '\n').encode())
+
+
+def temporaries(path: str | pathlib.Path) -> list[pathlib.Path]:
+    """The temporary files that `replacing(path)` leaves beside `path` when its process is killed."""
+    path = pathlib.Path(path)
+    prefix = f'.{path.name}.'
+    return [entry for entry in path.parent.glob('.*.tmp')
+            if entry.name.startswith(prefix) and entry.is_file()]

@@ -17,10 +17,14 @@ Shards are named as tensorflow-datasets names them, `<name>.tfrecord-00000-of-00
 written under a temporary name and renamed when complete; `manifest.json` lists the finished
 ones (with their sizes and SHA-256), so an export that was killed resumes where it stopped.
 `read_examples` parses records with numpy and the standard library only (the GPU machine has
-no TensorFlow); it checks record lengths but not the CRCs.
+no TensorFlow); it checks record lengths and CRCs, and a damaged shard is a ValueError naming
+the file and the record.
 """
+import errno
+import functools
 import hashlib
 import json
+import os
 import pathlib
 import struct
 from collections.abc import Iterator
@@ -50,7 +54,7 @@ def encode_png(image: np.ndarray) -> bytes:
 
 def decode_png(data: bytes) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
+    if image is None or image.size == 0:
         raise ValueError('a record holds bytes that are not a PNG')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
 
@@ -84,19 +88,34 @@ def frame_example(source: str, sequence: str, index: int, window: int, blurry: n
 
 
 def write_shard(path: pathlib.Path, records: list[bytes]) -> dict:
-    """Writes `records` to `path` atomically; returns its manifest entry."""
+    """Writes `records` to `path` atomically; returns its manifest entry. A failed write
+    (disk full, ...) is an OSError naming `path`."""
     import tensorflow as tf  # noqa: PLC0415
-    with atomic.replacing(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
-        for record in records:
-            writer.write(record)
+    try:
+        with atomic.replacing(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+            for record in records:
+                writer.write(record)
+    except tf.errors.OpError as error:
+        raise OSError(errno.EIO, error.message, str(path)) from error
+    except OSError as error:  # named after the shard, not its temporary file
+        raise OSError(error.errno, error.strerror, str(path)) from error
     data = path.read_bytes()
     return {'file': path.name, 'records': len(records), 'bytes': len(data),
             'sha256': hashlib.sha256(data).hexdigest()}
 
 
 def load_manifest(directory: pathlib.Path) -> dict:
-    path = directory / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else {}
+    """The directory's manifest (`{}` where it has none); a damaged one is a ValueError naming it."""
+    path = pathlib.Path(directory) / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_bytes())
+    except ValueError as error:
+        raise ValueError(f'{path}: damaged, not JSON ({error}); delete it to export again') from error
+    if not isinstance(manifest, dict) or not isinstance(manifest.get('shards', {}), dict):
+        raise ValueError(f'{path}: damaged, not a manifest; delete it to export again')
+    return manifest
 
 
 def save_manifest(directory: pathlib.Path, manifest: dict) -> None:
@@ -105,22 +124,93 @@ def save_manifest(directory: pathlib.Path, manifest: dict) -> None:
 
 # --- TensorFlow-free reading -------------------------------------------------------------
 
+@functools.cache
+def _crc_table() -> np.ndarray:
+    """CRC-32C (Castagnoli, reflected) of each byte value, as TFRecord files use it."""
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(0x82F63B78), table >> 1).astype(np.uint32)
+    return table
+
+
+def _gf2_apply(matrix: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A 32x32 GF(2) matrix (its 32 columns as uint32) applied to each uint32 of `values`."""
+    bits = (values[:, None] >> np.arange(32, dtype=np.uint32)) & np.uint32(1)
+    return np.bitwise_xor.reduce(bits * matrix, axis=1)
+
+
+def _zeros_operator(count: int) -> np.ndarray:
+    """The matrix that moves a CRC register over `count` zero bytes."""
+    table, basis = _crc_table(), np.uint32(1) << np.arange(32, dtype=np.uint32)
+    step, result = table[basis & np.uint32(0xFF)] ^ (basis >> np.uint32(8)), basis
+    while count:
+        if count & 1:
+            result = _gf2_apply(step, result)
+        step, count = _gf2_apply(step, step), count >> 1
+    return result
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C of `data`, computed on 2^k lanes at once: zero bytes in front leave a CRC with a
+    zero start register unchanged, so the data are padded in front, cut into equal lanes, and
+    the lanes' CRCs are joined pairwise; the start register (all ones) is added at the end."""
+    lanes = 1 << (len(data) // 256).bit_length()
+    chunk = -(-len(data) // lanes)
+    block = np.zeros(lanes * chunk, np.uint8)
+    block[len(block) - len(data):] = np.frombuffer(data, np.uint8)
+    columns, table = block.reshape(lanes, chunk).T.astype(np.uint32), _crc_table()
+    register = np.zeros(lanes, np.uint32)
+    for column in columns:
+        register = table[(register ^ column) & np.uint32(0xFF)] ^ (register >> np.uint32(8))
+    operator = _zeros_operator(chunk)
+    while len(register) > 1:
+        register = _gf2_apply(operator, register[0::2]) ^ register[1::2]
+        operator = _gf2_apply(operator, operator)
+    start = _gf2_apply(_zeros_operator(len(data)), np.array([0xFFFFFFFF], np.uint32))
+    return int(register[0] ^ start[0]) ^ 0xFFFFFFFF
+
+
+def masked_crc(data: bytes) -> int:
+    """The masked CRC-32C that TFRecord files store after each length and each record."""
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _record_length(header: bytes, room: int, where: str) -> int:
+    """The data length of a record from its 12-byte header, checked against its CRC and against
+    the `room` left in the file (so that a damaged length never allocates memory)."""
+    if len(header) < 12:
+        raise ValueError(f'{where}: truncated record header')
+    length, stored = struct.unpack('<QI', header)
+    if masked_crc(header[:8]) != stored:
+        raise ValueError(f'{where}: damaged record header (CRC mismatch)')
+    if length > room:
+        raise ValueError(f'{where}: record length {length} runs past the end of the file')
+    return length
+
+
 def read_records(path: str | pathlib.Path) -> Iterator[bytes]:
-    """The records of a TFRecord file (length-checked, CRCs not verified)."""
+    """The records of a TFRecord file, lengths and CRCs checked: a damaged or truncated file is a
+    ValueError naming it and the byte offset of the bad record."""
     with open(path, 'rb') as handle:
+        size, offset = os.fstat(handle.fileno()).st_size, 0
         while header := handle.read(12):
-            if len(header) < 12:
-                raise ValueError(f'{path}: truncated record header')
-            (length,) = struct.unpack('<Q', header[:8])
-            data = handle.read(length)
-            if len(data) < length or len(handle.read(4)) < 4:
-                raise ValueError(f'{path}: truncated record')
+            where = f'{path}: record at byte {offset}'
+            length = _record_length(header, size - offset - 16, where)
+            data, footer = handle.read(length), handle.read(4)
+            if len(data) < length or len(footer) < 4:
+                raise ValueError(f'{where}: truncated record')
+            if masked_crc(data) != struct.unpack('<I', footer)[0]:
+                raise ValueError(f'{where}: damaged record (CRC mismatch)')
             yield data
+            offset += 16 + length
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
+        if pos >= len(data):
+            raise ValueError('a record holds a truncated protobuf')
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -146,6 +236,8 @@ def _fields(data: bytes) -> Iterator[tuple[int, int, bytes | int]]:
             value, pos = data[pos:pos + 8], pos + 8
         else:
             raise ValueError(f'unsupported protobuf wire type {wire}')
+        if pos > len(data):
+            raise ValueError('a record holds a truncated protobuf')
         yield number, wire, value
 
 
@@ -184,18 +276,33 @@ def parse_example(record: bytes) -> dict[str, list]:
     return out
 
 
+FRAME_FEATURES = ('source', 'sequence', 'index', 'window', 'blurry', 'sharp')
+
+
+def decode_frame(raw: dict[str, list]) -> dict:
+    """A parsed record -> the frame `read_examples` yields; a ValueError if it is not one."""
+    missing = [key for key in FRAME_FEATURES if not raw.get(key)]
+    if missing:
+        raise ValueError(f'a record lacks {", ".join(missing)}')
+    blurry = decode_png(raw['blurry'][0])
+    flow_shape = (raw['window'][0] - 1,) + blurry.shape[:2] + (2,)
+    flow = lambda key: (np.frombuffer(raw[key][0], '<f2').reshape(flow_shape).astype(np.float32)
+                        if key in raw else None)
+    return {'source': raw['source'][0].decode(), 'sequence': raw['sequence'][0].decode(),
+            'index': raw['index'][0], 'window': raw['window'][0],
+            'blurry': blurry, 'sharp': decode_png(raw['sharp'][0]),
+            'mmp': png_to_mmp(raw['mmp'][0]) if 'mmp' in raw else None,
+            'flow_forward': flow('flow_forward'), 'flow_backward': flow('flow_backward')}
+
+
 def read_examples(path: str | pathlib.Path) -> Iterator[dict]:
     """Decoded frames of a shard: dicts with source, sequence, index, window, blurry, sharp
     (uint8 `[H, W, 3]`), mmp (float32 `[H, W, 1]` or None) and flow_forward, flow_backward
-    (float32 `[N-1, H, W, 2]` or None)."""
-    for record in read_records(path):
-        raw = parse_example(record)
-        blurry = decode_png(raw['blurry'][0])
-        flow_shape = (raw['window'][0] - 1,) + blurry.shape[:2] + (2,)
-        flow = lambda key: (np.frombuffer(raw[key][0], '<f2').reshape(flow_shape).astype(np.float32)
-                            if key in raw else None)
-        yield {'source': raw['source'][0].decode(), 'sequence': raw['sequence'][0].decode(),
-               'index': raw['index'][0], 'window': raw['window'][0],
-               'blurry': blurry, 'sharp': decode_png(raw['sharp'][0]),
-               'mmp': png_to_mmp(raw['mmp'][0]) if 'mmp' in raw else None,
-               'flow_forward': flow('flow_forward'), 'flow_backward': flow('flow_backward')}
+    (float32 `[N-1, H, W, 2]` or None). A record that is not a frame is a ValueError naming the
+    file and the record."""
+    for number, record in enumerate(read_records(path)):
+        try:
+            frame = decode_frame(parse_example(record))
+        except ValueError as error:
+            raise ValueError(f'{path}: record {number}: {error}') from error
+        yield frame

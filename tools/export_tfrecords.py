@@ -10,28 +10,39 @@ with their MMP (Eq. 2-3); GOPRO benchmark and BSD come blurred and are stored as
 Sequences are split over shards (whole sequences, in order); shards are written by all
 cores, each atomically, and listed in `manifest.json` when done: run the same command again
 after an interruption and it finishes the missing shards, giving the same bytes as an
-uninterrupted export. Bad input ends with one line naming the path and the problem (exit 2)
-and nothing written to --out.
+uninterrupted export; finished shards whose size or SHA-256 no longer match are written again.
+Bad input ends with one line naming the path and the problem (exit 2) and nothing written to
+--out; so do a worker process that dies (killed, out of memory: the finished shards are kept,
+run the command again) and a folder that cannot be written.
 """
 import argparse
 import dataclasses
 import functools
+import hashlib
 import multiprocessing
 import os
 import pathlib
 import sys
 import time
+from collections.abc import Iterator
+from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import tqdm
 
-from data_pipeline import build, flow, sources, synthetic, tfrecords
+from data_pipeline import atomic, build, flow, sources, synthetic, tfrecords
 from data_pipeline.blur import gamma_response, load_crf_npy
 from mmp_jax.raft_backend import raft_backend
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow only writes records here
 SOURCES = ('synthetic', 'gopro_raw', 'gopro', 'bsd', 'frames', 'video')
 HIGH_FPS = ('synthetic', 'gopro_raw', 'frames', 'video')
+
+
+class WorkerDied(Exception):
+    """A worker process ended without a result (killed, out of memory); the message says which
+    shards it may have been writing."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +117,72 @@ def settings(args) -> dict:
     return {k: getattr(args, k) for k in keys}
 
 
+def remove_temporaries(out: pathlib.Path, names: list[str]) -> None:
+    """Removes the temporary files that a killed export left for `names` (nothing else)."""
+    for name in names:
+        for stale in atomic.temporaries(out / name):
+            stale.unlink(missing_ok=True)
+
+
+def shard_is_intact(out: pathlib.Path, entry: dict) -> bool:
+    """Whether the shard of a manifest entry is on disk with the size and SHA-256 listed."""
+    path = out / entry['file']
+    if not path.is_file() or path.stat().st_size != entry['bytes']:
+        return False
+    with open(path, 'rb') as handle:
+        return hashlib.file_digest(handle, 'sha256').hexdigest() == entry['sha256']
+
+
+def intact_shards(out: pathlib.Path, shards: dict, quiet: bool) -> dict:
+    """The manifest's shards that are intact; the others are reported (unless quiet) and dropped,
+    to be written again."""
+    intact = {}
+    for key, entry in shards.items():
+        if shard_is_intact(out, entry):
+            intact[key] = entry
+        elif not quiet:
+            print(f'export_tfrecords: {out / entry["file"]}: missing or damaged (size or SHA-256 differ '
+                  f'from {tfrecords.MANIFEST}); writing it again', file=sys.stderr)
+    return intact
+
+
+def describe(job: Job) -> str:
+    """The shard file of a job and its sequences, for messages."""
+    name = tfrecords.shard_name(job.args.name, job.shard, job.args.num_shards)
+    sequences = ', '.join(sequence_name(entry) for _, entry in job.sequences)
+    return f'{pathlib.Path(job.args.out) / name} ({sequences})'
+
+
+def worker_died(out: str, in_progress: list[Job]) -> WorkerDied:
+    """The error for a pool whose worker died while writing one of `in_progress` (or idle)."""
+    shards = ' or '.join(describe(job) for job in in_progress) or out
+    return WorkerDied(f'{shards}: its worker process died (killed, or out of memory?); the finished '
+                      f'shards are kept, run the same command again to resume')
+
+
+def run_jobs(jobs: list[Job], workers: int) -> Iterator[tuple[Job, dict]]:
+    """Writes the shards on `workers` processes, handing each at most one job at a time, and
+    yields (job, manifest entry) as each shard is done. A worker that dies ends it with
+    WorkerDied naming the shards then in progress (the ones done were yielded first)."""
+    queue = list(reversed(jobs))
+    count = max(1, min(workers, len(jobs)))
+    with futures.ProcessPoolExecutor(count, mp_context=multiprocessing.get_context('spawn')) as pool:
+        running = {}
+        while queue or running:
+            while queue and len(running) < count:
+                job = queue.pop()
+                try:
+                    running[pool.submit(make_shard, job)] = job
+                except BrokenProcessPool:
+                    raise worker_died(job.args.out, list(running.values())) from None
+            finished, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+            broken = {f for f in finished if isinstance(f.exception(), BrokenProcessPool)}
+            for future in finished - broken:
+                yield running.pop(future), future.result()
+            if broken:
+                raise worker_died(jobs[0].args.out, list(running.values())) from None
+
+
 def export(args) -> dict:
     entries = list_sequences(args)
     if args.flow == 'raft' and not pathlib.Path(args.raft_checkpoint or '').is_file():
@@ -116,27 +193,29 @@ def export(args) -> dict:
     args.num_shards = min(args.num_shards, len(entries))
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob('.*.tmp'):  # left by an export that was killed
-        stale.unlink()
+    names = [tfrecords.shard_name(args.name, s, args.num_shards) for s in range(args.num_shards)]
+    remove_temporaries(out, names + [tfrecords.MANIFEST])
     manifest = tfrecords.load_manifest(out)
     if manifest and manifest.get('settings') != settings(args):
         raise ValueError(f'{out}: holds an export made with other settings; use a new --out')
-    manifest = {'settings': settings(args), 'shards': manifest.get('shards', {})}
-    done = {int(k) for k, v in manifest['shards'].items()
-            if (out / v['file']).is_file() and (out / v['file']).stat().st_size == v['bytes']}
+    manifest = {'settings': settings(args), 'shards': intact_shards(out, manifest.get('shards', {}), args.quiet)}
+    done = len(manifest['shards'])
     jobs = [Job(s, tuple((i, entries[i]) for i in range(s, len(entries), args.num_shards)), args)
-            for s in range(args.num_shards) if s not in done]
+            for s in range(args.num_shards) if str(s) not in manifest['shards']]
     start = time.perf_counter()
-    with multiprocessing.get_context('spawn').Pool(max(1, min(args.workers, len(jobs) or 1))) as pool, \
-            tqdm.tqdm(total=args.num_shards, initial=len(done), unit='shard', disable=args.quiet) as bar:
-        for shard, job in zip(pool.imap(make_shard, jobs), jobs):
-            manifest['shards'][str(job.shard)] = shard
-            tfrecords.save_manifest(out, manifest)
-            bar.update(1)
+    with tqdm.tqdm(total=args.num_shards, initial=done, unit='shard', disable=args.quiet) as bar:
+        try:
+            for job, shard in run_jobs(jobs, args.workers):
+                manifest['shards'][str(job.shard)] = shard
+                tfrecords.save_manifest(out, manifest)
+                bar.update(1)
+        except WorkerDied:
+            remove_temporaries(out, names)  # those of the workers stopped with the dead one
+            raise
     shards = manifest['shards'].values()
     return {'sequences': len(entries), 'frames': sum(s['records'] for s in shards),
             'bytes': sum(s['bytes'] for s in shards), 'seconds': time.perf_counter() - start,
-            'shards': len(shards), 'resumed_from': len(done)}
+            'shards': len(shards), 'resumed_from': done}
 
 
 def parse_args(argv=None):
@@ -173,8 +252,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         summary = export(args)
-    except (sources.SourceError, ValueError) as error:
+    except (sources.SourceError, ValueError, WorkerDied) as error:
         print(f'export_tfrecords: {error}', file=sys.stderr)
+        return 2
+    except OSError as error:  # a folder that cannot be written, a full disk, ...
+        print(f'export_tfrecords: {error.filename or args.out}: {error.strerror or error}', file=sys.stderr)
         return 2
     print(f'{summary["sequences"]} sequences, {summary["frames"]} frames, {summary["bytes"] / 1e6:.1f} MB '
           f'in {summary["shards"]} shards, {summary["seconds"]:.1f} s'
