@@ -11,6 +11,12 @@ Ends of the video (`ends`):
   The recurrence itself is untouched, so frames 2 .. T-3 equal the original's outputs.
 - 'drop': as the original's test, only frames 2 .. T-3 get an output.
 
+State (`deblur_in_chunks`, `reset_every`): by default the hidden state is carried through the
+whole video. With `reset_every=N` it is reset as the original's test resets it: chunks of N
+frames, each starting past + future frames before the previous one ended, the last one moved
+back to end with the video; each frame's output comes from the first chunk that outputs it
+(chunk ends inside the video are interior frames of the next chunk). Memory: N frames.
+
 Frames whose size is not a multiple of 4 are padded (edge values, bottom and right) and
 cropped back.
 """
@@ -105,6 +111,39 @@ class StreamingDeblurrer:
                     yield emit()
 
 
+def deblur_in_chunks(deblurrer: StreamingDeblurrer, frames: Iterable[np.ndarray],
+                     every: int) -> Iterator[DeblurredFrame]:
+    """`deblurrer`'s outputs with the state reset every `every` frames, chunked as the
+    original's test (see the module doc); `deblurrer.ends` decides the video's two ends."""
+    past, future = deblurrer.model.past_frames, deblurrer.model.future_frames
+    if every <= past + future:
+        raise ValueError(f'reset every {every} frames: a chunk needs more than {past + future} frames')
+    recent: collections.deque = collections.deque(maxlen=every)
+    done = -1  # the last index given out
+
+    def chunk(start: int, last: bool) -> Iterator[DeblurredFrame]:
+        nonlocal done
+        frames_in = list(recent)[-every:] if last else list(recent)
+        lowest = 0 if start == 0 else start + past
+        highest = start + len(frames_in) - 1 - (0 if last else future)
+        for out in deblurrer(iter(frames_in)):
+            index = start + out.index
+            if done < index and lowest <= index <= highest:
+                done = index
+                yield dataclasses.replace(out, index=index)
+
+    start, count = 0, 0
+    for index, frame in enumerate(frames):
+        if index - start == every:  # the chunk [start, index) is full and not the last
+            yield from chunk(start, last=False)
+            start = index - past - future
+        recent.append(frame)
+        count = index + 1
+    if count == 0:
+        raise ValueError('no frames')
+    yield from chunk(max(count - every, 0), last=True)
+
+
 def frame_name(source, index: int) -> str:
     """The output file name of input frame `index`: a folder's frame keeps its name (as PNG),
     a video's frame is named by its index in the video."""
@@ -115,12 +154,13 @@ def frame_name(source, index: int) -> str:
 
 def deblur_file(model: MMPRNN, variables, source, output: str, prior_output: str | None = None,
                 side_by_side: bool = False, ends: str = 'replicate', dtype: str = 'float32',
-                progress: bool = True, overwrite: bool = False) -> int:
+                progress: bool = True, overwrite: bool = False, reset_every: int = 0) -> int:
     """Deblurs a `data_pipeline.sources.FrameSource` into `output` (video by suffix, else a
     folder of PNGs named as the input frames); `prior_output` gets the prior as a heat map;
-    `side_by_side` writes input | output. Outputs appear only when complete, and never over the
-    input or an existing output unless `overwrite` (see `frame_writers`). Returns the number of
-    frames written."""
+    `side_by_side` writes input | output; `reset_every` > 0 resets the state as the original's
+    test (`deblur_in_chunks`). Outputs appear only when complete, and never over the input or
+    an existing output unless `overwrite` (see `frame_writers`). Returns the number of frames
+    written."""
     check_distinct(source.path, {'--output': output, '--prior': prior_output})
     deblurrer = StreamingDeblurrer(model, variables, ends, dtype)
     if prior_output is not None and not model.use_mmam:
@@ -132,7 +172,8 @@ def deblur_file(model: MMPRNN, variables, source, output: str, prior_output: str
         bar = stack.enter_context(tqdm.tqdm(total=source.count, unit='frame', disable=not progress,
                                             desc=str(source.path.name)))
         written = 0
-        for frame in deblurrer(source.frames):
+        stream = deblur_in_chunks(deblurrer, source.frames, reset_every) if reset_every else deblurrer(source.frames)
+        for frame in stream:
             picture = frame.sharp
             if side_by_side:
                 picture = np.concatenate([frame.blurry, picture], axis=1)

@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmp_jax.infer import StreamingDeblurrer
+from mmp_jax.evaluate import chunk_starts
+from mmp_jax.infer import DeblurredFrame, StreamingDeblurrer, deblur_in_chunks
 from mmp_jax.models.mmp_rnn import MMPRNN
 
 MODEL = MMPRNN(n_features=4, n_blocks_a=1, n_blocks_b=1)
@@ -48,3 +49,56 @@ def test_a_frame_of_another_size_is_refused(variables):
     frames = [*_frames(2), _frames(1, 18, 26)[0]]
     with pytest.raises(ValueError, match=r'frame 2: shape \(18, 26, 3\) differs'):
         list(StreamingDeblurrer(MODEL, variables)(iter(frames)))
+
+
+def test_reset_every_chunks_as_the_original_test(variables):
+    """30 frames, chunks of 12 (starts 0, 8, 16 and 18, the last moved back to end with the
+    video): the outputs equal the scanned model run on each chunk from a fresh state, each frame
+    taken from the first chunk that outputs it."""
+    frames, every = _frames(30), 12
+    padded = np.pad(frames, ((0, 0), (0, 2), (0, 2), (0, 0)), mode='edge').astype(np.float32) / 255
+    apply = jax.jit(MODEL.apply)
+    expected = {}
+    for start in chunk_starts(30, every, 2, 2):
+        outputs = np.asarray(apply(variables, jnp.asarray(padded[None, start:start + every])))[0, :, :18, :22]
+        for i, output in enumerate(outputs):
+            expected.setdefault(start + 2 + i, output)
+    deblurrer = StreamingDeblurrer(MODEL, variables, 'drop')
+    dropped = list(deblur_in_chunks(deblurrer, iter(frames), every))
+    assert [f.index for f in dropped] == list(range(2, 28))
+    np.testing.assert_allclose(np.stack([f.output for f in dropped]), np.stack([expected[t] for t in range(2, 28)]),
+                               atol=1e-5)
+    replicated = list(deblur_in_chunks(StreamingDeblurrer(MODEL, variables), iter(frames), every))
+    assert [f.index for f in replicated] == list(range(30))
+    np.testing.assert_allclose(np.stack([f.output for f in replicated[2:28]]), np.stack([f.output for f in dropped]),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match='a chunk needs more than 4 frames'):
+        list(deblur_in_chunks(deblurrer, iter(frames), 4))
+
+
+class _ChunkRecorder:
+    """A stand-in deblurrer whose outputs say which chunk (its first frame) made them."""
+    model = MODEL
+
+    def __init__(self, ends):
+        self.ends = ends
+
+    def __call__(self, frames):
+        frames = list(frames)
+        first = 0 if self.ends == 'replicate' else 2
+        for i in range(first, len(frames) - first):
+            yield DeblurredFrame(i, frames[i], np.array(int(frames[0])), None)
+
+
+@pytest.mark.parametrize('ends', ['drop', 'replicate'])
+def test_reset_every_takes_each_frame_from_the_first_chunk_that_outputs_it(ends):
+    """The chunking alone (the state's effect is too small at initialisation to see it)."""
+    source = [np.array(t) for t in range(30)]
+    made_by = {f.index: int(f.output) for f in deblur_in_chunks(_ChunkRecorder(ends), iter(source), 12)}
+    want = {**{t: 0 for t in range(2, 10)}, **{t: 8 for t in range(10, 18)}, **{t: 16 for t in range(18, 26)},
+            26: 18, 27: 18}
+    if ends == 'replicate':
+        want.update({0: 0, 1: 0, 28: 18, 29: 18})
+    assert made_by == want
+    assert {f.index: int(f.output) for f in deblur_in_chunks(_ChunkRecorder(ends), iter(source[:12]), 12)} == \
+        {t: 0 for t in range(0 if ends == 'replicate' else 2, 12 if ends == 'replicate' else 10)}

@@ -2,7 +2,7 @@
 
     python -m tools.deblur --checkpoint CKPT --input IN --output OUT [--overwrite] \\
         [--prior PRIOR_OUT] [--side-by-side] [--dtype bfloat16] [--ends replicate|drop] \\
-        [--fps 30] [--allow-truncated]
+        [--reset-every 20] [--fps 30] [--allow-truncated]
 
 CKPT: a folder from `tools.convert_checkpoint`, or a training workdir (its `model/`). IN: a
 video file OpenCV reads, or a folder of frames. OUT (and PRIOR_OUT): a video file (.mp4, .mov,
@@ -47,6 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--dtype', choices=tuple(DTYPES), default='float32')
     parser.add_argument('--ends', choices=ENDS, default='replicate',
                         help='replicate: every frame gets an output; drop: frames 2..T-3 only, as the original')
+    parser.add_argument('--reset-every', type=int, default=0, metavar='N',
+                        help="reset the hidden state as the original's test: chunks of N frames overlapping "
+                             'by 4 (its default: 20); 0 (default) carries the state through the whole video')
     parser.add_argument('--fps', type=float, default=25.0, help='frame rate of a frame folder (video out)')
     parser.add_argument('--allow-truncated', action='store_true',
                         help='a video that ends before its stated frame count: keep the frames that decoded')
@@ -55,6 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.fps <= 0:
         parser.error(f'--fps must be positive, got {args.fps}')
+    if args.reset_every < 0:
+        parser.error(f'--reset-every must be 0 or positive, got {args.reset_every}')
     return args
 
 
@@ -65,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise CheckpointError(f'{args.checkpoint}: holds {config["variant"]}, --variant says {args.variant}')
     source = open_frames(args.input, folder_fps=args.fps, allow_truncated=args.allow_truncated)
     return deblur_file(model, variables, source, args.output, args.prior, args.side_by_side,
-                       args.ends, args.dtype, progress=not args.quiet, overwrite=args.overwrite)
+                       args.ends, args.dtype, progress=not args.quiet, overwrite=args.overwrite,
+                       reset_every=args.reset_every)
 
 
 def main(argv=None) -> int:
