@@ -73,45 +73,134 @@ class StreamingDeblurrer:
         return jnp.asarray(padded[None], self.dtype)
 
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[DeblurredFrame]:
-        model = self.model
-        feats: collections.deque = collections.deque(maxlen=model.window)
-        waiting: collections.deque = collections.deque()  # (index, frame, padded, prior)
-        carry, shape = None, None
-
-        def emit() -> DeblurredFrame:
-            index, frame, padded, prior = waiting.popleft()
-            out = self._decode(self.variables, jnp.concatenate(list(feats), axis=-1), padded)
-            height, width = frame.shape[:2]
-            out = np.asarray(out[0, :height, :width], np.float32)
-            prior = None if prior is None else np.asarray(prior[0, :height, :width], np.float32)
-            return DeblurredFrame(index, frame, out, prior)
-
+        stream = _Stream(self)
         for index, frame in enumerate(frames):
-            if shape is not None and frame.shape != shape:
-                raise ValueError(f'frame {index}: shape {frame.shape} differs from the first '
-                                 f'frame\'s {shape}')
-            padded = self._pad(frame)
-            if shape is None:
-                shape = frame.shape
-                carry = model.init_carry(1, *padded.shape[1:3], dtype=self.dtype)
-            carry, f, prior = self._encode(self.variables, carry, padded)
-            if index == 0 and self.ends == 'replicate':
-                feats.extend([f] * model.past_frames)
-            feats.append(f)
-            if index >= model.past_frames or self.ends == 'replicate':
-                waiting.append((index, frame, padded, prior))
-            if len(feats) == model.window:
-                yield emit()
-        if shape is None:
+            yield from stream.push(index, frame)
+        yield from stream.finish()
+
+
+class _Stream:
+    """One pass of a `StreamingDeblurrer` over one video: its state, fed a frame at a time."""
+
+    def __init__(self, deblurrer: StreamingDeblurrer):
+        self.deblurrer, self.model = deblurrer, deblurrer.model
+        self.feats: collections.deque = collections.deque(maxlen=self.model.window)
+        self.waiting: collections.deque = collections.deque()  # (index, frame, padded, prior)
+        self.carry, self.shape = None, None
+
+    def _emit(self) -> DeblurredFrame:
+        index, frame, padded, prior = self.waiting.popleft()
+        out = self.deblurrer._decode(self.deblurrer.variables, jnp.concatenate(list(self.feats), axis=-1), padded)
+        height, width = frame.shape[:2]
+        out = np.asarray(out[0, :height, :width], np.float32)
+        prior = None if prior is None else np.asarray(prior[0, :height, :width], np.float32)
+        return DeblurredFrame(index, frame, out, prior)
+
+    def push(self, index: int, frame: np.ndarray) -> list[DeblurredFrame]:
+        """Frame `index` in; the outputs that became ready (at most one)."""
+        model, deblurrer = self.model, self.deblurrer
+        if self.shape is not None and frame.shape != self.shape:
+            raise ValueError(f'frame {index}: shape {frame.shape} differs from the first frame\'s {self.shape}')
+        padded = deblurrer._pad(frame)
+        if self.shape is None:
+            self.shape = frame.shape
+            self.carry = model.init_carry(1, *padded.shape[1:3], dtype=deblurrer.dtype)
+        self.carry, f, prior = deblurrer._encode(deblurrer.variables, self.carry, padded)
+        if index == 0 and deblurrer.ends == 'replicate':
+            self.feats.extend([f] * model.past_frames)
+        self.feats.append(f)
+        if index >= model.past_frames or deblurrer.ends == 'replicate':
+            self.waiting.append((index, frame, padded, prior))
+        return [self._emit()] if len(self.feats) == model.window else []
+
+    def finish(self) -> list[DeblurredFrame]:
+        """The outputs still owed at the end of the video."""
+        if self.shape is None:
             raise ValueError('no frames')
-        if self.ends == 'replicate':
-            while waiting:
-                feats.append(feats[-1])
-                if len(feats) == model.window:
-                    yield emit()
+        done = []
+        if self.deblurrer.ends == 'replicate':
+            while self.waiting:
+                self.feats.append(self.feats[-1])
+                if len(self.feats) == self.model.window:
+                    done.append(self._emit())
+        return done
 
 
-def deblur_in_chunks(deblurrer: StreamingDeblurrer, frames: Iterable[np.ndarray],
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """First pixels of tiles of `tile` pixels covering `length`, neighbours overlapping by at
+    least `overlap` (the last tile moved back to end at `length`)."""
+    if length <= tile:
+        return [0]
+    if not 0 <= overlap < tile:
+        raise ValueError(f'tile overlap {overlap} must be at least 0 and less than the tile ({tile})')
+    return list(range(0, length - tile, tile - overlap)) + [length - tile]
+
+
+def _ramp(length: int, start: int, size: int, overlap: int) -> np.ndarray:
+    """Blending weights `[size]` of a tile at `start`: rising over `overlap` pixels from each
+    side that has a neighbour, 1 elsewhere."""
+    weight = np.ones(size, np.float32)
+    if overlap > 0:
+        rise = (np.arange(size, dtype=np.float32) + 0.5) / overlap
+        if start > 0:
+            weight = np.minimum(weight, rise)
+        if start + size < length:
+            weight = np.minimum(weight, rise[::-1])
+    return weight
+
+
+class TiledDeblurrer:
+    """A `StreamingDeblurrer` run on overlapping tiles of each frame, each tile with its own
+    recurrence, blended linearly over the overlaps: the network's activations are those of one
+    tile, so peak memory follows the tile, not the frame (the states of all tiles are kept).
+    Tiles of `tile = (height, width)` pixels (the frame's size where it is smaller), all of one
+    shape so that one program serves them; `overlap` pixels shared by neighbours."""
+
+    def __init__(self, deblurrer: StreamingDeblurrer, tile: tuple[int, int], overlap: int = 32):
+        self.deblurrer, self.model, self.ends = deblurrer, deblurrer.model, deblurrer.ends
+        self.tile, self.overlap = tile, overlap
+
+    def _layout(self, height: int, width: int) -> list[tuple[slice, slice, np.ndarray]]:
+        """(rows, columns, weights `[h, w, 1]`) of every tile of an `height` x `width` frame."""
+        size_y, size_x = min(self.tile[0], height), min(self.tile[1], width)
+        tiles = []
+        for y in tile_starts(height, size_y, self.overlap):
+            for x in tile_starts(width, size_x, self.overlap):
+                weight = np.outer(_ramp(height, y, size_y, self.overlap), _ramp(width, x, size_x, self.overlap))
+                tiles.append((slice(y, y + size_y), slice(x, x + size_x), weight[..., None]))
+        return tiles
+
+    def _blend(self, frame: np.ndarray, layout, outputs: list[DeblurredFrame]) -> DeblurredFrame:
+        total = np.zeros(frame.shape[:2] + (1,), np.float32)
+        output = np.zeros(frame.shape, np.float32)
+        prior = None if outputs[0].prior is None else np.zeros(frame.shape[:2] + (1,), np.float32)
+        for (rows, cols, weight), out in zip(layout, outputs):
+            total[rows, cols] += weight
+            output[rows, cols] += weight * out.output
+            if prior is not None:
+                prior[rows, cols] += weight * out.prior
+        return DeblurredFrame(outputs[0].index, frame, output / total, None if prior is None else prior / total)
+
+    def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[DeblurredFrame]:
+        streams, layout, pending = None, None, {}  # pending: index -> the frame, until its output
+        for index, frame in enumerate(frames):
+            if layout is None:
+                layout = self._layout(*frame.shape[:2])
+                streams = [_Stream(self.deblurrer) for _ in layout]
+            pending[index] = frame
+            ready = [stream.push(index, frame[rows, cols]) for stream, (rows, cols, _) in zip(streams, layout)]
+            for outputs in zip(*ready):
+                done = outputs[0].index
+                yield self._blend(pending.pop(done), layout, list(outputs))
+                for skipped in [i for i in pending if i < done]:  # ends='drop': no output for them
+                    del pending[skipped]
+        if streams is None:
+            raise ValueError('no frames')
+        for outputs in zip(*(stream.finish() for stream in streams)):
+            yield self._blend(pending.pop(outputs[0].index), layout, list(outputs))
+
+
+def deblur_in_chunks(deblurrer: StreamingDeblurrer | TiledDeblurrer, frames: Iterable[np.ndarray],
                      every: int) -> Iterator[DeblurredFrame]:
     """`deblurrer`'s outputs with the state reset every `every` frames, chunked as the
     original's test (see the module doc); `deblurrer.ends` decides the video's two ends."""
@@ -154,15 +243,18 @@ def frame_name(source, index: int) -> str:
 
 def deblur_file(model: MMPRNN, variables, source, output: str, prior_output: str | None = None,
                 side_by_side: bool = False, ends: str = 'replicate', dtype: str = 'float32',
-                progress: bool = True, overwrite: bool = False, reset_every: int = 0) -> int:
+                progress: bool = True, overwrite: bool = False, reset_every: int = 0,
+                tile: tuple[int, int] | None = None, tile_overlap: int = 32) -> int:
     """Deblurs a `data_pipeline.sources.FrameSource` into `output` (video by suffix, else a
     folder of PNGs named as the input frames); `prior_output` gets the prior as a heat map;
     `side_by_side` writes input | output; `reset_every` > 0 resets the state as the original's
-    test (`deblur_in_chunks`). Outputs appear only when complete, and never over the input or
+    test (`deblur_in_chunks`); `tile` (height, width) runs tiles of that size (`TiledDeblurrer`). Outputs appear only when complete, and never over the input or
     an existing output unless `overwrite` (see `frame_writers`). Returns the number of frames
     written."""
     check_distinct(source.path, {'--output': output, '--prior': prior_output})
     deblurrer = StreamingDeblurrer(model, variables, ends, dtype)
+    if tile is not None:
+        deblurrer = TiledDeblurrer(deblurrer, tile, tile_overlap)
     if prior_output is not None and not model.use_mmam:
         raise ValueError('--prior: this model has no MMP-Net (use_mmam is off)')
     with contextlib.ExitStack() as stack:

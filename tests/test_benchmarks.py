@@ -40,3 +40,14 @@ def test_train_step_speed(tmp_path):
     (row,) = result['rows']
     assert row['variant'] == 'A1B1C4F5' and row['batch'] == '1x5x16x16'
     assert row['loop_s'] > 0 and row['unrolled_s'] > 0 and row['speedup'] == row['loop_s'] / row['unrolled_s']
+
+
+@pytest.mark.slow
+def test_tiled_inference(tmp_path):
+    result = _run(tmp_path, 'benchmarks.tiled_inference', '--variant', 'A1B1C4F5', '--size', '64x48', '--tile', '32',
+                  '--overlap', '8', '--frames', '2', '--fidelity-size', '64x48', '--fidelity-frames', '5')
+    fidelity, tiled, untiled = result['rows']
+    assert fidelity['measure'] == 'fidelity' and 0 < fidelity['mean_diff'] <= fidelity['max_diff'] < 1
+    assert fidelity['max_diff_away_from_seams'] <= fidelity['max_diff']
+    assert tiled['measure'] == 'memory tiled' and untiled['measure'] == 'memory untiled'
+    assert tiled['peak_rss_mb'] > 50 and untiled['peak_rss_mb'] > 50

@@ -2,7 +2,7 @@
 
     python -m tools.deblur --checkpoint CKPT --input IN --output OUT [--overwrite] \\
         [--prior PRIOR_OUT] [--side-by-side] [--dtype bfloat16] [--ends replicate|drop] \\
-        [--reset-every 20] [--fps 30] [--allow-truncated]
+        [--reset-every 20] [--tile 512 512 --tile-overlap 32] [--fps 30] [--allow-truncated]
 
 CKPT: a folder from `tools.convert_checkpoint`, or a training workdir (its `model/`). IN: a
 video file OpenCV reads, or a folder of frames. OUT (and PRIOR_OUT): a video file (.mp4, .mov,
@@ -50,6 +50,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--reset-every', type=int, default=0, metavar='N',
                         help="reset the hidden state as the original's test: chunks of N frames overlapping "
                              'by 4 (its default: 20); 0 (default) carries the state through the whole video')
+    parser.add_argument('--tile', type=int, nargs=2, metavar=('HEIGHT', 'WIDTH'),
+                        help='deblur in tiles of this size (each with its own state), blended over the '
+                             'overlap: memory follows the tile, not the frame (for 4K on small devices)')
+    parser.add_argument('--tile-overlap', type=int, default=32, metavar='PIXELS',
+                        help='pixels neighbouring tiles share (default 32)')
     parser.add_argument('--fps', type=float, default=25.0, help='frame rate of a frame folder (video out)')
     parser.add_argument('--allow-truncated', action='store_true',
                         help='a video that ends before its stated frame count: keep the frames that decoded')
@@ -58,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.fps <= 0:
         parser.error(f'--fps must be positive, got {args.fps}')
+    if args.tile is not None and (min(args.tile) < 16 or not 0 <= args.tile_overlap < min(args.tile)):
+        parser.error(f'--tile {args.tile[0]} {args.tile[1]}: tiles need at least 16 pixels a side and an '
+                     f'overlap of 0 .. {min(args.tile) - 1} (got --tile-overlap {args.tile_overlap})')
     if args.reset_every < 0:
         parser.error(f'--reset-every must be 0 or positive, got {args.reset_every}')
     return args
@@ -71,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     source = open_frames(args.input, folder_fps=args.fps, allow_truncated=args.allow_truncated)
     return deblur_file(model, variables, source, args.output, args.prior, args.side_by_side,
                        args.ends, args.dtype, progress=not args.quiet, overwrite=args.overwrite,
-                       reset_every=args.reset_every)
+                       reset_every=args.reset_every, tile=tuple(args.tile) if args.tile else None,
+                       tile_overlap=args.tile_overlap)
 
 
 def main(argv=None) -> int:

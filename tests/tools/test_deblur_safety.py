@@ -172,3 +172,13 @@ def test_sigterm_and_kill_mid_run_leave_nothing_stale(tmp_path, converted, refer
     assert _temporaries(outputs) != [] and not (outputs / 'out.mp4').exists()  # what kill -9 leaves
     assert _deblur(converted, '--input', video, '--output', outputs / 'out.mp4') == 0
     assert sorted(p.name for p in outputs.iterdir()) == ['out.mp4']  # the next run cleaned it
+
+
+def test_tiles_and_state_resets_from_the_command_line(tmp_path, converted, frames_dir, capsys):  # noqa: F811
+    assert _deblur(converted, '--input', frames_dir, '--output', tmp_path / 'tiled', '--tile', '24', '24',
+                   '--tile-overlap', '8', '--reset-every', '5') == 0
+    assert len(list((tmp_path / 'tiled').iterdir())) == ref.FRAMES
+    with pytest.raises(SystemExit) as stop:
+        _deblur(converted, '--input', frames_dir, '--output', tmp_path / 'x', '--tile', '24', '24',
+                '--tile-overlap', '24')
+    assert stop.value.code == 2 and 'an overlap of 0 .. 23' in capsys.readouterr().err
