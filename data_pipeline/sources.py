@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 FRAME_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+VIDEO_SUFFIXES = ('.mp4', '.mov', '.mkv', '.avi', '.m4v', '.webm', '.mpg', '.mpeg', '.wmv')
 
 
 class SourceError(ValueError):
@@ -29,6 +30,12 @@ def list_frames(folder: str | pathlib.Path) -> list[pathlib.Path]:
     if not paths:
         raise SourceError(f'{folder}: no frames ({", ".join(FRAME_SUFFIXES)})')
     return paths
+
+
+def list_videos(folder: str | pathlib.Path) -> list[pathlib.Path]:
+    """Video files (by suffix) directly in a folder, in natural order (possibly none)."""
+    return sorted((p for p in pathlib.Path(folder).iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES),
+                  key=natural_key)
 
 
 def read_frame(path: pathlib.Path) -> np.ndarray:

@@ -10,6 +10,11 @@ Nothing the user did not name is deleted or replaced:
   an existing folder keeps everything but its frames (image files directly in it), which are
   replaced by the new ones, each in one rename.
 - Outputs get the permissions of the user's umask.
+
+Videos (see `video_encoding`): .mp4/.mov/.mkv are H.264 (`codec='h264'`, CRF `quality`) or
+lossless RGB H.264 (`codec='lossless'`) through PyAV, with the audio of `audio_from` copied;
+.avi is MJPG through OpenCV unless a codec is named. OpenCV (mp4v, no audio) also stands in when
+PyAV has no H.264 encoder, with a warning.
 """
 import contextlib
 import os
@@ -17,12 +22,16 @@ import pathlib
 import re
 import shutil
 import tempfile
+import warnings
 
+import av
 import cv2
 import numpy as np
 
 from data_pipeline.sources import FRAME_SUFFIXES
+from mmp_jax import video_encoding
 
+# OpenCV's codecs: .avi by default, the others when PyAV has no H.264 encoder
 VIDEO_CODECS = {'.mp4': 'mp4v', '.mov': 'mp4v', '.mkv': 'mp4v', '.avi': 'MJPG'}
 
 
@@ -108,15 +117,52 @@ def check_distinct(input_path: str | pathlib.Path, outputs: dict[str, str | path
                 raise OutputError(f'{b}: {second} and {first} ({a}) must be separate places')
 
 
+def choose_encoding(path: pathlib.Path, codec: str | None, quality: int | None,
+                    audio_from: str | pathlib.Path | None) -> tuple[str, int | None] | None:
+    """(codec, CRF) for `video_encoding.VideoEncoder` writing the video `path`, or None for
+    OpenCV; OutputError for a bad codec or CRF, a missing lossless encoder, or audio of
+    `audio_from` that the output cannot hold."""
+    suffix = path.suffix.lower()
+    try:
+        audio = video_encoding.has_audio(audio_from)
+        if codec is None and suffix == '.avi':
+            if audio:
+                raise video_encoding.EncodingError(
+                    f'.avi is written as MJPG by OpenCV, without the audio of {audio_from}; name the '
+                    'codec h264 or lossless, or choose another suffix')
+            return None
+        codec = codec or 'h264'
+        quality = video_encoding.check_quality(codec, quality)
+        video_encoding.check_encoding(suffix, codec, quality, audio_from)
+    except video_encoding.NoEncoderError as error:
+        if codec == 'lossless' or audio:
+            raise OutputError(f'{path}: {error}') from None
+        warnings.warn(f'{path}: {error}; writing {VIDEO_CODECS[suffix]} through OpenCV instead')
+        return None
+    except ValueError as error:   # EncodingError included
+        raise OutputError(f'{path}: {error}') from None
+    return codec, quality
+
+
 class FrameWriter:
     """`with FrameWriter(path, fps) as out: out.write(rgb, name)`; rgb uint8 `[H, W, 3]`; `name`
-    (folder outputs) the frame's file name, `NNNNNN.png` by count when None."""
+    (folder outputs) the frame's file name, `NNNNNN.png` by count when None.
 
-    def __init__(self, path: str | pathlib.Path, fps: float, overwrite: bool = False):
+    Video outputs only: `codec` 'h264' (the default, except .avi: MJPG) or 'lossless';
+    `quality` the H.264 CRF (0-51, lower is better; `video_encoding.DEFAULT_QUALITY` when None);
+    `audio_from` a video whose audio streams are copied (none when it has none, or is None or a
+    folder); frames are shown at `fps`, the first at time 0, as the input's. See `video_encoding`
+    for odd frame sizes and what players can show."""
+
+    def __init__(self, path: str | pathlib.Path, fps: float, overwrite: bool = False,
+                 codec: str | None = None, quality: int | None = None,
+                 audio_from: str | pathlib.Path | None = None):
         self.path = pathlib.Path(path).absolute()
         self.fps = fps
         self.is_video = is_video_path(self.path)
         check_output(self.path, overwrite)
+        self._encoding = choose_encoding(self.path, codec, quality, audio_from) if self.is_video else None
+        self._audio_from = audio_from
         self._created = _make_parents(self.path.parent)
         _remove_stale_temporaries(self.path.parent, self.path.name)
         self._video = None
@@ -135,14 +181,25 @@ class FrameWriter:
             self._remove_created()
             raise OutputError(f'{self.path}: cannot write beside it: {error.strerror}') from None
 
+    def _encode(self, rgb: np.ndarray) -> None:
+        """Writes one frame through PyAV; OutputError if FFmpeg fails."""
+        try:
+            if self._video is None:
+                self._video = video_encoding.VideoEncoder(self._tmp, self.path.suffix.lower(), self.fps,
+                                                          *self._encoding, self._audio_from)
+            self._video.write(rgb)
+        except (av.FFmpegError, video_encoding.EncodingError) as error:
+            raise OutputError(f'{self.path}: encoding the video failed: {error}') from None
+
     def write(self, rgb: np.ndarray, name: str | None = None) -> None:
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         if not self.is_video:
             name = name or f'{len(self._names):06d}.png'
             if name in self._taken:
                 raise OutputError(f'{self.path}: two frames would both be named {name}')
-            if not cv2.imwrite(str(self._tmp / name), bgr):
+            if not cv2.imwrite(str(self._tmp / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
                 raise OutputError(f'{self.path}: writing frame {name} failed')
+        elif self._encoding is not None:
+            self._encode(rgb)
         else:
             if self._video is None:
                 fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
@@ -150,14 +207,25 @@ class FrameWriter:
                                               (rgb.shape[1], rgb.shape[0]))
                 if not self._video.isOpened():
                     raise OutputError(f'{self.path}: OpenCV cannot write this video format')
-            self._video.write(bgr)
+            self._video.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         self._names.append(name)
         self._taken.add(name)
 
-    def _close(self) -> None:
-        if self._video is not None:
-            self._video.release()
-            self._video = None
+    def _close(self, finish: bool = True) -> None:
+        """Closes the video file; `finish` flushes the encoder first (PyAV)."""
+        if self._video is None:
+            return
+        video, self._video = self._video, None
+        if isinstance(video, cv2.VideoWriter):
+            video.release()
+        elif not finish:
+            video.abandon()
+        else:
+            try:
+                video.close()
+            except av.FFmpegError as error:
+                video.abandon()
+                raise OutputError(f'{self.path}: finishing the video failed: {error}') from None
 
     def _remove_created(self) -> None:
         for folder in self._created:  # deepest first; only if still empty
@@ -166,7 +234,7 @@ class FrameWriter:
 
     def abort(self) -> None:
         """Removes what was written, and the parent folders this writer created."""
-        self._close()
+        self._close(finish=False)
         if self._tmp.is_dir():
             shutil.rmtree(self._tmp, ignore_errors=True)
         else:
@@ -175,7 +243,11 @@ class FrameWriter:
 
     def commit(self) -> None:
         """Moves the finished output onto its name (see the module doc for an existing one)."""
-        self._close()
+        try:
+            self._close(finish=bool(self._names))
+        except OutputError:
+            self.abort()
+            raise
         if not self._names:
             self.abort()
             raise OutputError(f'{self.path}: no frames to write')

@@ -241,25 +241,31 @@ def frame_name(source, index: int) -> str:
     return f'{index:06d}.png'
 
 
-def deblur_file(model: MMPRNN, variables, source, output: str, prior_output: str | None = None,
-                side_by_side: bool = False, ends: str = 'replicate', dtype: str = 'float32',
-                progress: bool = True, overwrite: bool = False, reset_every: int = 0,
-                tile: tuple[int, int] | None = None, tile_overlap: int = 32) -> int:
+def make_deblurrer(model: MMPRNN, variables, ends: str = 'replicate', dtype: str = 'float32',
+                   tile: tuple[int, int] | None = None,
+                   tile_overlap: int = 32) -> StreamingDeblurrer | TiledDeblurrer:
+    """One deblurrer for any number of videos: its programs compile once per frame size."""
+    deblurrer = StreamingDeblurrer(model, variables, ends, dtype)
+    return TiledDeblurrer(deblurrer, tile, tile_overlap) if tile is not None else deblurrer
+
+
+def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source, output: str,
+                prior_output: str | None = None, side_by_side: bool = False, progress: bool = True,
+                overwrite: bool = False, reset_every: int = 0, audio: bool = True, **writer_options) -> int:
     """Deblurs a `data_pipeline.sources.FrameSource` into `output` (video by suffix, else a
     folder of PNGs named as the input frames); `prior_output` gets the prior as a heat map;
     `side_by_side` writes input | output; `reset_every` > 0 resets the state as the original's
-    test (`deblur_in_chunks`); `tile` (height, width) runs tiles of that size (`TiledDeblurrer`). Outputs appear only when complete, and never over the input or
-    an existing output unless `overwrite` (see `frame_writers`). Returns the number of frames
-    written."""
+    test (`deblur_in_chunks`); `audio` copies the input's audio into a video output;
+    `writer_options` (codec, quality) go to the `FrameWriter`s. Outputs appear only
+    when complete, and never over the input or an existing output unless `overwrite` (see
+    `frame_writers`). Returns the number of frames written."""
     check_distinct(source.path, {'--output': output, '--prior': prior_output})
-    deblurrer = StreamingDeblurrer(model, variables, ends, dtype)
-    if tile is not None:
-        deblurrer = TiledDeblurrer(deblurrer, tile, tile_overlap)
-    if prior_output is not None and not model.use_mmam:
+    if prior_output is not None and not deblurrer.model.use_mmam:
         raise ValueError('--prior: this model has no MMP-Net (use_mmam is off)')
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(FrameWriter(output, source.fps, overwrite))
-        prior_out = (stack.enter_context(FrameWriter(prior_output, source.fps, overwrite))
+        out = stack.enter_context(FrameWriter(output, source.fps, overwrite, **writer_options,
+                                              audio_from=source.path if audio else None))
+        prior_out = (stack.enter_context(FrameWriter(prior_output, source.fps, overwrite, **writer_options))
                      if prior_output is not None else None)
         bar = stack.enter_context(tqdm.tqdm(total=source.count, unit='frame', disable=not progress,
                                             desc=str(source.path.name)))

@@ -182,3 +182,35 @@ def test_tiles_and_state_resets_from_the_command_line(tmp_path, converted, frame
         _deblur(converted, '--input', frames_dir, '--output', tmp_path / 'x', '--tile', '24', '24',
                 '--tile-overlap', '24')
     assert stop.value.code == 2 and 'an overlap of 0 .. 23' in capsys.readouterr().err
+
+
+def test_several_inputs_and_a_folder_of_videos(tmp_path, converted, frames_dir, reference, capsys):  # noqa: F811
+    clips = tmp_path / 'clips'
+    clips.mkdir()
+    _video(clips / 'b.avi', reference['frames'][0])
+    _video(clips / 'a.avi', reference['frames'][0][::-1])
+    (clips / 'notes.txt').write_text('not a video')
+    assert _deblur(converted, '--input', clips, '--output', tmp_path / 'out') == 0
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a.avi', 'b.avi']
+    assert _deblur(converted, '--input', clips / 'a.avi', frames_dir, '--output', tmp_path / 'mixed') == 0
+    assert sorted(p.name for p in (tmp_path / 'mixed').iterdir()) == ['a.avi', frames_dir.name]
+    assert len(list((tmp_path / 'mixed' / frames_dir.name).iterdir())) == ref.FRAMES
+    assert _deblur(converted, '--input', clips / 'a.avi', clips / 'b.avi', '--output', tmp_path / 'x.mp4') == 2
+    assert '2 inputs need an output folder' in _one_line(capsys)
+    (tmp_path / 'taken').mkdir()
+    (tmp_path / 'taken' / 'b.avi').write_bytes(b'mine')
+    assert _deblur(converted, '--input', clips, '--output', tmp_path / 'taken') == 2  # checked before any work
+    assert 'b.avi: already exists' in _one_line(capsys)
+    assert sorted(p.name for p in (tmp_path / 'taken').iterdir()) == ['b.avi']
+
+
+def test_h264_out_keeps_the_audio_of_the_input(tmp_path, converted, reference):  # noqa: F811
+    from tests.test_video_encoding import _audio_seconds, _make_input  # noqa: PLC0415
+    source = tmp_path / 'talk.mp4'
+    _make_input(source, np.repeat(reference['frames'][0][..., ::-1], 4, axis=0), 'aac')  # 28 frames, RGB
+    assert _deblur(converted, '--input', source, '--output', tmp_path / 'out.mp4', '--crf', '20') == 0
+    assert _deblur(converted, '--input', source, '--output', tmp_path / 'mute.mp4', '--no-audio') == 0
+    assert _audio_seconds(tmp_path / 'out.mp4') == pytest.approx(_audio_seconds(source), abs=1 / 12)
+    assert _audio_seconds(tmp_path / 'mute.mp4') is None
+    capture = cv2.VideoCapture(str(tmp_path / 'out.mp4'))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 28
