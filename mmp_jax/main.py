@@ -29,23 +29,64 @@ def summary(stage: str, report: dict) -> str:
             f'frames, {report["scored_frames"]}{speed}')
 
 
+def _fail(problem: str) -> None:
+    """The one-line error of the command line: `mmp_jax: error: <problem>`, exit status 2."""
+    print(f'mmp_jax: error: {problem}', file=sys.stderr)
+    sys.exit(2)
+
+
+def _missing_field(error: Exception, argv: list[str]) -> str:
+    """The `--config.` override naming the field that config_flags did not find (`error` names
+    only the last part of its path)."""
+    name = str(error).strip('"\'')
+    overrides = [arg.split('=')[0] for arg in argv if arg.startswith('--config.')]
+    return next((arg for arg in overrides if name in arg.split('.')), name)
+
+
+def _last_line(error: Exception) -> str:
+    """The last line of a multi-line message (config_flags' ends with the cause and the path)."""
+    return str(error).strip().splitlines()[-1].strip()
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with its errors and config_flags' unknown fields (AttributeError,
+    KeyError, raised before `main` runs) as one line (`_fail`)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        _fail(f'{error.__class__.__name__}: {_last_line(error)}')
+    except (AttributeError, KeyError) as error:
+        _fail(f'{_missing_field(error, argv)}: no such field in the config')
+
+
+def _config():
+    """The config; a config file that did not load is `_fail` (config_flags parses it into an
+    object that raises OSError at its first use)."""
+    config = _CONFIG.value
+    try:
+        config.get('stages')
+    except OSError as error:
+        _fail(f'--config={config_flags.get_config_filename(flags.FLAGS["config"])}: {_last_line(error)}')
+    return config
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
     logging.set_verbosity(logging.INFO)
     logging.get_absl_handler().addFilter(lambda record: '/orbax/' not in record.pathname)  # per-file chatter
     run = train.train_and_evaluate if _MODE.value == 'train' else train.evaluate_checkpoints
+    config = _config()
     try:
-        reports = run(_CONFIG.value, _WORKDIR.value)
+        reports = run(config, _WORKDIR.value)
     except train.Preempted as stop:
         sys.exit(f'mmp_jax: {stop}')
-    except (train.TrainingError, ValueError, FileNotFoundError) as error:
-        print(f'mmp_jax: error: {error}', file=sys.stderr)
-        sys.exit(2)
+    except (train.TrainingError, ValueError, OSError) as error:  # OSError: the workdir, records, files
+        _fail(str(error))
     for stage, report in reports.items():
         if report:
             print(summary(stage, report))
 
 
 if __name__ == '__main__':
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

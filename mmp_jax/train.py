@@ -9,7 +9,9 @@ ends bit-identical to one that never stopped.
 
 `workdir` (absolute or relative):
     checkpoints/<stage>/<step>/  orbax, every `checkpoint_every` steps, the last, and on SIGTERM
-                                 or a preemption notice; the latest `keep_checkpoints` kept
+                                 or a preemption notice, of sound states only (`train_stage`);
+                                 the latest `keep_checkpoints` kept; a damaged one that does not
+                                 restore is reported and set aside as <step>.damaged
     model/                       the trained MMP-RNN for `tools.deblur --checkpoint`
     eval/metrics.json            the latest evaluation of each stage (and its last train losses)
     eval/outputs/<seq>/<i>.png   every scored frame, with config.eval.save_outputs (and <seq>.mp4
@@ -19,7 +21,6 @@ ends bit-identical to one that never stopped.
 """
 import contextlib
 import json
-import math
 import pathlib
 import shutil
 import signal
@@ -82,18 +83,96 @@ def _manager(workdir: pathlib.Path, stage: str, keep: int) -> ocp.CheckpointMana
     return ocp.CheckpointManager(workdir / 'checkpoints' / stage, options=options, item_names=('state', 'meta'))
 
 
-def _restore(manager: ocp.CheckpointManager, state: train_step.TrainState, mesh):
-    """(state, meta) of the latest checkpoint, placed as `state` is."""
+def _restore_step(manager: ocp.CheckpointManager, step: int, state: train_step.TrainState, mesh):
+    """(state, meta) of checkpoint `step`, placed as `state` is."""
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.replicated(mesh)),
                           serialization.to_state_dict(state))
     items = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
-    restored = manager.restore(manager.latest_step(), args=items)
+    restored = manager.restore(step, args=items)
     return serialization.from_state_dict(state, restored['state']), dict(restored['meta'])
+
+
+DAMAGE = (KeyError, ValueError, OSError)
+
+
+def _is_damage(error: Exception) -> bool:
+    """Whether `error`, raised restoring a checkpoint, says that it is damaged. Orbax raises
+    KeyError for a missing item folder (`state/`, `meta/`), json.JSONDecodeError (a ValueError)
+    for a truncated metadata file, and a bare Exception from TensorStore's ValueError
+    (OUT_OF_RANGE, DATA_LOSS) for a truncated or corrupt array file."""
+    return isinstance(error, DAMAGE) or (type(error) is Exception and isinstance(error.__cause__, DAMAGE))
+
+
+def _problem(error: Exception) -> str:
+    """One line: what `_is_damage` found wrong (TensorStore's own error rather than orbax's wrapper)."""
+    cause = error.__cause__ if type(error) is Exception and error.__cause__ is not None else error
+    return f'{type(cause).__name__}: {(str(cause).splitlines() or [""])[0]}'
+
+
+def _set_aside(manager: ocp.CheckpointManager, step: int) -> None:
+    """Renames the damaged checkpoint `step` to `<step>.damaged` (out of the steps orbax lists,
+    so that the step can be saved again)."""
+    if jax.process_index() == 0:
+        folder = manager.directory / str(step)
+        folder.rename(folder.with_name(f'{step}.damaged'))
+    manager.reload()
+
+
+def _restore(manager: ocp.CheckpointManager, state: train_step.TrainState, mesh):
+    """(state, meta) of the latest checkpoint that restores, placed as `state` is. A damaged
+    newer one is reported (logging.warning) and set aside (`_set_aside`) once an older one
+    restored; none restoring is a TrainingError (and nothing is moved)."""
+    damaged = []
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            restored = _restore_step(manager, step, state, mesh)
+        except Exception as error:  # pylint: disable=broad-exception-caught
+            if not _is_damage(error):
+                raise
+            logging.warning('%s: checkpoint damaged, not restored (%s)', manager.directory / str(step),
+                            _problem(error))
+            damaged.append((step, error))
+            continue
+        for bad, _ in damaged:
+            _set_aside(manager, bad)
+        if damaged:
+            logging.warning('%s: resuming from step %d, the latest checkpoint that restores', manager.directory, step)
+        return restored
+    step, error = damaged[0]
+    raise TrainingError(f'{manager.directory}: no checkpoint restores (step {step}: {_problem(error)}); delete '
+                        f'the damaged step folders to start over, or use a new workdir')
 
 
 def _save(manager: ocp.CheckpointManager, step: int, state: train_step.TrainState, meta: dict) -> None:
     manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(serialization.to_state_dict(state)),
                                                meta=ocp.args.JsonSave(meta)), force=True)
+
+
+def _diverged(stage: str, step: int, values: dict, manager: ocp.CheckpointManager) -> TrainingError:
+    """The error of a run that is not sound at `step` (`train_step.sound`), naming the checkpoint kept."""
+    manager.wait_until_finished()
+    good = manager.latest_step()
+    kept = (f'the last good checkpoint (step {good}) is kept in {manager.directory / str(good)}'
+            if good is not None else 'no checkpoint had been saved yet')
+    return TrainingError(f'{stage} step {step}: the loss is not finite or a step from it overflows ({values}); '
+                         f'stopped, {kept}; lower the learning rate or check the data')
+
+
+def _host_values(stage: str, step: int, metrics: dict, sound: jax.Array, manager: ocp.CheckpointManager) -> dict:
+    """The metrics of `step` as floats on the host; a TrainingError (`_diverged`) where the state
+    is not sound. This is the loop's only wait for the device: at log and save cadence."""
+    values, ok = jax.device_get((metrics, sound))
+    values = {k: float(v) for k, v in values.items()}
+    if not ok:
+        raise _diverged(stage, step, values, manager)
+    return values
+
+
+def _probe(step_fn, state: train_step.TrainState, batch: dict) -> tuple[dict, jax.Array]:
+    """(metrics, sound) of `state` itself, before it is saved: one step from a copy of it (the
+    step donates its input) on `batch`, whose result is thrown away."""
+    _, (metrics, sound) = step_fn(jax.tree.map(jnp.copy, state), batch)
+    return metrics, sound
 
 
 def _stage_one_mmpnet(config, workdir: pathlib.Path) -> dict:
@@ -164,10 +243,18 @@ def _record_evaluation(workdir: pathlib.Path, stage: str, step: int, report: dic
     if jax.process_index() == 0:
         for name, strip in strips.items():
             write_png(workdir / 'eval' / f'{stage}_{name}.png', strip)
-        path = workdir / 'eval' / 'metrics.json'
-        everything = json.loads(path.read_text()) if path.exists() else {}
+        everything = _read_metrics(workdir)
         everything[stage] = {'step': step, **report}
-        atomic.write_json(path, everything)
+        atomic.write_json(workdir / 'eval' / 'metrics.json', everything)
+
+
+def _read_metrics(workdir: pathlib.Path) -> dict:
+    """`eval/metrics.json` of `workdir` ({} if none); a TrainingError naming it if it is not JSON."""
+    path = workdir / 'eval' / 'metrics.json'
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError as error:
+        raise TrainingError(f'{path}: not valid JSON ({error}); repair or delete it') from error
 
 
 def _evaluate(config, stage, model, variables, sequences, mesh, workdir: pathlib.Path):
@@ -187,7 +274,14 @@ def _eval_sequences(config):
 
 def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer, stop: threading.Event) -> dict:
     """Trains one stage to `num_steps` (resuming if it has a checkpoint), evaluates it; returns
-    the evaluation report (empty without eval records)."""
+    the evaluation report (empty without eval records).
+
+    The host waits for the device only at log and save cadence: there it checks that the
+    training is sound (`train_step.sound`: finite loss, parameters and next step) and stops
+    with a TrainingError if not. A checkpoint is saved only of a state found sound by a probe
+    step from it (`_probe`), so the last checkpoint kept after a divergence resumes with a lower
+    learning rate. A divergence is sticky (NaN stays NaN), so it stops the run at the next check.
+    """
     settings, model, optimizer, state = _fresh_state(config, stage)
     sharding.check_global_batch(settings.batch_size, mesh)
     weights = dict(settings.loss_weights) if stage == 'mmprnn' else {}
@@ -212,28 +306,26 @@ def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer, stop: t
         if start < settings.num_steps:
             logging.info('%s: training steps %d..%d', stage, start + 1, settings.num_steps)
             batches = _batches(config, settings, stage, start)
-            step_fn = train_step.jit_step(train_step.make_step(model, optimizer, stage, weights),
-                                          sharding.replicated(mesh), sharding.batch_sharding(mesh))
+            step = train_step.checked(train_step.make_step(model, optimizer, stage, weights))
+            step_fn = train_step.jit_step(step, sharding.replicated(mesh), sharding.batch_sharding(mesh))
             progress = periodic_actions.ReportProgress(num_train_steps=settings.num_steps, writer=writer,
                                                        every_steps=settings.log_every, every_secs=None)
             for step in range(start + 1, settings.num_steps + 1):
-                state, metrics = step_fn(state, sharding.shard_batch(next(batches), mesh))
-                values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                if not all(math.isfinite(v) for v in values.values()):
-                    manager.wait_until_finished()
-                    good = manager.latest_step()
-                    kept = (f'the last good checkpoint (step {good}) is kept in {manager.directory}'
-                            if good is not None else 'no checkpoint had been saved yet')
-                    raise TrainingError(f'{stage} step {step}: the loss is not finite ({values}); stopped, '
-                                        f'{kept}; lower the learning rate or check the data')
+                batch = sharding.shard_batch(next(batches), mesh)
+                state, (metrics, sound) = step_fn(state, batch)
                 progress(step)
-                if step % settings.log_every == 0 or step == settings.num_steps:
+                logging_now = step % settings.log_every == 0 or step == settings.num_steps
+                stopping = stop.is_set() or manager.reached_preemption(step)
+                saving = step % settings.checkpoint_every == 0 or step == settings.num_steps or stopping
+                if logging_now or saving:
+                    values = _host_values(stage, step, metrics, sound, manager)
+                if logging_now:
                     last_train = values
                     writer.write_scalars(step, {f'{stage}/train_{k}': v for k, v in values.items()})
                     logging.info('%s step %d: %s', stage, step,
                                  ', '.join(f'{k} {v:.5f}' for k, v in values.items()))
-                stopping = stop.is_set() or manager.reached_preemption(step)
-                if step % settings.checkpoint_every == 0 or step == settings.num_steps or stopping:
+                if saving:
+                    _host_values(stage, step, *_probe(step_fn, state, batch), manager)
                     _save(manager, step, state, {'stage': stage, 'seed': config.seed, 'train': values})
                 if stopping:
                     manager.wait_until_finished()
@@ -266,6 +358,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     sharding.initialize(config.multi_host)
     workdir = pathlib.Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
+    _read_metrics(workdir)  # a damaged metrics file stops the run now, not after training
     mesh = sharding.make_mesh()
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     try:

@@ -8,6 +8,9 @@ or cosine annealing over `num_steps` (stage 2), as the paper trains.
 
 Batches: `blurry`, `sharp` `[B, T, P, P, 3]`, `mmp` `[B, T, P, P, 1]`, float32 in [0, 1];
 stage 1 uses frame 0 of each window (windows of T = 1 suffice).
+
+`checked` adds a scalar bool to the step's outputs: whether the state it stepped from is sound
+(see `sound`), reduced on the device so that the training loop reads it only when it logs or saves.
 """
 from collections.abc import Callable
 
@@ -101,8 +104,31 @@ def make_step(model: nn.Module, optimizer: optax.GradientTransformation, stage: 
     return step
 
 
+def all_finite(tree) -> jax.Array:
+    """A scalar bool: every element of every leaf of `tree` is finite."""
+    return jnp.array([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)], bool).all()
+
+
+def sound(state: TrainState, loss: jax.Array, new: TrainState) -> jax.Array:
+    """A scalar bool: `state` can be trained on, i.e. its parameters and statistics, its loss
+    and the state `new` one step from it are all finite (a state of huge yet finite weights
+    fails here: its loss, or the step after it, overflows)."""
+    return (jnp.isfinite(loss) & all_finite((state.params, state.batch_stats))
+            & all_finite((new.params, new.batch_stats)))
+
+
+def checked(step: Callable) -> Callable:
+    """`step(state, batch) -> (new, (metrics, sound))` of a `make_step` step: `sound` (see
+    `sound`) is about the state it steps from."""
+
+    def run(state: TrainState, batch: dict):
+        new, metrics = step(state, batch)
+        return new, (metrics, sound(state, metrics['loss'], new))
+    return run
+
+
 def jit_step(step: Callable, state_sharding, batch_sharding) -> Callable:
-    """The step jitted with the state replicated and the batch split over the data axis;
-    the old state's buffers are donated."""
+    """The step (of `make_step` or `checked`) jitted with the state replicated and the batch
+    split over the data axis; the old state's buffers are donated."""
     return jax.jit(step, in_shardings=(state_sharding, batch_sharding),
                    out_shardings=(state_sharding, None), donate_argnums=0)

@@ -46,14 +46,15 @@ def tiny_overrides(records, **changes) -> list[str]:
 
 
 def tiny_config(records, **train_fields):
+    """The demo config shrunk to seconds (`train_fields`: config.train fields to change)."""
     config = demo.get_config()
     config.data.train_records, config.data.eval_records = str(records / 'train'), str(records / 'eval')
     config.model.variant = TINY_VARIANT
     config.model.scan_unroll = False
     config.eval.chunk_frames = 6
     config.mmpnet.update(batch_size=4, patch=16, num_steps=4, checkpoint_every=2, log_every=2)
-    config.train.update(batch_size=2, frames=6, patch=16, num_steps=6, checkpoint_every=2, log_every=2,
-                        eval_every=0, **train_fields)
+    config.train.update(**{**dict(batch_size=2, frames=6, patch=16, num_steps=6, checkpoint_every=2, log_every=2,
+                                  eval_every=0), **train_fields})
     return config
 
 
@@ -123,14 +124,18 @@ def test_sigterm_saves_a_checkpoint_and_stops(records, tmp_path):
 
 
 def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(records, tmp_path):
-    config = tiny_config(records, learning_rate=1e30)  # step 1 is finite, its update overflows
+    config = tiny_config(records, learning_rate=1e-3, num_steps=1)
     config.train.checkpoint_every = 1
     config.stages = ('mmprnn',)
     config.model.use_mmam = False  # no stage 1 needed
+    config.data.eval_records = ''
     config.train.loss_weights.motion_magnitude = 1.0
     with pytest.raises(train.TrainingError, match='motion magnitude loss needs MMP-Net'):
         train.train_and_evaluate(config, tmp_path)
     config.train.loss_weights.motion_magnitude = 0.0
+    train.train_and_evaluate(config, tmp_path)  # step 1, sound
+    # at lr 1e30 step 2 moves the weights to ~1e30: finite, but their loss is not, so step 2 is not saved
+    config.train.update(learning_rate=1e30, num_steps=6)
     with pytest.raises(train.TrainingError, match='the loss is not finite') as error:
         train.train_and_evaluate(config, tmp_path)
     assert 'mmprnn step 2: the loss is not finite' in str(error.value)
