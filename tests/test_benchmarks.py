@@ -1,10 +1,13 @@
 """The benchmarks still run (tiny settings) and write their JSON; no timing is asserted."""
+import collections
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from benchmarks import infer_speed
 from tests import original_reference as ref
 
 
@@ -20,8 +23,33 @@ def _run(tmp_path, module, *args):
 def test_infer_speed(tmp_path):
     result = _run(tmp_path, 'benchmarks.infer_speed', '--variant', 'A1B1C4F5', '--sizes', '32x16',
                   '--dtypes', 'float32,bfloat16', '--frames', '2', '--repeats', '1')
-    assert [(r['size'], r['dtype']) for r in result['rows']] == [('32x16', 'float32'), ('32x16', 'bfloat16')]
-    assert all(r['fps'] > 0 for r in result['rows']) and result['machine']['cpu_count'] >= 1
+    assert [(r['size'], r['side'], r['dtype']) for r in result['rows']] == [
+        ('32x16', 'ours', 'float32'), ('32x16', 'ours', 'bfloat16')]
+    assert result['work_per_side'] == infer_speed.work(2, 1)
+    for row in result['rows']:
+        assert row['fps'] == 1 / row['s_per_frame'] and row['gmac_per_s'] > 0
+        assert all(row[f'{part}_s'] > 0 for part in infer_speed.PARTS)
+    assert result['machine']['cpu_count'] >= 1
+
+
+def _counting_side(calls: collections.Counter) -> infer_speed.Side:
+    step = lambda name: lambda t: calls.update([(name, t)])
+    return infer_speed.Side(step('cell'), step('reconstruct'), {p: step(p) for p in infer_speed.PARTS})
+
+
+@pytest.mark.parametrize('frames, repeats', [(1, 1), (4, 2), (6, 3)])
+def test_infer_speed_gives_both_sides_the_same_work(frames, repeats):
+    """Ours and the original go through the same driver: one cell step and one
+    reconstruction per frame, whole and part by part, the same frames, as `work` says."""
+    ours, original = collections.Counter(), collections.Counter()
+    for calls in (ours, original):
+        infer_speed.time_side(_counting_side(calls), frames, repeats)
+    assert ours == original
+    per_step = collections.Counter()
+    for (name, _), n in ours.items():
+        per_step[name] += n
+    assert per_step == infer_speed.work(frames, repeats)
+    assert {t for _, t in ours} == set(range(frames))
 
 
 @pytest.mark.slow
@@ -51,3 +79,18 @@ def test_tiled_inference(tmp_path):
     assert fidelity['max_diff_away_from_seams'] <= fidelity['max_diff']
     assert tiled['measure'] == 'memory tiled' and untiled['measure'] == 'memory untiled'
     assert tiled['peak_rss_mb'] > 50 and untiled['peak_rss_mb'] > 50
+
+
+@pytest.mark.slow
+def test_state_drift(tmp_path):
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+    from mmp_jax.checkpoint import save_model  # noqa: PLC0415
+    from mmp_jax.models.variants import model_from_variant  # noqa: PLC0415
+    model = model_from_variant('A1B1C4F5')
+    save_model(tmp_path / 'model', jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 5, 16, 16, 3))),
+               {'variant': 'A1B1C4F5'})
+    result = _run(tmp_path, 'benchmarks.state_drift', '--checkpoint', str(tmp_path / 'model'), '--frames', '30',
+                  '--block', '10', '--reset-every', '8', '--size', '48x32')
+    assert [r['frames'] for r in result['rows']] == ['0..9', '10..19', '20..29']
+    assert all(r['psnr_blurry'] > 15 and np.isfinite(r['psnr_carried']) for r in result['rows'])
