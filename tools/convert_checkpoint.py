@@ -79,6 +79,9 @@ def main(argv=None) -> int:
     except (CheckpointReadError, checkpoint.CheckpointError, ValueError) as error:
         print(f'convert_checkpoint: {error}', file=sys.stderr)
         return 2
+    except OSError as error:  # an unwritable --out, a full disk
+        print(f'convert_checkpoint: {error.filename or args.out}: {error.strerror or error}', file=sys.stderr)
+        return 2
     print(f'wrote {args.out} ({config["variant"]}, fusion attention '
           f'{"on" if config["fusion_attention"] else "off"}, weights trained on {order.upper()} frames)')
     return 0

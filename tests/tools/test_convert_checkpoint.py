@@ -126,3 +126,11 @@ def test_a_foreign_state_dict_is_named_with_what_it_holds(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not an MMP-RNN state_dict: expected a key 'module.model.cell.F_B0.weight'" in err
     assert 'its 2 keys start with decoder.out., encoder.layer1.' in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unwritable_out_is_one_line(tmp_path, capsys):
+    (tmp_path / 'file').write_text('not a folder')
+    assert _convert(_npz(tmp_path / 'c.npz', _state()), tmp_path / 'file' / 'out', '--trained-on', 'bsd') == 2
+    err = capsys.readouterr().err.strip()
+    assert 'Not a directory' in err and len(err.splitlines()) == 1 and 'Traceback' not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['c.npz', 'file']
