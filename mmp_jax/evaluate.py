@@ -216,8 +216,9 @@ def output_path(outputs_dir: pathlib.Path, sequence: str, index: int) -> pathlib
 def write_comparison_video(outputs_dir: pathlib.Path, sequence: str, seq: dict, frames: range,
                            fps: float = 10.0) -> None:
     """`outputs_dir/<sequence>.mp4`: input | output | sharp side by side (10 fps, as the original's
-    `--video`), the outputs read back from their PNGs."""
-    with FrameWriter(pathlib.Path(outputs_dir) / f'{sequence}.mp4', fps) as video:
+    `--video`), the outputs read back from their PNGs; it replaces the video of an earlier
+    evaluation in the same workdir (the PNGs are replaced likewise)."""
+    with FrameWriter(pathlib.Path(outputs_dir) / f'{sequence}.mp4', fps, overwrite=True) as video:
         for t in frames:
             output = read_frame(output_path(outputs_dir, sequence, t))
             video.write(np.concatenate([seq['blurry'][t], output, seq['sharp'][t]], axis=1))
