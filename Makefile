@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test clean
+.PHONY: demo test test-fast clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --timeout=900
+
+# The quick tier (a few minutes on 2 CPU cores): every test not marked `slow`.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q --timeout=900 -m "not slow"
 
 clean:
 	rm -rf $(VENV) demo_out *.egg-info

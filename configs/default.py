@@ -7,6 +7,8 @@ what differs.
 """
 import ml_collections
 
+from mmp_jax.models.variants import MODEL_DEFAULTS
+
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -15,20 +17,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.stages = ('mmprnn',)       # in order; 'mmpnet' (stage 1) and/or 'mmprnn' (stage 2)
     config.keep_checkpoints = 3       # per stage, the latest N
 
-    config.model = ml_collections.ConfigDict({
-        'variant': 'A9B10C18F8',      # A<n_a>B<n_b>C<n_c>F<frames>
-        'past_frames': 2,             # features f(t-2), f(t-1) fused for frame t
-        'future_frames': 2,           # f(t+1), f(t+2): output t waits two frames
-        'activation': 'gelu',         # the original's --activation
-        'do_skip': True,              # global 9x9 skip of the input frame
-        'fusion_attention': True,     # channel attention in the fusion (outer copy of the code)
-        'use_mmam': True,             # Table 4 "MMAM": off removes MMAM and MMP-Net
-        'transmit_ndf': True,         # Table 4 "NDF": off feeds zeros for l(t-1)
-        'prior_source': 'mmpnet',     # Table 5: 'mmpnet' (VI) or 'given' (I-III: GT MMP fed in)
-        'centralize': True,           # input minus 0.5, as the original's data loader
-        'normalize': True,            # input in units of 1/255 (off: units of 1)
-        'scan_unroll': True,          # recurrence unrolled (3-7x faster steps on CPU); False: a loop
-    })
+    config.model = ml_collections.ConfigDict(MODEL_DEFAULTS)  # mmp_jax/models/variants.py
 
     config.data = ml_collections.ConfigDict({
         'train_records': '',          # folder written by `python -m tools.export_tfrecords`
@@ -36,7 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
         'reader': 'tf',               # 'tf' (tf.data) or 'numpy' (machines without TensorFlow)
     })
 
-    # Stage 1, MMP-Net (SPEC: 400 epochs, batch 8, Adam 3e-4 halved after 200 epochs,
+    # Stage 1, MMP-Net (the paper: 400 epochs, batch 8, Adam 3e-4 halved after 200 epochs,
     # 512 x 512 patches, L1). Steps: ~3,500 blurry frames from raw GOPRO / 8 per batch x 400.
     config.mmpnet = ml_collections.ConfigDict({
         'batch_size': 8, 'patch': 512, 'learning_rate': 3e-4, 'num_steps': 175_000,
@@ -44,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
         'checkpoint': '',             # stage 2 without stage 1 in the same job: a stage-1 workdir
     })
 
-    # Stage 2, MMP-RNN (SPEC: Adam 5e-4, cosine annealing, 10-frame 256 x 256 sequences,
+    # Stage 2, MMP-RNN (the paper: Adam 5e-4, cosine annealing, 10-frame 256 x 256 sequences,
     # batch 8, flips and rot90). num_steps is set per data set (gopro.py, bsd.py).
     config.train = ml_collections.ConfigDict({
         'batch_size': 8, 'frames': 10, 'patch': 256, 'learning_rate': 5e-4, 'num_steps': 240_000,

@@ -1,6 +1,7 @@
-"""Model checkpoints on disk: the orbax folder `tools.deblur --checkpoint` reads (written by
-`tools.convert_checkpoint` and at the end of training), its model config and variables.
-The mapping of PyTorch names is `mmp_jax.convert`.
+"""Checkpoints on disk, all of the project's orbax I/O: the model folder `tools.deblur --checkpoint`
+reads (written by `tools.convert_checkpoint` and at the end of training), its model config and
+variables; and the training checkpoints of each stage (`training_manager`), restored with their
+shardings, a damaged one set aside. The mapping of PyTorch names is `mmp_jax.convert`.
 """
 import pathlib
 from collections.abc import Mapping
@@ -8,7 +9,10 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
+from absl import logging
+from flax import serialization
 
+from mmp_jax import sharding
 from mmp_jax.convert import check_same_structure
 from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.models.variants import model_from_config
@@ -94,3 +98,89 @@ def load_model(directory: str | pathlib.Path) -> tuple[MMPRNN, dict, dict]:
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointError(f'{directory}: unusable model config: {error}') from None
     return model, load_variables(directory, expected_variables(model)), config
+
+
+# Training checkpoints: <workdir>/checkpoints/<stage>/<step>/ with the items `state` and `meta`.
+
+def training_manager(workdir: pathlib.Path, stage: str, keep: int) -> ocp.CheckpointManager:
+    """The asynchronous manager of `workdir`/checkpoints/`stage` (items `state` and `meta`),
+    keeping the latest `keep` steps."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True, create=True)
+    return ocp.CheckpointManager(workdir / 'checkpoints' / stage, options=options, item_names=('state', 'meta'))
+
+
+def restore_training_step(manager: ocp.CheckpointManager, step: int, state, mesh):
+    """(state, meta) of checkpoint `step`: `state` (a `train_step.TrainState`) filled in, replicated
+    over `mesh`."""
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.replicated(mesh)),
+                          serialization.to_state_dict(state))
+    items = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
+    restored = manager.restore(step, args=items)
+    return serialization.from_state_dict(state, restored['state']), dict(restored['meta'])
+
+
+DAMAGE = (KeyError, ValueError, OSError)
+
+
+def is_damage(error: Exception) -> bool:
+    """Whether `error`, raised restoring a checkpoint, says that it is damaged. Orbax raises
+    KeyError for a missing item folder (`state/`, `meta/`), json.JSONDecodeError (a ValueError)
+    for a truncated metadata file, and a bare Exception from TensorStore's ValueError
+    (OUT_OF_RANGE, DATA_LOSS) for a truncated or corrupt array file."""
+    return isinstance(error, DAMAGE) or (type(error) is Exception and isinstance(error.__cause__, DAMAGE))
+
+
+def damage_summary(error: Exception) -> str:
+    """One line: what `is_damage` found wrong (TensorStore's own error rather than orbax's wrapper)."""
+    cause = error.__cause__ if type(error) is Exception and error.__cause__ is not None else error
+    return f'{type(cause).__name__}: {(str(cause).splitlines() or [""])[0]}'
+
+
+def set_aside(manager: ocp.CheckpointManager, step: int) -> None:
+    """Renames the damaged checkpoint `step` to `<step>.damaged` (out of the steps orbax lists,
+    so that the step can be saved again)."""
+    if jax.process_index() == 0:
+        folder = manager.directory / str(step)
+        folder.rename(folder.with_name(f'{step}.damaged'))
+    manager.reload()
+
+
+def restore_training_state(manager: ocp.CheckpointManager, state, mesh):
+    """(state, meta) of the latest checkpoint that restores, placed as `state` is. A damaged
+    newer one is reported (logging.warning) and set aside (`set_aside`) once an older one
+    restored; none restoring is a CheckpointError (and nothing is moved)."""
+    damaged = []
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            restored = restore_training_step(manager, step, state, mesh)
+        except Exception as error:  # pylint: disable=broad-exception-caught
+            if not is_damage(error):
+                raise
+            logging.warning('%s: checkpoint damaged, not restored (%s)', manager.directory / str(step),
+                            damage_summary(error))
+            damaged.append((step, error))
+            continue
+        for bad, _ in damaged:
+            set_aside(manager, bad)
+        if damaged:
+            logging.warning('%s: resuming from step %d, the latest checkpoint that restores', manager.directory, step)
+        return restored
+    step, error = damaged[0]
+    raise CheckpointError(f'{manager.directory}: no checkpoint restores (step {step}: {damage_summary(error)}); '
+                          f'delete the damaged step folders to start over, or use a new workdir')
+
+
+def save_training_state(manager: ocp.CheckpointManager, step: int, state, meta: dict) -> None:
+    """Saves `state` (a `train_step.TrainState`) and `meta` (JSON) as checkpoint `step`, asynchronously."""
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(serialization.to_state_dict(state)),
+                                               meta=ocp.args.JsonSave(meta)), force=True)
+
+
+def latest_saved_state(directory: pathlib.Path) -> dict | None:
+    """The `state` item of the latest training checkpoint in `directory` as saved (nested dicts
+    of arrays), or None where there is none."""
+    with ocp.CheckpointManager(directory, item_names=('state', 'meta')) as manager:
+        step = manager.latest_step()
+        if step is None:
+            return None
+        return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']

@@ -106,7 +106,7 @@ def _sharded_scores(jobs: list, load: Callable, run: Callable, score: Callable, 
 
 
 def devices_label() -> str:
-    """What evaluated: e.g. 'cpu x 8' or 'NVIDIA H100 80GB HBM3 x 1' (kind x count)."""
+    """What evaluated: e.g. 'cpu x 8' (the devices' kind x count)."""
     return f'{jax.devices()[0].device_kind} x {jax.device_count()}'
 
 

@@ -4,6 +4,9 @@
     python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd --mode=eval
     python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd_authors --mode=eval \\
         --config.eval.checkpoint=/weights/bsd_converted --config.data.eval_records=/data/records/bsd_test
+
+Installed, `mmp-train` takes the same flags (config files that import `configs` need the
+checkout's root on PYTHONPATH, as `python -m` from there gives).
 """
 import sys
 
@@ -88,5 +91,10 @@ def main(argv):
             print(summary(stage, report))
 
 
-if __name__ == '__main__':
+def console_main():
+    """The `mmp-train` console script: the flags as `parse_flags` reads them, then `main`."""
     app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == '__main__':
+    console_main()

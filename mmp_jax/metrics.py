@@ -1,4 +1,4 @@
-"""PSNR and SSIM by the benchmark protocol (../shared/SPEC.md, as ESTRNN / MMP-RNN score).
+"""PSNR and SSIM by the benchmark protocol, as ESTRNN and MMP-RNN score their results.
 
 Frames are uint8 RGB `[H, W, 3]` (outputs clipped and truncated to 8 bits first, as the
 original's test does: `mmp_jax.pixels.to_uint8`). PSNR over the whole frame in float64; SSIM from scikit-image

@@ -29,10 +29,8 @@ import threading
 import jax
 import jax.numpy as jnp
 import ml_collections
-import orbax.checkpoint as ocp
 from absl import logging
 from clu import metric_writers, periodic_actions
-from flax import serialization
 
 from data_pipeline import atomic, input_pipeline
 from mmp_jax import checkpoint, evaluate, sharding, train_step
@@ -78,77 +76,15 @@ def _fresh_state(config, stage: str):
     return settings, model, optimizer, train_step.create_state(variables, optimizer, stage)
 
 
-def _manager(workdir: pathlib.Path, stage: str, keep: int) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True, create=True)
-    return ocp.CheckpointManager(workdir / 'checkpoints' / stage, options=options, item_names=('state', 'meta'))
+def _restore(manager, state: train_step.TrainState, mesh):
+    """`checkpoint.restore_training_state`; none restoring is a TrainingError."""
+    try:
+        return checkpoint.restore_training_state(manager, state, mesh)
+    except checkpoint.CheckpointError as error:
+        raise TrainingError(str(error)) from error
 
 
-def _restore_step(manager: ocp.CheckpointManager, step: int, state: train_step.TrainState, mesh):
-    """(state, meta) of checkpoint `step`, placed as `state` is."""
-    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.replicated(mesh)),
-                          serialization.to_state_dict(state))
-    items = ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
-    restored = manager.restore(step, args=items)
-    return serialization.from_state_dict(state, restored['state']), dict(restored['meta'])
-
-
-DAMAGE = (KeyError, ValueError, OSError)
-
-
-def _is_damage(error: Exception) -> bool:
-    """Whether `error`, raised restoring a checkpoint, says that it is damaged. Orbax raises
-    KeyError for a missing item folder (`state/`, `meta/`), json.JSONDecodeError (a ValueError)
-    for a truncated metadata file, and a bare Exception from TensorStore's ValueError
-    (OUT_OF_RANGE, DATA_LOSS) for a truncated or corrupt array file."""
-    return isinstance(error, DAMAGE) or (type(error) is Exception and isinstance(error.__cause__, DAMAGE))
-
-
-def _problem(error: Exception) -> str:
-    """One line: what `_is_damage` found wrong (TensorStore's own error rather than orbax's wrapper)."""
-    cause = error.__cause__ if type(error) is Exception and error.__cause__ is not None else error
-    return f'{type(cause).__name__}: {(str(cause).splitlines() or [""])[0]}'
-
-
-def _set_aside(manager: ocp.CheckpointManager, step: int) -> None:
-    """Renames the damaged checkpoint `step` to `<step>.damaged` (out of the steps orbax lists,
-    so that the step can be saved again)."""
-    if jax.process_index() == 0:
-        folder = manager.directory / str(step)
-        folder.rename(folder.with_name(f'{step}.damaged'))
-    manager.reload()
-
-
-def _restore(manager: ocp.CheckpointManager, state: train_step.TrainState, mesh):
-    """(state, meta) of the latest checkpoint that restores, placed as `state` is. A damaged
-    newer one is reported (logging.warning) and set aside (`_set_aside`) once an older one
-    restored; none restoring is a TrainingError (and nothing is moved)."""
-    damaged = []
-    for step in sorted(manager.all_steps(), reverse=True):
-        try:
-            restored = _restore_step(manager, step, state, mesh)
-        except Exception as error:  # pylint: disable=broad-exception-caught
-            if not _is_damage(error):
-                raise
-            logging.warning('%s: checkpoint damaged, not restored (%s)', manager.directory / str(step),
-                            _problem(error))
-            damaged.append((step, error))
-            continue
-        for bad, _ in damaged:
-            _set_aside(manager, bad)
-        if damaged:
-            logging.warning('%s: resuming from step %d, the latest checkpoint that restores', manager.directory, step)
-        return restored
-    step, error = damaged[0]
-    raise TrainingError(f'{manager.directory}: no checkpoint restores (step {step}: {_problem(error)}); delete '
-                        f'the damaged step folders to start over, or use a new workdir')
-
-
-def _save(manager: ocp.CheckpointManager, step: int, state: train_step.TrainState, meta: dict) -> None:
-    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(serialization.to_state_dict(state)),
-                                               meta=ocp.args.JsonSave(meta)), force=True)
-
-
-def _diverged(stage: str, step: int, values: dict, manager: ocp.CheckpointManager) -> TrainingError:
+def _diverged(stage: str, step: int, values: dict, manager) -> TrainingError:
     """The error of a run that is not sound at `step` (`train_step.sound`), naming the checkpoint kept."""
     manager.wait_until_finished()
     good = manager.latest_step()
@@ -158,7 +94,7 @@ def _diverged(stage: str, step: int, values: dict, manager: ocp.CheckpointManage
                          f'stopped, {kept}; lower the learning rate or check the data')
 
 
-def _host_values(stage: str, step: int, metrics: dict, sound: jax.Array, manager: ocp.CheckpointManager) -> dict:
+def _host_values(stage: str, step: int, metrics: dict, sound: jax.Array, manager) -> dict:
     """The metrics of `step` as floats on the host; a TrainingError (`_diverged`) where the state
     is not sound. This is the loop's only wait for the device: at log and save cadence."""
     values, ok = jax.device_get((metrics, sound))
@@ -182,11 +118,9 @@ def _stage_one_mmpnet(config, workdir: pathlib.Path) -> dict:
         raise TrainingError("stage 'mmprnn' needs a trained MMP-Net: add 'mmpnet' to config.stages, or set "
                             "--config.mmpnet.checkpoint to the workdir of a stage-1 run (configs/mmpnet_gopro.py)")
     directory = pathlib.Path(source).absolute() / 'checkpoints' / 'mmpnet'
-    with ocp.CheckpointManager(directory, item_names=('state', 'meta')) as manager:
-        step = manager.latest_step()
-        if step is None:
-            raise TrainingError(f'{directory}: no MMP-Net checkpoint; train stage 1 first (configs/mmpnet_gopro.py)')
-        restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
+    restored = checkpoint.latest_saved_state(directory)
+    if restored is None:
+        raise TrainingError(f'{directory}: no MMP-Net checkpoint; train stage 1 first (configs/mmpnet_gopro.py)')
     return {'params': restored['params'], 'batch_stats': restored['batch_stats']}
 
 
@@ -290,7 +224,7 @@ def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer, stop: t
         raise TrainingError('the motion magnitude loss needs MMP-Net, which this model has not (use_mmam off or '
                             'prior_source given): set --config.train.loss_weights.motion_magnitude=0')
     sequences = _eval_sequences(config)
-    with _manager(workdir, stage, config.keep_checkpoints) as manager:
+    with checkpoint.training_manager(workdir, stage, config.keep_checkpoints) as manager:
         meta = {}
         if manager.latest_step() is not None:
             state, meta = _restore(manager, state, mesh)
@@ -326,7 +260,8 @@ def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer, stop: t
                                  ', '.join(f'{k} {v:.5f}' for k, v in values.items()))
                 if saving:
                     _host_values(stage, step, *_probe(step_fn, state, batch), manager)
-                    _save(manager, step, state, {'stage': stage, 'seed': config.seed, 'train': values})
+                    checkpoint.save_training_state(manager, step, state,
+                                                   {'stage': stage, 'seed': config.seed, 'train': values})
                 if stopping:
                     manager.wait_until_finished()
                     raise Preempted(step)
@@ -389,7 +324,7 @@ def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathl
             return {'mmprnn': report}
         for stage in config.stages:
             _, model, _, state = _fresh_state(config, stage)
-            with _manager(workdir, stage, config.keep_checkpoints) as manager:
+            with checkpoint.training_manager(workdir, stage, config.keep_checkpoints) as manager:
                 if manager.latest_step() is None:
                     raise TrainingError(f'{manager.directory}: no checkpoint to evaluate (to score a converted '
                                         f'or exported model, set --config.eval.checkpoint)')

@@ -20,6 +20,7 @@ def _frames(count, height=18, width=22):
     return np.random.default_rng(0).integers(0, 256, (count, height, width, 3), dtype=np.uint8)
 
 
+@pytest.mark.slow
 def test_streaming_equals_the_scanned_model(variables):
     frames = _frames(9)  # 18 x 22: padded to 20 x 24 and cropped back
     padded = np.pad(frames, ((0, 0), (0, 2), (0, 2), (0, 0)), mode='edge').astype(np.float32) / 255
@@ -33,11 +34,13 @@ def test_streaming_equals_the_scanned_model(variables):
         assert streamed[0].sharp.shape == (18, 22, 3) and streamed[0].prior.shape == (18, 22, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('count', [1, 2, 3])
 def test_short_videos_get_every_frame(variables, count):
     assert [f.index for f in StreamingDeblurrer(MODEL, variables)(iter(_frames(count)))] == list(range(count))
 
 
+@pytest.mark.slow
 def test_bfloat16_is_close_to_float32(variables):
     frames = _frames(5)
     f32 = [f.output for f in StreamingDeblurrer(MODEL, variables)(iter(frames))]
@@ -45,12 +48,14 @@ def test_bfloat16_is_close_to_float32(variables):
     assert np.abs(np.stack(f32) - np.stack(bf16)).mean() < 0.05
 
 
+@pytest.mark.slow
 def test_a_frame_of_another_size_is_refused(variables):
     frames = [*_frames(2), _frames(1, 18, 26)[0]]
     with pytest.raises(ValueError, match=r'frame 2: shape \(18, 26, 3\) differs'):
         list(StreamingDeblurrer(MODEL, variables)(iter(frames)))
 
 
+@pytest.mark.slow
 def test_reset_every_chunks_as_the_original_test(variables):
     """30 frames, chunks of 12 (starts 0, 8, 16 and 18, the last moved back to end with the
     video): the outputs equal the scanned model run on each chunk from a fresh state, each frame
@@ -111,6 +116,7 @@ def test_tile_starts_cover_the_frame_with_the_overlap():
         tile_starts(100, 40, 40)
 
 
+@pytest.mark.slow
 def test_tiles_blend_to_the_untiled_output(variables):
     """40 x 48 frames in 2 x 2 tiles of 28 x 32 (overlap 12 and 16 px): each tile has its own
     recurrence. Tiles this small are all seam (the receptive field is wider than a tile): the

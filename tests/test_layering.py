@@ -1,6 +1,7 @@
-"""The layering of ../shared/DESIGN.md: the library (mmp_jax, above data_pipeline) never
+"""The layering of the project: the library (mmp_jax, above data_pipeline) never
 imports the programs over it (tools, benchmarks, tests) or the configs; data_pipeline never
-imports mmp_jax (arrows point down); models are pure Flax with no I/O."""
+imports mmp_jax (arrows point down); models are pure Flax with no I/O; orbax I/O is
+mmp_jax/checkpoint.py's alone."""
 import ast
 import pathlib
 
@@ -31,3 +32,9 @@ def test_library_imports_point_down(folder, forbidden):
 def test_models_are_pure():
     for path in (ROOT / 'mmp_jax' / 'models').rglob('*.py'):
         assert not _imports(path) & NO_IO, f'{path.relative_to(ROOT)} imports {_imports(path) & NO_IO}'
+
+
+def test_orbax_is_only_imported_by_the_checkpoint_module():
+    users = sorted(str(path.relative_to(ROOT)) for folder in ('mmp_jax', 'data_pipeline', 'tools', 'benchmarks')
+                   for path in (ROOT / folder).rglob('*.py') if 'orbax' in _imports(path))
+    assert users == ['mmp_jax/checkpoint.py']

@@ -1,12 +1,8 @@
 """Data parallelism on 8 forced host devices (in a subprocess: the flag must precede jax)."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests import original_reference as ref
 
 SCRIPT = r'''
 import json, jax, jax.numpy as jnp, numpy as np
@@ -35,10 +31,8 @@ print(json.dumps({'devices': mesh.size, 'shards': len(batch['frames'].addressabl
 
 
 @pytest.mark.slow
-def test_eight_devices_give_the_single_device_gradient():
-    env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu')
-    result = subprocess.run([sys.executable, '-c', SCRIPT], capture_output=True, text=True, env=env,
-                            cwd=ref.DATA_DIR.parents[1])
+def test_eight_devices_give_the_single_device_gradient(cpu_devices_run):
+    result = cpu_devices_run(SCRIPT, 8)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out['devices'] == 8 and out['shards'] == 8 and out['per_host'] == 16

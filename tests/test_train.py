@@ -11,13 +11,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import demo
+from configs import test as test_config
 from mmp_jax import evaluate, train
 from tests import original_reference as ref
 from tools import export_tfrecords
 
 REPO = ref.DATA_DIR.parents[1]
-TINY_VARIANT = 'A1B1C4F5'
 
 
 @pytest.fixture(scope='module')
@@ -34,32 +33,24 @@ def records(tmp_path_factory):
 
 
 def tiny_overrides(records, **changes) -> list[str]:
-    """Command-line overrides shrinking the demo to seconds (`changes`: field -> value)."""
+    """Command-line overrides of configs/test.py (`_main`'s config) for `records`: 30 stage-2 steps
+    with the paper's loss (`changes`: field -> value)."""
     fields = {'data.train_records': records / 'train', 'data.eval_records': records / 'eval',
-              'model.variant': TINY_VARIANT, 'eval.chunk_frames': 6,
-              'mmpnet.batch_size': 4, 'mmpnet.patch': 16, 'mmpnet.num_steps': 4, 'mmpnet.checkpoint_every': 2,
-              'mmpnet.log_every': 2, 'train.batch_size': 2, 'train.frames': 6, 'train.patch': 16,
-              'train.num_steps': 30, 'train.checkpoint_every': 10, 'train.log_every': 5, 'train.eval_every': 0,
-              'train.loss_weights.motion_magnitude': 1.0,  # the paper's loss
-              'model.scan_unroll': False}  # compiles faster; loop == unrolled: tests/models/test_mmp_rnn.py
+              'train.num_steps': 30, 'train.checkpoint_every': 10, 'train.log_every': 5,
+              'train.loss_weights.motion_magnitude': 1.0}  # the paper's loss
     return [f'--config.{k}={v}' for k, v in {**fields, **changes}.items()]
 
 
 def tiny_config(records, **train_fields):
-    """The demo config shrunk to seconds (`train_fields`: config.train fields to change)."""
-    config = demo.get_config()
+    """configs/test.py reading `records` (`train_fields`: config.train fields to change)."""
+    config = test_config.get_config()
     config.data.train_records, config.data.eval_records = str(records / 'train'), str(records / 'eval')
-    config.model.variant = TINY_VARIANT
-    config.model.scan_unroll = False
-    config.eval.chunk_frames = 6
-    config.mmpnet.update(batch_size=4, patch=16, num_steps=4, checkpoint_every=2, log_every=2)
-    config.train.update(**{**dict(batch_size=2, frames=6, patch=16, num_steps=6, checkpoint_every=2, log_every=2,
-                                  eval_every=0), **train_fields})
+    config.train.update(**train_fields)
     return config
 
 
 def _main(workdir, *overrides, env=None):
-    return subprocess.Popen([sys.executable, '-m', 'mmp_jax.main', '--config=configs/demo.py',
+    return subprocess.Popen([sys.executable, '-m', 'mmp_jax.main', '--config=configs/test.py',
                              f'--workdir={workdir}', *overrides], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -123,6 +114,7 @@ def test_sigterm_saves_a_checkpoint_and_stops(records, tmp_path):
     assert sorted(p.name for p in (tmp_path / 'checkpoints' / 'mmprnn').iterdir() if p.name.isdigit()) == ['1']
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(records, tmp_path):
     config = tiny_config(records, learning_rate=1e-3, num_steps=1)
     config.train.checkpoint_every = 1
@@ -144,6 +136,7 @@ def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(records, tmp_path
     assert steps == [1]
 
 
+@pytest.mark.slow
 def test_stage_two_without_mmp_net_is_a_clear_error(records, tmp_path):
     config = tiny_config(records)
     config.stages = ('mmprnn',)
@@ -193,14 +186,12 @@ print(json.dumps({'devices': jax.device_count(), 'mmprnn': report, 'mmpnet': l1,
 
 
 @pytest.mark.slow
-def test_evaluation_on_one_and_eight_devices_gives_the_same_metrics():
+def test_evaluation_on_one_and_eight_devices_gives_the_same_metrics(cpu_devices_run):
     """Sequences of 7, 9 and 13 frames, chunks of 6: 10 chunks, 29 frames; neither divides by 8.
     Evaluating twice compiles nothing new (the evaluation in the training loop relies on it)."""
     reports = []
     for devices in (1, 8):
-        env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu')
-        result = subprocess.run([sys.executable, '-c', EVAL_SCRIPT], capture_output=True, text=True, env=env,
-                                cwd=REPO)
+        result = cpu_devices_run(EVAL_SCRIPT, devices)
         assert result.returncode == 0, result.stderr[-3000:]
         reports.append(json.loads(result.stdout.strip().splitlines()[-1]))
     assert [r.pop('devices') for r in reports] == [1, 8]

@@ -2,12 +2,11 @@
 import logging
 import shutil
 
-import jax
 import numpy as np
 import pytest
 
 from mmp_jax import train
-from tests.test_train import _final_params, _main, records, tiny_config, tiny_overrides  # noqa: F401 (fixture)
+from tests.test_train import _final_params, _main, records, tiny_config  # noqa: F401 (fixture)
 
 
 def _stage_two_config(records, **train_fields):
@@ -28,6 +27,7 @@ def _max_abs(leaves) -> float:
     return max(float(np.abs(leaf).max()) for _, leaf in leaves)
 
 
+@pytest.mark.slow
 def test_a_diverged_run_keeps_a_sound_checkpoint_that_resumes_at_a_lower_rate(records, tmp_path):
     train.train_and_evaluate(_stage_two_config(records, num_steps=2, checkpoint_every=1), tmp_path)
     with pytest.raises(train.TrainingError) as error:  # step 3's weights, ~1e30, are finite; their loss is not
@@ -64,6 +64,7 @@ def _remove_state(step_dir):
 
 @pytest.mark.parametrize('damage, problem', [(_truncate_largest_array_file, 'ValueError: OUT_OF_RANGE'),
                                              (_remove_state, 'KeyError')])
+@pytest.mark.slow
 def test_a_damaged_newest_checkpoint_is_reported_and_the_one_before_restored(records, two_checkpoints, tmp_path,
                                                                             caplog, damage, problem):
     workdir = tmp_path / 'run'
@@ -78,6 +79,7 @@ def test_a_damaged_newest_checkpoint_is_reported_and_the_one_before_restored(rec
     assert step == 6 and all(np.isfinite(leaf).all() for _, leaf in leaves)
 
 
+@pytest.mark.slow
 def test_no_checkpoint_restoring_is_a_clear_error(records, two_checkpoints, tmp_path):
     workdir = tmp_path / 'run'
     shutil.copytree(two_checkpoints, workdir)

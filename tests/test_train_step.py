@@ -1,8 +1,5 @@
 """Training steps: what is frozen stays frozen, and 8 devices train as 1 does."""
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +9,6 @@ import pytest
 from mmp_jax import train_step
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import MMPRNN
-from tests import original_reference as ref
 
 TINY = dict(n_features=4, n_blocks_a=1, n_blocks_b=1)
 
@@ -24,6 +20,7 @@ def _batch(size=2, length=5, patch=16, seed=0):
             'mmp': rng.uniform(0, 1, (size, length, patch, patch, 1)).astype(np.float32)}
 
 
+@pytest.mark.slow
 def test_stage_two_leaves_mmp_net_untouched():
     model = MMPRNN(**TINY)
     batch = _batch()
@@ -74,18 +71,17 @@ print(json.dumps(out))
 
 
 @pytest.mark.slow
-def test_ten_steps_on_one_and_eight_devices_give_the_same_parameters():
+def test_ten_steps_on_one_and_eight_devices_give_the_same_parameters(cpu_devices_run):
     """MMP-RNN (stage 2), same global batch of 8. Stage 1 is not compared this way: MMP-Net's conv
     biases right before a BatchNorm have an exact gradient of 0, which Adam turns into +-lr steps
     whose sign follows the float noise of the reduction order."""
-    env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu')
-    result = subprocess.run([sys.executable, '-c', SCRIPT], capture_output=True, text=True, env=env,
-                            cwd=ref.DATA_DIR.parents[1])
+    result = cpu_devices_run(SCRIPT, 8)
     assert result.returncode == 0, result.stderr[-3000:]
     diffs = json.loads(result.stdout.strip().splitlines()[-1])
     assert diffs['mmprnn'] <= 1e-5, diffs
 
 
+@pytest.mark.slow
 def test_stage_one_fits_a_batch_and_updates_batch_statistics():
     model, batch = MMPNet(), _batch(length=1)
     variables = jax.jit(model.init)(jax.random.key(0), batch['blurry'][:, 0])

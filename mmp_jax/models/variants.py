@@ -11,6 +11,23 @@ from mmp_jax.models.mmp_rnn import MMPRNN
 PAPER_VARIANTS = ('A3B4C16F5', 'A7B8C16F8', 'A8B9C18F8', 'A9B10C18F8')
 _PATTERN = re.compile(r'A(\d+)B(\d+)C(\d+)F(\d+)')
 
+# A model's config (configs/default.py's `config.model`; what a converted checkpoint records):
+# the paper's model with every switch on.
+MODEL_DEFAULTS = {
+    'variant': 'A9B10C18F8',      # A<n_a>B<n_b>C<n_c>F<frames>
+    'past_frames': 2,             # features f(t-2), f(t-1) fused for frame t
+    'future_frames': 2,           # f(t+1), f(t+2): output t waits two frames
+    'activation': 'gelu',         # the original's --activation
+    'do_skip': True,              # global 9x9 skip of the input frame
+    'fusion_attention': True,     # channel attention in the fusion (outer copy of the code)
+    'use_mmam': True,             # Table 4 "MMAM": off removes MMAM and MMP-Net
+    'transmit_ndf': True,         # Table 4 "NDF": off feeds zeros for l(t-1)
+    'prior_source': 'mmpnet',     # Table 5: 'mmpnet' (VI) or 'given' (I-III: GT MMP fed in)
+    'centralize': True,           # input minus 0.5, as the original's data loader
+    'normalize': True,            # input in units of 1/255 (off: units of 1)
+    'scan_unroll': True,          # recurrence unrolled (3-7x faster steps on CPU); False: a loop
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Variant:

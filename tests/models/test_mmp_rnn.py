@@ -20,6 +20,7 @@ def tiny():
     return model, jax.jit(model.init)(jax.random.key(1), _frames(5))
 
 
+@pytest.mark.slow
 def test_scan_equals_step_api(tiny):
     model, variables = tiny
     frames = _frames(8, batch=2)
@@ -41,12 +42,14 @@ def test_scan_equals_step_api(tiny):
     np.testing.assert_allclose(scanned, looped, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_weights_are_shared_across_frames(tiny):
     _, variables = tiny
     kernel = variables['params']['cell']['F_B0']['kernel']
     assert kernel.shape == (5, 5, 3, TINY['n_features'])  # no time axis: one set of weights
 
 
+@pytest.mark.slow
 def test_any_length_compiles_once_per_shape(tiny):
     model, variables = tiny
     encode = jax.jit(lambda v, x: model.apply(v, x, method=model.encode_sequence))
@@ -62,6 +65,7 @@ def test_any_length_compiles_once_per_shape(tiny):
     assert sizes[0] == sizes[1]
 
 
+@pytest.mark.slow
 def test_frames_must_be_multiples_of_four(tiny):
     model, variables = tiny
     with pytest.raises(ValueError, match=r'multiples of 4; got shape \(1, 5, 18, 20, 3\)'):
@@ -72,6 +76,7 @@ def test_frames_must_be_multiples_of_four(tiny):
         model.apply(variables, _frames(4))
 
 
+@pytest.mark.slow
 def test_mmam_off_has_no_prior_and_runs():
     model = MMPRNN(use_mmam=False, **TINY)
     variables = jax.jit(model.init)(jax.random.key(0), _frames(5))
@@ -80,6 +85,7 @@ def test_mmam_off_has_no_prior_and_runs():
     assert jax.jit(model.apply)(variables, _frames(5)).shape == (1, 1, H, W, 3)
 
 
+@pytest.mark.slow
 def test_given_prior_is_used_and_required():
     model = MMPRNN(prior_source='given', **TINY)
     priors = jnp.full((1, 6, H, W, 1), 0.3)
@@ -100,6 +106,7 @@ def test_unknown_prior_source_and_activation_are_refused():
         MMPRNN(activation='swish', **TINY).init(jax.random.key(0), _frames(5))
 
 
+@pytest.mark.slow
 def test_non_deblurred_feature_transmission_switch(tiny):
     model, variables = tiny
     frames = _frames(7)

@@ -44,6 +44,7 @@ def test_mmp_net_equals_original(reference, keys):
     assert np.abs(np.asarray(prior) - expected).max() <= TOLERANCE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('attention', [True, False], ids=['outer_copy', 'inner_copy'])
 def test_mmp_rnn_equals_original_over_7_frames(reference, keys, attention):
     model = MMPRNN(fusion_attention=attention, **ref.TINY)

@@ -34,6 +34,7 @@ def test_raft_equals_the_official_implementation(reference, size):
     assert np.abs(np.asarray(flow) - expected).max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_raft_flow_pads_and_crops_any_size():
     model = RAFT('small', iters=1)
     images = jnp.zeros((1, 130, 141, 3))
