@@ -1,47 +1,188 @@
-"""Frames per second of streaming inference (`mmp_jax.infer.StreamingDeblurrer`).
+"""Seconds per frame of streaming inference, ours against the original PyTorch code doing the same work.
 
     python -m benchmarks.infer_speed [--variant A9B10C18F8] [--sizes 640x480,1280x720] \\
-        [--dtypes float32,bfloat16] [--frames 6] [--repeats 3] [--original PATH/MMP-RNN]
+        [--dtypes float32,bfloat16] [--frames 4] [--repeats 2] [--original PATH/MMP-RNN]
 
-Random weights, random 8-bit frames. For each size and dtype: one warm-up pass (compilation),
-then `--repeats` passes over `--frames` frames; fps is frames / median pass time, every
-frame through one cell step and one reconstruction. With `--original` (the outer MMP-RNN/
-folder of sollynoay/MMP-RNN; needs torch, thop, cv2, PIL) the original PyTorch model is timed
-in the same run on the same frames: its forward over frames + 4 frames gives `frames` outputs.
+One frame is one cell step (MMP-Net included) on frame t plus one reconstruction: the
+features of the last `window` frames fused, reconstructed, and the skip of the centre frame
+added. Both sides step through the same random 8-bit frames in the same driver
+(`time_sides`), so they run the same number of cell steps and reconstructions (`work`).
+After a warm-up frame (compilation, caches) every frame of `--repeats` passes over
+`--frames` frames is timed whole, then part by part: MMP-Net, the rest of the cell (given
+MMP-Net's prior), fusion + reconstruction + skip. Figures are medians over the timed frames.
+GMAC/s uses the exact per-frame MAC count of `mmp_jax.models.macs`.
+
+With `--original` (the outer MMP-RNN/ folder of sollynoay/MMP-RNN; needs torch, thop, cv2,
+PIL) the original runs in a process of its own (`time_original_apart`) with
+`torch.set_num_threads(2)`, in eval mode under `torch.no_grad()`, float32, beside our float32
+run, on the same frames and through the same driver.
 """
 import argparse
+import collections
+import concurrent.futures
+import dataclasses
+import multiprocessing
+import os
+import statistics
+import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.report import median_seconds, report
-from mmp_jax.infer import StreamingDeblurrer
+from benchmarks.report import report
+from mmp_jax.models.macs import network_stats
+from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.variants import model_from_variant, parse_variant
 
+PARTS = ('mmp_net', 'rest_of_cell', 'fusion_recons_skip')
+TORCH_THREADS = 2
+Step = Callable[[int], None]  # runs its work on frame t and blocks until done
 
-def time_ours(variant: str, frames: np.ndarray, dtype: str, repeats: int) -> float:
+
+@dataclasses.dataclass(frozen=True)
+class Side:
+    """One implementation's work on frame t: `cell` a whole cell step, `reconstruct` fusion +
+    reconstruction + skip of the current window, `parts` the keys of PARTS (MMP-Net; the
+    rest of the cell given that prior; fusion + reconstruction + skip)."""
+    cell: Step
+    reconstruct: Step
+    parts: dict[str, Step]
+
+
+def work(frames: int, repeats: int) -> dict[str, int]:
+    """Calls of each step of a `Side` that `time_sides` makes, the same for every side: a
+    warm-up frame, then `repeats` passes over `frames` frames, each frame whole (`cell` +
+    `reconstruct`) and part by part (`rest_of_cell` is a cell step given MMP-Net's prior,
+    `fusion_recons_skip` a reconstruction)."""
+    calls = 1 + repeats * frames
+    return {'cell': calls, 'reconstruct': calls, **dict.fromkeys(PARTS, calls)}
+
+
+def _timed(step: Step, t: int) -> float:
+    start = time.perf_counter()
+    step(t)
+    return time.perf_counter() - start
+
+
+def time_sides(sides: dict[str, Side], frames: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Median seconds per frame (`s_per_frame`) and per part (`<part>_s`) of each side, the
+    sides one after another. Per frame index a side runs `cell` and `reconstruct` once, then
+    every part once (`work`)."""
+    return {name: _time_side(side, frames, repeats) for name, side in sides.items()}
+
+
+def _time_side(side: Side, frames: int, repeats: int) -> dict[str, float]:
+    samples = collections.defaultdict(list)
+    for index in range(1 + repeats * frames):
+        t = max(index - 1, 0) % frames
+        whole = _timed(side.cell, t) + _timed(side.reconstruct, t)
+        parts = {f'{part}_s': _timed(side.parts[part], t) for part in PARTS}
+        if index:  # index 0 is the warm-up
+            for key, seconds in {'s_per_frame': whole, **parts}.items():
+                samples[key].append(seconds)
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def our_side(variant: str, frames: np.ndarray, dtype: str) -> Side:
+    """`MMPRNN.encode` / `decode` jitted as `StreamingDeblurrer` runs them; MMP-Net alone and
+    the cell with a given prior (the same weights) for the parts."""
     model = model_from_variant(variant)
     variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, model.window, 32, 32, 3)))
-    deblurrer = StreamingDeblurrer(model, variables, dtype=dtype)
-    return median_seconds(lambda: [f.output for f in deblurrer(iter(frames))], repeats)
+    variables = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), variables)
+    given = model.clone(prior_source='given')
+    prior_vars = {k: v['cell']['prior'] for k, v in variables.items()}
+    encode = jax.jit(lambda v, c, x: model.apply(v, c, x, method=model.encode))
+    encode_given = jax.jit(lambda v, c, x, p: given.apply(v, c, x, p, method=given.encode))
+    mmp_net = jax.jit(lambda v, x: MMPNet().apply(v, model._to_model_range(x)))
+    decode = jax.jit(lambda v, f, x: model.apply(v, f, x, method=model.decode))
+    xs = [jnp.asarray(f[None] / 255.0, dtype) for f in frames]
+    carry = model.init_carry(1, *frames.shape[1:3], dtype=dtype)
+    state = {'carry': carry, 'prior': None,
+             'feats': collections.deque([jnp.zeros(carry[0].shape[:3] + (5 * model.n_features,), dtype)]
+                                        * model.window, maxlen=model.window)}
+
+    def cell(t):
+        state['carry'], f, _ = encode(variables, state['carry'], xs[t])
+        state['feats'].append(f.block_until_ready())
+
+    def reconstruct(t):
+        feats = jnp.concatenate(list(state['feats']), axis=-1)
+        decode(variables, feats, xs[max(t - model.past_frames, 0)]).block_until_ready()
+
+    def prior(t):
+        state['prior'] = mmp_net(prior_vars, xs[t]).block_until_ready()
+
+    def rest_of_cell(t):
+        state['carry'], f, _ = encode_given(variables, state['carry'], xs[t], state['prior'])
+        state['feats'].append(f.block_until_ready())
+
+    return Side(cell, reconstruct, dict(zip(PARTS, (prior, rest_of_cell, reconstruct))))
 
 
-def time_original(path: str, variant: str, frames: np.ndarray, repeats: int) -> float:
+def original_side(path: str, variant: str, frames: np.ndarray) -> Side:
+    """The original `Model`'s cell, fusion, reconstructor and skip called as its forward calls
+    them, a frame at a time (its data loader's normalisation, (x - 127.5) / 255)."""
     import torch  # noqa: PLC0415 (only with --original)
 
     from tests.original_reference import build_original, import_original  # noqa: PLC0415
+    torch.set_num_threads(TORCH_THREADS)
     fields = parse_variant(variant)
     model = build_original(*import_original(path), n_features=fields.n_features,
                            n_blocks_a=fields.n_blocks_a, n_blocks_b=fields.n_blocks_b)
-    padded = np.concatenate([frames[:2], frames, frames[-2:]])  # T + 4 frames -> T outputs
-    x = (torch.from_numpy(padded).float() - 127.5) / 255.0
-    x = x.permute(0, 3, 1, 2)[None].contiguous()
+    xs = [((torch.from_numpy(f).float() - 127.5) / 255.0).permute(2, 0, 1)[None].contiguous()
+          for f in frames]
+    c, window, past = model.n_feats, model.num_fb + model.num_ff + 1, model.num_fb
+    h, w = (n // model.ds_ratio for n in frames.shape[1:3])
+    state = {'s': torch.zeros(1, c, h, w), 'mid': torch.zeros(1, 2 * c, h, w), 'prior': None,
+             'hs': collections.deque([torch.zeros(1, 5 * c, h, w)] * window, maxlen=window)}
+    real_prior = model.cell.prior
 
-    def run():
-        with torch.no_grad():
-            model(x)
-    return median_seconds(run, repeats)
+    class GivenPrior(torch.nn.Module):
+        def forward(self, x):
+            return state['prior']
+
+    @torch.no_grad()
+    def cell(t):
+        out, state['s'], state['mid'] = model.cell(xs[t], state['s'], state['mid'])
+        state['hs'].append(out)
+
+    @torch.no_grad()
+    def reconstruct(t):
+        out = model.recons(model.fusion(list(state['hs'])))
+        out + model.skip(xs[max(t - past, 0)])
+
+    @torch.no_grad()
+    def prior(t):
+        state['prior'] = real_prior(xs[t])
+
+    def rest_of_cell(t):
+        model.cell.prior = GivenPrior()
+        try:
+            cell(t)
+        finally:
+            model.cell.prior = real_prior
+
+    return Side(cell, reconstruct, dict(zip(PARTS, (prior, rest_of_cell, reconstruct))))
+
+
+def _time_original(path: str, variant: str, frames: np.ndarray, repeats: int) -> dict:
+    return time_sides({'original': original_side(path, variant, frames)}, len(frames), repeats)
+
+
+def time_original_apart(path: str, variant: str, frames: np.ndarray, repeats: int) -> dict:
+    """`time_sides` of the original in a fresh process with no XLA client: beside one (without
+    the project's XLA flags) the original ran ~5x slower on a 2-core CPU."""
+    context = multiprocessing.get_context('spawn')
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_time_original, path, variant, frames, repeats).result()
+
+
+def _row(size: str, side: str, dtype: str, timings: dict, gmacs: float, threads: int) -> dict:
+    return {'size': size, 'side': side, 'dtype': dtype, 's_per_frame': timings['s_per_frame'],
+            'fps': 1.0 / timings['s_per_frame'], 'gmac_per_s': gmacs / timings['s_per_frame'],
+            **{k: v for k, v in timings.items() if k != 's_per_frame'}, 'threads': threads}
 
 
 def main():
@@ -49,8 +190,8 @@ def main():
     parser.add_argument('--variant', default='A9B10C18F8')
     parser.add_argument('--sizes', default='640x480,1280x720')
     parser.add_argument('--dtypes', default='float32')
-    parser.add_argument('--frames', type=int, default=6)
-    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--frames', type=int, default=4)
+    parser.add_argument('--repeats', type=int, default=2)
     parser.add_argument('--original', help='outer MMP-RNN/ folder of the original, to time it too')
     parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
     args = parser.parse_args()
@@ -58,17 +199,19 @@ def main():
     for size in args.sizes.split(','):
         width, height = (int(v) for v in size.split('x'))
         frames = np.random.default_rng(0).integers(0, 256, (args.frames, height, width, 3), np.uint8)
-        original_s = (time_original(args.original, args.variant, frames, args.repeats)
-                      if args.original else None)
+        gmacs = network_stats(args.variant, height, width)['gmacs']
         for dtype in args.dtypes.split(','):
-            seconds = time_ours(args.variant, frames, dtype, args.repeats)
-            row = {'size': size, 'dtype': dtype, 'fps': args.frames / seconds,
-                   's_per_frame': seconds / args.frames}
-            if original_s is not None:
-                row.update(original_fps=args.frames / original_s, speedup=original_s / seconds)
-            rows.append(row)
+            timings = time_sides({'ours': our_side(args.variant, frames, dtype)}, args.frames, args.repeats)
+            if args.original and dtype == 'float32':
+                timings |= time_original_apart(args.original, args.variant, frames, args.repeats)
+            rows.append(_row(size, 'ours', dtype, timings['ours'], gmacs, os.cpu_count()))
+            if 'original' in timings:
+                original = _row(size, 'original', 'float32', timings['original'], gmacs, TORCH_THREADS)
+                rows[-1]['speedup'] = original['s_per_frame'] / rows[-1]['s_per_frame']
+                rows.append(original)
     report('infer_speed', rows, args.json, variant=args.variant, frames=args.frames,
-           repeats=args.repeats, statistic='median of repeats')
+           repeats=args.repeats, work_per_side=work(args.frames, args.repeats),
+           xla_flags=os.environ.get('XLA_FLAGS', ''), statistic='median over timed frames')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,4 @@
+"""MMP-RNN (ECCV 2022) in JAX/Flax."""
+from mmp_jax.backend import set_xla_flags
+
+set_xla_flags()

@@ -39,11 +39,12 @@ def _counting_side(calls: collections.Counter) -> infer_speed.Side:
 
 @pytest.mark.parametrize('frames, repeats', [(1, 1), (4, 2), (6, 3)])
 def test_infer_speed_gives_both_sides_the_same_work(frames, repeats):
-    """Ours and the original go through the same driver: one cell step and one
+    """Ours and the original go through one driver call: one cell step and one
     reconstruction per frame, whole and part by part, the same frames, as `work` says."""
     ours, original = collections.Counter(), collections.Counter()
-    for calls in (ours, original):
-        infer_speed.time_side(_counting_side(calls), frames, repeats)
+    timings = infer_speed.time_sides({'ours': _counting_side(ours), 'original': _counting_side(original)},
+                                     frames, repeats)
+    assert timings.keys() == {'ours', 'original'}
     assert ours == original
     per_step = collections.Counter()
     for (name, _), n in ours.items():

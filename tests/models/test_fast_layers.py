@@ -1,0 +1,65 @@
+"""The faster formulations in `layers` against the plain Flax/JAX ones they replace:
+same parameters (names, shapes, initial values), same outputs to float32 rounding. The
+end-to-end check against the original is tests/models/test_port_matches_original.py."""
+import pathlib
+import subprocess
+import sys
+
+import flax.linen as nn
+import jax
+import numpy as np
+import pytest
+
+from mmp_jax import backend
+from mmp_jax.models import layers
+
+TOLERANCE = 1e-5
+
+
+def _x(*shape):
+    return jax.random.normal(jax.random.key(1), shape)
+
+
+def _same_function(new: nn.Module, old: nn.Module, x: jax.Array) -> None:
+    variables = new.init(jax.random.key(0), x)
+    old_variables = old.init(jax.random.key(0), x)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, variables, old_variables))
+    np.testing.assert_allclose(new.apply(variables, x), old.apply(variables, x), atol=TOLERANCE)
+
+
+def test_gelu_is_the_exact_form():
+    x = _x(4, 1000) * 4
+    np.testing.assert_allclose(layers.gelu(x), nn.gelu(x, approximate=False), atol=1e-6)
+    assert layers.activation('GELU') is layers.gelu
+
+
+@pytest.mark.parametrize('shape', [(1, 4, 6, 10), (2, 3, 5, 7)])
+def test_subpixel_conv_transpose_is_the_transposed_conv(shape):
+    new = layers.conv_transpose(5, 3, 2, 1, 1)
+    assert isinstance(new, layers.SubPixelConvTranspose) and isinstance(new, nn.ConvTranspose)
+    old = nn.ConvTranspose(5, (3, 3), strides=(2, 2), padding=((1, 2),) * 2, transpose_kernel=True,
+                           kernel_init=layers.torch_like_init)
+    assert new.apply(new.init(jax.random.key(0), _x(*shape)), _x(*shape)).shape == (
+        shape[0], 2 * shape[1], 2 * shape[2], 5)
+    _same_function(new, old, _x(*shape))
+
+
+def test_xla_flags_are_appended_and_the_users_kept():
+    environ = {}
+    backend.set_xla_flags(environ)
+    assert environ['XLA_FLAGS'].split() == list(backend.CPU_FLAGS)
+    environ = {'XLA_FLAGS': '--xla_dump_to=/tmp/x'}
+    backend.set_xla_flags(environ)
+    assert environ['XLA_FLAGS'].split() == ['--xla_dump_to=/tmp/x', *backend.CPU_FLAGS]
+    name = backend.CPU_FLAGS[0].split('=')[0]
+    environ = {'XLA_FLAGS': f'{name}=default --xla_dump_to=/tmp/x'}
+    backend.set_xla_flags(environ)
+    assert environ['XLA_FLAGS'] == f'{name}=default --xla_dump_to=/tmp/x'
+
+
+def test_importing_the_package_sets_the_flags_before_jax_starts():
+    code = 'import os, mmp_jax; print(os.environ["XLA_FLAGS"])'
+    env = {'XLA_FLAGS': '--xla_dump_to=/tmp/x', 'PATH': ''}
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, check=True,
+                         cwd=pathlib.Path(__file__).parents[2])
+    assert out.stdout.split() == ['--xla_dump_to=/tmp/x', *backend.CPU_FLAGS]
