@@ -8,7 +8,7 @@ panning) of `--fidelity-size`, untiled vs tiles of `--tile` px with `--overlap`:
 and mean absolute difference of the outputs (in [0, 1] units) over the whole frame and away
 from the seams (pixels more than `--overlap` from every tile border inside the frame).
 Memory: `python -m tools.deblur` on `--frames` frames of `--size`, tiled and untiled, each in
-a fresh process, its peak RSS (`os.wait4`); `--size 3840x2160` is 4K.
+a fresh process, its peak RSS (VmHWM, `infer_memory.peak_rss_mb`); `--size 3840x2160` is 4K.
 """
 import argparse
 import pathlib
