@@ -212,7 +212,7 @@ def deblur_in_chunks(deblurrer: StreamingDeblurrer | TiledDeblurrer, frames: Ite
 
     def chunk(start: int, last: bool) -> Iterator[DeblurredFrame]:
         nonlocal done
-        frames_in = list(recent)[-every:] if last else list(recent)
+        frames_in = list(recent)  # at most `every` frames: the chunk
         lowest = 0 if start == 0 else start + past
         highest = start + len(frames_in) - 1 - (0 if last else future)
         for out in deblurrer(iter(frames_in)):
