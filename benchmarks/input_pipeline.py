@@ -20,7 +20,7 @@ import jax
 
 from benchmarks.report import report
 from benchmarks.train_step_speed import step_seconds
-from data_pipeline import input_pipeline
+from mmp_jax.data import input_pipeline
 from mmp_jax.models.variants import model_from_variant
 from tools import export_tfrecords
 

@@ -12,10 +12,10 @@ import argparse
 import numpy as np
 
 from benchmarks.report import report
-from data_pipeline import flow
-from data_pipeline.build import draw_windows
-from data_pipeline.motion import window_mmp
-from data_pipeline.synthetic import make_scene
+from mmp_jax.data import flow
+from mmp_jax.data.build import draw_windows
+from mmp_jax.data.motion import window_mmp
+from mmp_jax.data.synthetic import make_scene
 from mmp_jax.raft_backend import raft_backend
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import skimage.data
 
 from benchmarks.report import report
-from data_pipeline.blur import gamma_response, synthesize_blur
+from mmp_jax.data.blur import gamma_response, synthesize_blur
 from mmp_jax import metrics
 from mmp_jax.checkpoint import load_model
 from mmp_jax.infer import StreamingDeblurrer, deblur_in_chunks

@@ -21,7 +21,7 @@ import numpy as np
 
 from benchmarks.infer_memory import peak_rss_mb, write_clip
 from benchmarks.report import report
-from data_pipeline.sources import read_all
+from mmp_jax.data.sources import read_all
 from mmp_jax.checkpoint import save_model
 from mmp_jax.infer import StreamingDeblurrer, TiledDeblurrer, tile_starts
 from mmp_jax.models.variants import model_from_variant

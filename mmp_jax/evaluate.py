@@ -31,7 +31,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from data_pipeline.sources import read_frame
+from mmp_jax.data.sources import read_frame
 from mmp_jax import metrics, sharding
 from mmp_jax.frame_writers import FrameWriter
 from mmp_jax.models.mmp_net import MMPNet

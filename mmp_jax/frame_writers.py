@@ -28,7 +28,7 @@ import av
 import cv2
 import numpy as np
 
-from data_pipeline.sources import FRAME_SUFFIXES
+from mmp_jax.data.sources import FRAME_SUFFIXES
 from mmp_jax import video_encoding
 
 # OpenCV's codecs: .avi by default, the others when PyAV has no H.264 encoder

@@ -252,7 +252,7 @@ def make_deblurrer(model: MMPRNN, variables, ends: str = 'replicate', dtype: str
 def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source, output: str,
                 prior_output: str | None = None, side_by_side: bool = False, progress: bool = True,
                 overwrite: bool = False, reset_every: int = 0, audio: bool = True, **writer_options) -> int:
-    """Deblurs a `data_pipeline.sources.FrameSource` into `output` (video by suffix, else a
+    """Deblurs a `mmp_jax.data.sources.FrameSource` into `output` (video by suffix, else a
     folder of PNGs named as the input frames); `prior_output` gets the prior as a heat map;
     `side_by_side` writes input | output; `reset_every` > 0 resets the state as the original's
     test (`deblur_in_chunks`); `audio` copies the input's audio into a video output;

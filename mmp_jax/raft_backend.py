@@ -1,4 +1,4 @@
-"""RAFT as a flow backend of `data_pipeline.flow` (the signature `FlowBackend`).
+"""RAFT as a flow backend of `mmp_jax.data.flow` (the signature `FlowBackend`).
 
 Weights are the official checkpoints (princeton-vl/RAFT `models.zip`: `raft-things.pth` for
 'large', as the original MMP ground truth uses, or `raft-small.pth`), read without running
@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data_pipeline.flow import FlowBackend
+from mmp_jax.data.flow import FlowBackend
 from mmp_jax.convert import check_same_structure, convert_raft_state_dict
 from mmp_jax.models.raft import RAFT, raft_flow
 from mmp_jax.torch_pickle import load_state_dict

@@ -4,7 +4,7 @@ Stage 1 (`mmpnet`) trains MMP-Net on blurry frames and their MMP; stage 2 (`mmpr
 MMP-RNN with the stage-1 MMP-Net frozen inside it (`config.stages` lists which run, in order).
 Each stage resumes from its latest checkpoint: the train state and the step, which is also
 the data position (batches are a function of `config.seed` and the step, see
-`data_pipeline.input_pipeline`; training draws no other random numbers), so a resumed run
+`mmp_jax.data.input_pipeline`; training draws no other random numbers), so a resumed run
 ends bit-identical to one that never stopped.
 
 `workdir` (absolute or relative):
@@ -32,7 +32,7 @@ import ml_collections
 from absl import logging
 from clu import metric_writers, periodic_actions
 
-from data_pipeline import atomic, input_pipeline
+from mmp_jax.data import atomic, input_pipeline
 from mmp_jax import checkpoint, evaluate, sharding, train_step
 from mmp_jax.convert import check_same_structure
 from mmp_jax.models.mmp_net import MMPNet

@@ -4,7 +4,7 @@ import pathlib
 import cv2
 import numpy as np
 
-from data_pipeline import atomic
+from mmp_jax.data import atomic
 from mmp_jax.pixels import to_uint8
 
 

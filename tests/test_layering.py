@@ -1,7 +1,8 @@
-"""The layering of the project: the library (mmp_jax, above data_pipeline) never
-imports the programs over it (tools, benchmarks, tests) or the configs; data_pipeline never
-imports mmp_jax (arrows point down); models are pure Flax with no I/O; orbax I/O is
-mmp_jax/checkpoint.py's alone."""
+"""The layering of the project: the library (mmp_jax, above its data layer mmp_jax.data) never
+imports the programs over it (tools, benchmarks, tests) or the configs; mmp_jax.data never
+imports the rest of mmp_jax (arrows point down); models are pure Flax with no I/O; orbax I/O is
+mmp_jax/checkpoint.py's alone; only mmp_jax is installed."""
+import configparser
 import ast
 import pathlib
 
@@ -12,29 +13,47 @@ PROGRAMS = {'tools', 'benchmarks', 'tests', 'configs'}
 NO_IO = {'cv2', 'orbax', 'tensorflow', 'tensorflow_datasets', 'data_pipeline', 'tools', 'configs'}
 
 
-def _imports(path: pathlib.Path) -> set[str]:
+def _modules(path: pathlib.Path) -> set[str]:
+    """The dotted names `path` imports (absolute imports)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split('.')[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            names.add(node.module.split('.')[0])
+            names.add(node.module)
     return names
 
 
-@pytest.mark.parametrize('folder,forbidden', [('mmp_jax', PROGRAMS),
-                                              ('data_pipeline', PROGRAMS | {'mmp_jax'})])
-def test_library_imports_point_down(folder, forbidden):
-    for path in (ROOT / folder).rglob('*.py'):
-        assert not _imports(path) & forbidden, f'{path.relative_to(ROOT)} imports {_imports(path) & forbidden}'
+def _imports(path: pathlib.Path) -> set[str]:
+    """The top-level packages `path` imports."""
+    return {name.split('.')[0] for name in _modules(path)}
+
+
+def test_library_imports_point_down():
+    for path in (ROOT / 'mmp_jax').rglob('*.py'):
+        assert not _imports(path) & PROGRAMS, f'{path.relative_to(ROOT)} imports {_imports(path) & PROGRAMS}'
+
+
+def test_the_data_layer_imports_nothing_above_it():
+    for path in (ROOT / 'mmp_jax' / 'data').rglob('*.py'):
+        above = {name for name in _modules(path) if name.split('.')[0] in PROGRAMS
+                 or (name.startswith('mmp_jax') and not name.startswith('mmp_jax.data'))}
+        assert not above, f'{path.relative_to(ROOT)} imports {above}'
+
+
+def test_only_mmp_jax_is_installed():
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / 'setup.cfg')
+    assert setup['options.packages.find']['include'].split() == ['mmp_jax*']
 
 
 def test_models_are_pure():
     for path in (ROOT / 'mmp_jax' / 'models').rglob('*.py'):
-        assert not _imports(path) & NO_IO, f'{path.relative_to(ROOT)} imports {_imports(path) & NO_IO}'
+        io = (_imports(path) & NO_IO) | {name for name in _modules(path) if name.startswith('mmp_jax.data')}
+        assert not io, f'{path.relative_to(ROOT)} imports {io}'
 
 
 def test_orbax_is_only_imported_by_the_checkpoint_module():
-    users = sorted(str(path.relative_to(ROOT)) for folder in ('mmp_jax', 'data_pipeline', 'tools', 'benchmarks')
+    users = sorted(str(path.relative_to(ROOT)) for folder in ('mmp_jax', 'tools', 'benchmarks')
                    for path in (ROOT / folder).rglob('*.py') if 'orbax' in _imports(path))
     assert users == ['mmp_jax/checkpoint.py']

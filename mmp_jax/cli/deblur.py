@@ -29,7 +29,7 @@ import pathlib
 import signal
 import sys
 
-from data_pipeline.sources import FRAME_SUFFIXES, SourceError, list_videos, open_frames
+from mmp_jax.data.sources import FRAME_SUFFIXES, SourceError, list_videos, open_frames
 from mmp_jax.checkpoint import CheckpointError, load_model
 from mmp_jax.frame_writers import OutputError, check_distinct, check_output, is_video_path
 from mmp_jax.infer import DTYPES, ENDS, deblur_file, make_deblurrer

@@ -1,5 +1,5 @@
 """Builds a data set once: frames -> blurry frames, targets and MMP (flows computed once) ->
-TFRecord shards (schema in `data_pipeline.tfrecords`).
+TFRecord shards (schema in `mmp_jax.data.tfrecords`).
 
 `mmp-export` once installed (the same arguments), or from a checkout:
     python -m tools.export_tfrecords --source {synthetic,gopro_raw,gopro,bsd,frames,video} \\
@@ -32,8 +32,8 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import tqdm
 
-from data_pipeline import atomic, build, flow, sources, synthetic, tfrecords
-from data_pipeline.blur import gamma_response, load_crf_npy
+from mmp_jax.data import atomic, build, flow, sources, synthetic, tfrecords
+from mmp_jax.data.blur import gamma_response, load_crf_npy
 from mmp_jax.raft_backend import raft_backend
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow only writes records here

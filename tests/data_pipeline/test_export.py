@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipeline import synthetic, tfrecords
-from data_pipeline.blur import gamma_response, synthesize_blur
-from data_pipeline.motion import window_mmp
+from mmp_jax.data import synthetic, tfrecords
+from mmp_jax.data.blur import gamma_response, synthesize_blur
+from mmp_jax.data.motion import window_mmp
 from tests import original_reference as ref
 from tools import export_tfrecords
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from data_pipeline import input_pipeline, tfrecords
+from mmp_jax.data import input_pipeline, tfrecords
 from tools import export_tfrecords
 
 TINY = ['--source', 'synthetic', '--flow', 'exact', '--height', '32', '--width', '48',

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from data_pipeline import input_pipeline, tfrecords
+from mmp_jax.data import input_pipeline, tfrecords
 
 
 @pytest.fixture(scope='module')

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from data_pipeline.blur import gamma_response, load_crf_npy, synthesize_blur
-from data_pipeline.motion import K, window_mmp
+from mmp_jax.data.blur import gamma_response, load_crf_npy, synthesize_blur
+from mmp_jax.data.motion import K, window_mmp
 
 
 def _flows(n, h=4, w=5, value=(0.0, 0.0)):

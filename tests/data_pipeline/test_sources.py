@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipeline.sources import SourceError, list_frames, read_all
+from mmp_jax.data.sources import SourceError, list_frames, read_all
 
 
 def _write(path, height=8, width=12, value=0):
@@ -43,7 +43,7 @@ def _gopro_tree(root):
 
 
 def test_gopro_reads_blur_gamma_by_default_as_the_paper(tmp_path):
-    from data_pipeline.sources import gopro_sequences  # noqa: PLC0415
+    from mmp_jax.data.sources import gopro_sequences  # noqa: PLC0415
     root = _gopro_tree(tmp_path)
     default, plain = gopro_sequences(root, 'test')[0], gopro_sequences(root, 'test', 'blur')[0]
     assert read_all(default.blurry)[0, 0, 0, 0] == 1 and read_all(plain.blurry)[0, 0, 0, 0] == 2

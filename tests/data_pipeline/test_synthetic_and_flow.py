@@ -2,9 +2,9 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipeline.flow import dis_backend, exact_backend
-from data_pipeline.motion import window_mmp
-from data_pipeline.synthetic import make_scene
+from mmp_jax.data.flow import dis_backend, exact_backend
+from mmp_jax.data.motion import window_mmp
+from mmp_jax.data.synthetic import make_scene
 
 
 def _warp_error(target, source, flow):

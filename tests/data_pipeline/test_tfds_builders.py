@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 tfds = pytest.importorskip('tensorflow_datasets')
-from data_pipeline import tfds_builders  # noqa: E402,F401 (registers the builders)
+from mmp_jax.data import tfds_builders  # noqa: E402,F401 (registers the builders)
 
 
 def _bsd_tree(root, sequences=2, frames=3):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from data_pipeline.synthetic import make_scene
+from mmp_jax.data.synthetic import make_scene
 from mmp_jax.convert import check_same_structure, convert_raft_state_dict
 from mmp_jax.models.raft import RAFT, raft_flow
 from mmp_jax.raft_backend import raft_backend

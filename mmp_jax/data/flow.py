@@ -2,7 +2,7 @@
 (forward `[T-1, H, W, 2]`, backward `[T-1, H, W, 2]`) float32, where forward[t] is the
 flow from frame t to t+1 and backward[t] from frame t+1 to t, as (dx, dy) in pixels.
 
-- 'exact': the true flow of a synthetic scene (`data_pipeline.synthetic`).
+- 'exact': the true flow of a synthetic scene (`mmp_jax.data.synthetic`).
 - 'dis': OpenCV's DIS optical flow; no weights needed, the default for real footage.
 """
 from collections.abc import Callable

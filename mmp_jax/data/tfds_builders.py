@@ -3,7 +3,7 @@
 Nothing is downloaded: point `manual_dir` at the extracted archive (the folder holding
 `train/`, `test/`, and for BSD `valid/`), e.g.
 
-    import data_pipeline.tfds_builders  # registers 'gopro' and 'bsd'
+    import mmp_jax.data.tfds_builders  # registers 'gopro' and 'bsd'
     ds = tfds.load('bsd', split='train', data_dir=DATA_DIR, download_and_prepare_kwargs={
         'download_config': tfds.download.DownloadConfig(manual_dir=BSD_ROOT)})
 
@@ -15,7 +15,7 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_pipeline import sources
+from mmp_jax.data import sources
 
 _MANUAL = ('Extract the archive and pass its folder (the one holding the split folders) as '
            'manual_dir; it is read, never downloaded.')

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from data_pipeline.blur import N_RANGE, CameraResponse, synthesize_blur
-from data_pipeline.flow import FlowBackend
-from data_pipeline.motion import window_mmp
+from mmp_jax.data.blur import N_RANGE, CameraResponse, synthesize_blur
+from mmp_jax.data.flow import FlowBackend
+from mmp_jax.data.motion import window_mmp
 
 
 @dataclasses.dataclass

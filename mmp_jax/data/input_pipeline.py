@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from data_pipeline import tfrecords
+from mmp_jax.data import tfrecords
 
 
 def record_files(directory: str | pathlib.Path) -> list[str]:

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from data_pipeline import atomic
+from mmp_jax.data import atomic
 
 MMP_SCALE = 65535.0
 MANIFEST = 'manifest.json'
