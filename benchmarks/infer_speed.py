@@ -33,7 +33,7 @@ import numpy as np
 
 from benchmarks.report import report
 from mmp_jax.models.macs import network_stats
-from mmp_jax.models.mmp_net import MMPNet
+from mmp_jax.models.mmp_rnn import mmpnet_prior, prior_variables
 from mmp_jax.models.variants import model_from_variant, parse_variant
 
 PARTS = ('mmp_net', 'rest_of_cell', 'fusion_recons_skip')
@@ -92,10 +92,10 @@ def our_side(variant: str, frames: np.ndarray, dtype: str) -> Side:
     variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, model.window, 32, 32, 3)))
     variables = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), variables)
     given = model.clone(prior_source='given')
-    prior_vars = {k: v['cell']['prior'] for k, v in variables.items()}
+    prior_vars = prior_variables(variables)
     encode = jax.jit(lambda v, c, x: model.apply(v, c, x, method=model.encode))
     encode_given = jax.jit(lambda v, c, x, p: given.apply(v, c, x, p, method=given.encode))
-    mmp_net = jax.jit(lambda v, x: MMPNet().apply(v, model._to_model_range(x)))
+    mmp_net = jax.jit(lambda v, x: mmpnet_prior(v, x, model.scaling))
     decode = jax.jit(lambda v, f, x: model.apply(v, f, x, method=model.decode))
     xs = [jnp.asarray(f[None] / 255.0, dtype) for f in frames]
     carry = model.init_carry(1, *frames.shape[1:3], dtype=dtype)

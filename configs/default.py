@@ -35,7 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Stage 2, MMP-RNN (the paper: Adam 5e-4, cosine annealing, 10-frame 256 x 256 sequences,
     # batch 8, flips and rot90). num_steps is set per data set (gopro.py, bsd.py).
-    config.train = ml_collections.ConfigDict({
+    config.mmprnn = ml_collections.ConfigDict({
         'batch_size': 8, 'frames': 10, 'patch': 256, 'learning_rate': 5e-4, 'num_steps': 240_000,
         'clip_norm': 0.0,             # > 0: clip gradients to this global norm (not in the paper)
         'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100,

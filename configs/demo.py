@@ -24,7 +24,7 @@ def get_config():
     # Charbonnier + gradient as the released code trains (the motion magnitude term costs a
     # second MMP-Net pass per output, time this CPU budget does not have). 2e-3 is the
     # largest rate tried that stays finite (3e-3 diverges near step 300).
-    config.train.update(batch_size=4, frames=10, patch=32, learning_rate=2e-3, num_steps=1800,
+    config.mmprnn.update(batch_size=4, frames=10, patch=32, learning_rate=2e-3, num_steps=1800,
                         checkpoint_every=600, eval_every=600, log_every=100,
                         loss_weights={'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 0.0})
     return config

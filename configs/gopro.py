@@ -22,5 +22,5 @@ from configs import default
 
 def get_config():
     config = default.get_config()
-    config.train.num_steps = 238_000
+    config.mmprnn.num_steps = 238_000
     return config

@@ -14,6 +14,6 @@ def get_config():
     config.model.scan_unroll = False  # compiles faster; loop == unrolled: tests/models/test_mmp_rnn.py
     config.eval.chunk_frames = 6
     config.mmpnet.update(batch_size=4, patch=16, num_steps=4, checkpoint_every=2, log_every=2)
-    config.train.update(batch_size=2, frames=6, patch=16, num_steps=6, checkpoint_every=2, log_every=2,
+    config.mmprnn.update(batch_size=2, frames=6, patch=16, num_steps=6, checkpoint_every=2, log_every=2,
                         eval_every=0)
     return config

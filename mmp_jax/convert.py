@@ -26,11 +26,13 @@ from collections.abc import Mapping
 import numpy as np
 from flax import traverse_util
 
+from mmp_jax.models.mmp_rnn import PRIOR_PATH
+
 WRAPPER_PREFIXES = ('module.model.', 'module.', 'model.', '')
 MMP_RNN_ANCHOR = 'cell.F_B0.weight'      # a key every MMP-RNN state_dict has
 MMP_NET_ANCHOR = 'inc.double_conv.0.weight'  # ... and every MMP-Net (UNet) state_dict
 RAFT_ANCHOR = 'fnet.conv1.weight'
-PRIOR_PREFIX = 'cell.prior.'             # MMP-Net's weights inside MMP-RNN
+PRIOR_PREFIX = '.'.join(PRIOR_PATH) + '.'  # MMP-Net's weights inside MMP-RNN (the same module path)
 _STATS = {'running_mean': 'mean', 'running_var': 'var'}
 
 # Channel order of the frames the released checkpoints were trained on, with the evidence

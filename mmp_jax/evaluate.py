@@ -6,7 +6,7 @@ once on any number of devices and hosts, and a device always computes a batch of
 numbers do not depend on the device count. Each host scores the outputs its devices hold;
 scores are gathered over hosts.
 
-- `evaluate_mmprnn`, as the original's test (`train/test.py`, `_test_torch` / `_test_lmdb`):
+- `MMPRNNEvaluator`, as the original's test (`train/test.py`, `_test_torch` / `_test_lmdb`):
   a sequence of T frames is cut into chunks of `chunk_frames` (hidden state reset per chunk),
   the next chunk starting past + future frames before the previous one ended, the last one
   moved back to end at T; frames `past .. T-future-1` (2..T-3) are scored, each by the first
@@ -16,8 +16,11 @@ scores are gathered over hosts.
   (`outputs_dir/<sequence>/<index>.png`, index = the frame's position in its sequence) and
   an input | output | sharp video per sequence (`outputs_dir/<sequence>.mp4`). The report
   holds the network's wall time per output frame and the devices.
-- `evaluate_mmpnet`: MMP-Net's prior of each whole blurry frame against the MMP of the
+- `MMPNetEvaluator`: MMP-Net's prior of each whole blurry frame against the MMP of the
   records, L1 (the paper's "L1 on full test images").
+
+Each evaluator is called as `evaluator(variables, sequences, mesh) -> (report, strips)`, owns
+its report's keys (`REPORT_KEYS`, what each holds) and its one-line `summary(report)`.
 
 Sequences: `{name: {'blurry', 'sharp': uint8 [T, H, W, 3], 'mmp': float32 [T, H, W, 1] | None}}`.
 """
@@ -34,8 +37,7 @@ from jax.experimental import multihost_utils
 from mmp_jax.data.sources import read_frame
 from mmp_jax import metrics, sharding
 from mmp_jax.frame_writers import FrameWriter
-from mmp_jax.models.mmp_net import MMPNet
-from mmp_jax.models.mmp_rnn import MMPRNN
+from mmp_jax.models.mmp_rnn import MMPRNN, InputScaling, mmpnet_prior, prior_variables
 from mmp_jax.pixels import QUANTIZATIONS, pad_to_multiple, to_uint8
 from mmp_jax.visualize import heat_map, write_png
 
@@ -124,88 +126,127 @@ def _deblur(model: MMPRNN, variables, batch: dict) -> jax.Array:
     return model.apply(variables, batch['blurry'], batch.get('mmp'))
 
 
-@jax.jit
-def _mmpnet_prior(variables, frames: jax.Array) -> jax.Array:
-    """MMP-Net's prior `[N, H, W, 1]` of frames `[N, H, W, 3]` in [0, 1] (as the cell computes it)."""
-    return MMPNet().apply(variables, frames - 0.5)
+_mmpnet_prior = jax.jit(mmpnet_prior, static_argnums=2)
 
 
-def evaluate_mmprnn(model: MMPRNN, variables, sequences: dict[str, dict], mesh: jax.sharding.Mesh,
-                    chunk_frames: int = 20, sample_images: int = 2, quantization: str = 'truncate',
-                    outputs_dir: pathlib.Path | None = None,
-                    videos: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
-    """(report, sample strips blurry | output | sharp | prior heat map, uint8 RGB). With
-    `outputs_dir`, every scored frame is written there (and, with `videos`, one
-    input | output | sharp video per sequence)."""
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f'unknown quantization {quantization!r}; accepted: {", ".join(QUANTIZATIONS)}')
-    past, future = model.past_frames, model.future_frames
-    jobs = []
-    for name, seq in sequences.items():
-        length = len(seq['blurry'])
-        if length < model.window:
-            raise ValueError(f'sequence {name!r} has {length} frames; evaluation needs at least {model.window}')
-        size = min(length, chunk_frames) if chunk_frames > 0 else length
-        scored_to = 0  # frames before it are scored by an earlier chunk
-        for start in chunk_starts(length, chunk_frames, past, future):
-            jobs.append(Job(name, start, size, max(past, scored_to - start)))
-            scored_to = start + size - future
-    replicated = sharding.replicate(variables, mesh)
+@dataclasses.dataclass(frozen=True)
+class MMPRNNEvaluator:
+    """MMP-RNN as the original's test. `chunk_frames` (0: whole sequences), `quantization`
+    ('truncate' | 'round'); with `outputs_dir`, every scored frame is written there (and, with
+    `videos`, one input | output | sharp video per sequence). Strips: blurry | output | sharp |
+    prior heat map, uint8 RGB, for the middle frame of the first `sample_images` sequences."""
+    model: MMPRNN
+    chunk_frames: int = 20
+    sample_images: int = 2
+    quantization: str = 'truncate'
+    outputs_dir: pathlib.Path | None = None
+    videos: bool = False
 
-    def load(job):
-        seq = sequences[job.name]
-        window = slice(job.start, job.start + job.length)
-        batch = {'blurry': pad_to_multiple(seq['blurry'][window]).astype(np.float32) / 255.0}
-        if model.needs_prior:
-            batch['mmp'] = pad_to_multiple(seq['mmp'][window])
-        return batch
+    REPORT_KEYS = {
+        'psnr': 'mean PSNR (dB) of the outputs against the sharp frames, over the scored frames',
+        'ssim': 'mean SSIM of the same',
+        'blurry_psnr': 'mean PSNR (dB) of the blurry inputs, the same frames',
+        'blurry_ssim': 'mean SSIM of the blurry inputs',
+        'count': 'frames scored',
+        'scored_frames': 'which frames are scored, in words',
+        'chunk_frames': 'frames per chunk (hidden state reset per chunk; 0: whole sequences)',
+        'quantization': "outputs to 8 bits: 'truncate' (the original's) or 'round'",
+        'seconds_per_frame': "the network's wall time per output frame (compiling rounds left out)",
+        'timed_frames': 'the output frames timed',
+        'devices': 'the devices that ran it, kind x count',
+        'sequences': 'per sequence: frames, count and the four scores',
+    }
 
-    wanted = {(name, len(sequences[name]['blurry']) // 2) for name in list(sequences)[:sample_images]}
-    samples = {}
+    def __post_init__(self):
+        if self.quantization not in QUANTIZATIONS:
+            raise ValueError(f'unknown quantization {self.quantization!r}; accepted: {", ".join(QUANTIZATIONS)}')
 
-    def score(job, output):
-        seq = sequences[job.name]
-        height, width = seq['sharp'].shape[1:3]
-        rows = np.full((job.length, len(SCORES)), np.nan)
-        for i in range(job.first, job.length - future):
-            t = job.start + i
-            deblurred = to_uint8(output[i - past, :height, :width], quantization)
-            sharp, blurry = seq['sharp'][t], seq['blurry'][t]
-            rows[i] = (metrics.psnr(deblurred, sharp), metrics.ssim(deblurred, sharp),
-                       metrics.psnr(blurry, sharp), metrics.ssim(blurry, sharp))
-            if (job.name, t) in wanted:
-                samples[(job.name, t)] = deblurred
-            if outputs_dir is not None:
-                write_png(output_path(outputs_dir, job.name, t), deblurred)
-        return rows.ravel()
+    @staticmethod
+    def summary(report: dict) -> str:
+        speed = (f'; {report["seconds_per_frame"]:.4f} s per frame on {report["devices"]}'
+                 if report.get('seconds_per_frame') is not None else '')
+        return (f'mmprnn: PSNR {report["psnr"]:.2f} dB, SSIM {report["ssim"]:.4f}; the blurry input: '
+                f'PSNR {report["blurry_psnr"]:.2f} dB, SSIM {report["blurry_ssim"]:.4f}. Scored: {report["count"]} '
+                f'frames, {report["scored_frames"]}{speed}')
 
-    scores, timing = {}, Timing()
-    for shape, members in _by_shape(jobs, lambda j: (j.length,) + sequences[j.name]['blurry'].shape[1:]).items():
-        rows = _sharded_scores([jobs[i] for i in members], load, lambda b: _deblur(model, replicated, b), score,
-                               shape[0] * len(SCORES), mesh, timing, lambda job: job.length - past - future)
-        scores.update(zip(members, rows.reshape(len(members), shape[0], len(SCORES))))
+    def _jobs(self, sequences: dict[str, dict]) -> list[Job]:
+        """The chunks of every sequence, each scoring the frames no earlier chunk scored."""
+        past, future, jobs = self.model.past_frames, self.model.future_frames, []
+        for name, seq in sequences.items():
+            length = len(seq['blurry'])
+            if length < self.model.window:
+                raise ValueError(f'sequence {name!r} has {length} frames; evaluation needs at least '
+                                 f'{self.model.window}')
+            size = min(length, self.chunk_frames) if self.chunk_frames > 0 else length
+            scored_to = 0  # frames before it are scored by an earlier chunk
+            for start in chunk_starts(length, self.chunk_frames, past, future):
+                jobs.append(Job(name, start, size, max(past, scored_to - start)))
+                scored_to = start + size - future
+        return jobs
 
-    per_sequence, all_rows = {}, []
-    for name, seq in sequences.items():
-        rows = np.concatenate([scores[i][job.first:job.length - future]
-                               for i, job in enumerate(jobs) if job.name == name])
-        all_rows.append(rows)
-        per_sequence[name] = {'frames': f'{past}..{len(seq["blurry"]) - future - 1}', 'count': len(rows),
-                              **{key: float(np.mean(rows[:, j])) for j, key in enumerate(SCORES)}}
-    rows = np.concatenate(all_rows)
-    report = {'scored_frames': f'frames {past}..T-{future + 1} of each T-frame sequence, each once '
-                               f'(chunks of {chunk_frames or "all"} frames, hidden state reset per chunk, '
-                               f'as the original test)',
-              'chunk_frames': chunk_frames, 'count': len(rows), 'quantization': quantization,
-              **{key: float(np.mean(rows[:, j])) for j, key in enumerate(SCORES)},
-              'seconds_per_frame': timing.per_frame(), 'timed_frames': timing.frames, 'devices': devices_label(),
-              'sequences': per_sequence}
-    if outputs_dir is not None and videos:
-        multihost_utils.sync_global_devices('evaluation outputs written')
-        if jax.process_index() == 0:
-            for name, seq in sequences.items():
-                write_comparison_video(outputs_dir, name, seq, range(past, len(seq['blurry']) - future))
-    return report, _mmprnn_samples(model, variables, sequences, samples, sample_images)
+    def __call__(self, variables, sequences: dict[str, dict],
+                 mesh: jax.sharding.Mesh) -> tuple[dict, dict[str, np.ndarray]]:
+        """(report, strips) of `variables` on `sequences`."""
+        model, chunk_frames, quantization, outputs_dir = (self.model, self.chunk_frames, self.quantization,
+                                                          self.outputs_dir)
+        past, future = model.past_frames, model.future_frames
+        jobs = self._jobs(sequences)
+        replicated = sharding.replicate(variables, mesh)
+
+        def load(job):
+            seq = sequences[job.name]
+            window = slice(job.start, job.start + job.length)
+            batch = {'blurry': pad_to_multiple(seq['blurry'][window]).astype(np.float32) / 255.0}
+            if model.needs_prior:
+                batch['mmp'] = pad_to_multiple(seq['mmp'][window])
+            return batch
+
+        wanted = {(name, len(sequences[name]['blurry']) // 2) for name in list(sequences)[:self.sample_images]}
+        samples = {}
+
+        def score(job, output):
+            seq = sequences[job.name]
+            height, width = seq['sharp'].shape[1:3]
+            rows = np.full((job.length, len(SCORES)), np.nan)
+            for i in range(job.first, job.length - future):
+                t = job.start + i
+                deblurred = to_uint8(output[i - past, :height, :width], quantization)
+                sharp, blurry = seq['sharp'][t], seq['blurry'][t]
+                rows[i] = (metrics.psnr(deblurred, sharp), metrics.ssim(deblurred, sharp),
+                           metrics.psnr(blurry, sharp), metrics.ssim(blurry, sharp))
+                if (job.name, t) in wanted:
+                    samples[(job.name, t)] = deblurred
+                if outputs_dir is not None:
+                    write_png(output_path(outputs_dir, job.name, t), deblurred)
+            return rows.ravel()
+
+        scores, timing = {}, Timing()
+        for shape, members in _by_shape(jobs, lambda j: (j.length,) + sequences[j.name]['blurry'].shape[1:]).items():
+            rows = _sharded_scores([jobs[i] for i in members], load, lambda b: _deblur(model, replicated, b), score,
+                                   shape[0] * len(SCORES), mesh, timing, lambda job: job.length - past - future)
+            scores.update(zip(members, rows.reshape(len(members), shape[0], len(SCORES))))
+
+        per_sequence, all_rows = {}, []
+        for name, seq in sequences.items():
+            rows = np.concatenate([scores[i][job.first:job.length - future]
+                                   for i, job in enumerate(jobs) if job.name == name])
+            all_rows.append(rows)
+            per_sequence[name] = {'frames': f'{past}..{len(seq["blurry"]) - future - 1}', 'count': len(rows),
+                                  **{key: float(np.mean(rows[:, j])) for j, key in enumerate(SCORES)}}
+        rows = np.concatenate(all_rows)
+        report = {'scored_frames': f'frames {past}..T-{future + 1} of each T-frame sequence, each once '
+                                   f'(chunks of {chunk_frames or "all"} frames, hidden state reset per chunk, '
+                                   f'as the original test)',
+                  'chunk_frames': chunk_frames, 'count': len(rows), 'quantization': quantization,
+                  **{key: float(np.mean(rows[:, j])) for j, key in enumerate(SCORES)},
+                  'seconds_per_frame': timing.per_frame(), 'timed_frames': timing.frames, 'devices': devices_label(),
+                  'sequences': per_sequence}
+        if outputs_dir is not None and self.videos:
+            multihost_utils.sync_global_devices('evaluation outputs written')
+            if jax.process_index() == 0:
+                for name, seq in sequences.items():
+                    write_comparison_video(outputs_dir, name, seq, range(past, len(seq['blurry']) - future))
+        return report, _mmprnn_samples(model, variables, sequences, samples, self.sample_images)
 
 
 def output_path(outputs_dir: pathlib.Path, sequence: str, index: int) -> pathlib.Path:
@@ -234,22 +275,43 @@ def _mmprnn_samples(model, variables, sequences, outputs, count) -> dict[str, np
             continue
         panels = [seq['blurry'][t], outputs[(name, t)], seq['sharp'][t]]
         if model.use_mmam and not model.needs_prior:
-            prior_vars = {'params': variables['params']['cell']['prior'],
-                          'batch_stats': variables['batch_stats']['cell']['prior']}
-            panels.append(heat_map(_prior(prior_vars, seq['blurry'][t])))
+            panels.append(heat_map(_prior(prior_variables(variables), seq['blurry'][t], model.scaling)))
         strips[f'{name}_frame{t}'] = np.concatenate(panels, axis=1)
     return strips
 
 
-def _prior(prior_vars, frame: np.ndarray) -> np.ndarray:
+def _prior(prior_vars, frame: np.ndarray, scaling: InputScaling) -> np.ndarray:
     """MMP-Net's prior `[H, W, 1]` of a uint8 frame `[H, W, 3]`."""
-    return np.asarray(_mmpnet_prior(prior_vars, frame.astype(np.float32)[None] / 255.0))[0]
+    return np.asarray(_mmpnet_prior(prior_vars, frame.astype(np.float32)[None] / 255.0, scaling))[0]
 
 
-def evaluate_mmpnet(variables, sequences: dict[str, dict], mesh: jax.sharding.Mesh,
-                    sample_images: int = 2) -> tuple[dict, dict[str, np.ndarray]]:
-    """(report with the L1 of the prior per sequence and in all, sample strips blurry |
-    prior | GT MMP as heat maps)."""
+@dataclasses.dataclass(frozen=True)
+class MMPNetEvaluator:
+    """MMP-Net alone (its `{'params', 'batch_stats'}`), its input scaled by `scaling` (stage 2's
+    model's). Strips: blurry | prior | GT MMP as heat maps, for the middle frame of the first
+    `sample_images` sequences."""
+    scaling: InputScaling = InputScaling()
+    sample_images: int = 2
+
+    REPORT_KEYS = {
+        'l1': "mean absolute difference of the prior and the records' MMP, every pixel of every frame",
+        'count': 'frames scored',
+        'scored_frames': 'which frames are scored, in words',
+        'sequences': 'per sequence: count and l1',
+    }
+
+    @staticmethod
+    def summary(report: dict) -> str:
+        return f'mmpnet: L1 of the prior {report["l1"]:.4f} over {report["count"]} frames'
+
+    def __call__(self, variables, sequences: dict[str, dict],
+                 mesh: jax.sharding.Mesh) -> tuple[dict, dict[str, np.ndarray]]:
+        """(report, strips) of MMP-Net's `variables` on `sequences`."""
+        return _evaluate_mmpnet(variables, sequences, mesh, self.scaling, self.sample_images)
+
+
+def _evaluate_mmpnet(variables, sequences: dict[str, dict], mesh: jax.sharding.Mesh, scaling: InputScaling,
+                     sample_images: int) -> tuple[dict, dict[str, np.ndarray]]:
     missing = [name for name, seq in sequences.items() if seq['mmp'] is None]
     if missing:
         raise ValueError(f'MMP-Net is scored against MMP ground truth; sequences {missing} have none '
@@ -265,7 +327,7 @@ def evaluate_mmpnet(variables, sequences: dict[str, dict], mesh: jax.sharding.Me
             priors[(job.name, job.start)] = prior
         return np.array([np.mean(np.abs(prior - sequences[job.name]['mmp'][job.start]))])
 
-    run = lambda batch: _mmpnet_prior(replicated, batch['blurry'])
+    run = lambda batch: _mmpnet_prior(replicated, batch['blurry'], scaling)
     l1 = np.zeros(len(jobs))
     for _, members in _by_shape(jobs, lambda j: sequences[j.name]['blurry'].shape[1:]).items():
         l1[members] = _sharded_scores([jobs[i] for i in members], load, run, score, 1, mesh)[:, 0]

@@ -1,6 +1,6 @@
 """Entry point: trains and evaluates MMP-RNN, or evaluates the latest checkpoints.
 
-    python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd [--config.train.num_steps=40]
+    python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd [--config.mmprnn.num_steps=40]
     python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd --mode=eval
     python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd_authors --mode=eval \\
         --config.eval.checkpoint=/weights/bsd_converted --config.data.eval_records=/data/records/bsd_test
@@ -13,23 +13,12 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mmp_jax import train
+from mmp_jax import stages, train
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'job configuration (configs/*.py)', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'where checkpoints, logs and metrics go')
 _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'train (then evaluate) or evaluate only')
 flags.mark_flags_as_required(['config', 'workdir'])
-
-
-def summary(stage: str, report: dict) -> str:
-    """One line per evaluated stage: the figures a user looks for first."""
-    if stage == 'mmpnet':
-        return f'mmpnet: L1 of the prior {report["l1"]:.4f} over {report["count"]} frames'
-    speed = (f'; {report["seconds_per_frame"]:.4f} s per frame on {report["devices"]}'
-             if report.get('seconds_per_frame') is not None else '')
-    return (f'mmprnn: PSNR {report["psnr"]:.2f} dB, SSIM {report["ssim"]:.4f}; the blurry input: '
-            f'PSNR {report["blurry_psnr"]:.2f} dB, SSIM {report["blurry_ssim"]:.4f}. Scored: {report["count"]} '
-            f'frames, {report["scored_frames"]}{speed}')
 
 
 def _fail(problem: str) -> None:
@@ -39,11 +28,16 @@ def _fail(problem: str) -> None:
 
 
 def _missing_field(error: Exception, argv: list[str]) -> str:
-    """The `--config.` override naming the field that config_flags did not find (`error` names
-    only the last part of its path)."""
+    """What is wrong with the `--config.` override naming the field that config_flags did not find
+    (`error` names only the last part of its path): a renamed field's new name, or no such field."""
     name = str(error).strip('"\'')
     overrides = [arg.split('=')[0] for arg in argv if arg.startswith('--config.')]
-    return next((arg for arg in overrides if name in arg.split('.')), name)
+    override = next((arg for arg in overrides if name in arg.split('.')), name)
+    old = override.split('.')[1] if override.startswith('--config.') else None
+    if old in stages.RENAMED:
+        new = override.replace(f'--config.{old}.', f'--config.{stages.RENAMED[old]}.', 1)
+        return f'{override}: config.{old} is now config.{stages.RENAMED[old]}; use {new}'
+    return f'{override}: no such field in the config'
 
 
 def _last_line(error: Exception) -> str:
@@ -59,7 +53,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     except flags.Error as error:
         _fail(f'{error.__class__.__name__}: {_last_line(error)}')
     except (AttributeError, KeyError) as error:
-        _fail(f'{_missing_field(error, argv)}: no such field in the config')
+        _fail(_missing_field(error, argv))
 
 
 def _config():
@@ -86,9 +80,9 @@ def main(argv):
         sys.exit(f'mmp_jax: {stop}')
     except (train.TrainingError, ValueError, OSError) as error:  # OSError: the workdir, records, files
         _fail(str(error))
-    for stage, report in reports.items():
+    for name, report in reports.items():
         if report:
-            print(summary(stage, report))
+            print(stages.get(name).evaluator_class.summary(report))
 
 
 def console_main():

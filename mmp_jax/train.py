@@ -32,18 +32,10 @@ import ml_collections
 from absl import logging
 from clu import metric_writers, periodic_actions
 
+from mmp_jax import checkpoint, sharding, stages, train_step
 from mmp_jax.data import atomic, input_pipeline
-from mmp_jax import checkpoint, evaluate, sharding, train_step
-from mmp_jax.convert import check_same_structure
-from mmp_jax.models.mmp_net import MMPNet
-from mmp_jax.models.variants import model_from_config
+from mmp_jax.stages import TrainingError
 from mmp_jax.visualize import write_png
-
-STAGES = ('mmpnet', 'mmprnn')
-
-
-class TrainingError(RuntimeError):
-    """A run that cannot go on (the message says why and what to do)."""
 
 
 class Preempted(Exception):
@@ -54,26 +46,11 @@ class Preempted(Exception):
                          f'saved: run the same command to resume')
 
 
-def _settings(config: ml_collections.ConfigDict, stage: str) -> ml_collections.ConfigDict:
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r} in config.stages; accepted: {', '.join(STAGES)}")
-    return config.mmpnet if stage == 'mmpnet' else config.train
-
-
-def _fresh_state(config, stage: str):
-    """(settings, model, optimizer, state initialised from config.seed) of a stage."""
-    settings = _settings(config, stage)
-    key = jax.random.key(config.seed)
-    if stage == 'mmpnet':
-        model = MMPNet()
-        variables = jax.jit(model.init)(key, jnp.zeros((1, 16, 16, 3)))
-    else:
-        model = model_from_config(config.model)
-        variables = jax.jit(model.init)(key, jnp.zeros((1, model.window, 16, 16, 3)),
-                                        jnp.zeros((1, model.window, 16, 16, 1)))
-    optimizer = train_step.make_optimizer(stage, settings.learning_rate, settings.num_steps,
-                                          settings.clip_norm)
-    return settings, model, optimizer, train_step.create_state(variables, optimizer, stage)
+def _fresh_state(config, stage: stages.Stage):
+    """(model, optimizer, state initialised from config.seed) of a stage."""
+    model = stage.model(config)
+    optimizer = stage.optimizer(config)
+    return model, optimizer, train_step.create_state(stage.init(config, model), optimizer, stage.name)
 
 
 def _restore(manager, state: train_step.TrainState, mesh):
@@ -111,36 +88,16 @@ def _probe(step_fn, state: train_step.TrainState, batch: dict) -> tuple[dict, ja
     return metrics, sound
 
 
-def _stage_one_mmpnet(config, workdir: pathlib.Path) -> dict:
-    """MMP-Net's variables from stage 1 of this job, or of the workdir in config.mmpnet.checkpoint."""
-    source = workdir if 'mmpnet' in config.stages else config.mmpnet.checkpoint
-    if not source:
-        raise TrainingError("stage 'mmprnn' needs a trained MMP-Net: add 'mmpnet' to config.stages, or set "
-                            "--config.mmpnet.checkpoint to the workdir of a stage-1 run (configs/mmpnet_gopro.py)")
-    directory = pathlib.Path(source).absolute() / 'checkpoints' / 'mmpnet'
-    restored = checkpoint.latest_saved_state(directory)
-    if restored is None:
-        raise TrainingError(f'{directory}: no MMP-Net checkpoint; train stage 1 first (configs/mmpnet_gopro.py)')
-    return {'params': restored['params'], 'batch_stats': restored['batch_stats']}
-
-
-def _with_mmpnet(variables: dict, mmpnet: dict) -> dict:
-    out = jax.tree.map(lambda x: x, variables)  # a copy of the nesting
-    for collection in ('params', 'batch_stats'):
-        check_same_structure(mmpnet[collection], out[collection]['cell']['prior'], 'stage-1 MMP-Net')
-        out[collection]['cell']['prior'] = jax.tree.map(jnp.asarray, mmpnet[collection])
-    return out
-
-
 def _variables(state: train_step.TrainState) -> dict:
     params = train_step.merge(state.params, state.frozen) if state.frozen else state.params
     return {'params': params, 'batch_stats': state.batch_stats}
 
 
-def _batches(config, settings, stage: str, start_step: int):
-    frames = 1 if stage == 'mmpnet' else settings.frames
-    windows = input_pipeline.load_windows(input_pipeline.record_files(config.data.train_records), frames)
-    if stage == 'mmpnet' and not any(windows.mmp):
+def _batches(config, stage: stages.Stage, start_step: int):
+    settings = stage.settings(config)
+    windows = input_pipeline.load_windows(input_pipeline.record_files(config.data.train_records),
+                                          stage.frames(config))
+    if stage.name == 'mmpnet' and not any(windows.mmp):
         raise TrainingError(f'{config.data.train_records}: the records hold no MMP; stage 1 needs data exported '
                             f'from sharp high-frame-rate video (--source gopro_raw or synthetic)')
     kwargs = dict(seed=config.seed, start_step=start_step, process_index=jax.process_index(),
@@ -191,22 +148,13 @@ def _read_metrics(workdir: pathlib.Path) -> dict:
         raise TrainingError(f'{path}: not valid JSON ({error}); repair or delete it') from error
 
 
-def _evaluate(config, stage, model, variables, sequences, mesh, workdir: pathlib.Path):
-    if stage == 'mmpnet':
-        return evaluate.evaluate_mmpnet(variables, sequences, mesh, config.eval.sample_images)
-    outputs_dir = workdir / 'eval' / 'outputs' if config.eval.save_outputs else None
-    return evaluate.evaluate_mmprnn(model, variables, sequences, mesh, config.eval.chunk_frames,
-                                    config.eval.sample_images, config.eval.quantization, outputs_dir,
-                                    config.eval.save_videos)
-
-
 def _eval_sequences(config):
     if not config.data.eval_records:
         return None
     return input_pipeline.read_sequences(input_pipeline.record_files(config.data.eval_records))
 
 
-def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer, stop: threading.Event) -> dict:
+def train_stage(config, stage: stages.Stage, workdir: pathlib.Path, mesh, writer, stop: threading.Event) -> dict:
     """Trains one stage to `num_steps` (resuming if it has a checkpoint), evaluates it; returns
     the evaluation report (empty without eval records).
 
@@ -216,32 +164,29 @@ def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer, stop: t
     step from it (`_probe`), so the last checkpoint kept after a divergence resumes with a lower
     learning rate. A divergence is sticky (NaN stays NaN), so it stops the run at the next check.
     """
-    settings, model, optimizer, state = _fresh_state(config, stage)
+    settings = stage.settings(config)
+    model, optimizer, state = _fresh_state(config, stage)
     sharding.check_global_batch(settings.batch_size, mesh)
-    weights = dict(settings.loss_weights) if stage == 'mmprnn' else {}
-    has_mmpnet = stage == 'mmprnn' and model.use_mmam and not model.needs_prior
-    if weights.get('motion_magnitude') and not has_mmpnet:
-        raise TrainingError('the motion magnitude loss needs MMP-Net, which this model has not (use_mmam off or '
-                            'prior_source given): set --config.train.loss_weights.motion_magnitude=0')
+    step_fn = train_step.checked(stage.step(config, model, optimizer))
+    evaluator = stage.evaluator(config, model, workdir)
     sequences = _eval_sequences(config)
-    with checkpoint.training_manager(workdir, stage, config.keep_checkpoints) as manager:
+    with checkpoint.training_manager(workdir, stage.name, config.keep_checkpoints) as manager:
         meta = {}
         if manager.latest_step() is not None:
             state, meta = _restore(manager, state, mesh)
             if meta['seed'] != config.seed:
                 raise TrainingError(f'{manager.directory}: checkpoints of seed {meta["seed"]}, config.seed is '
                                     f'{config.seed}; use the same seed to resume, or a new workdir')
-        elif has_mmpnet:
-            variables = _with_mmpnet(_variables(state), _stage_one_mmpnet(config, workdir))
-            state = train_step.create_state(variables, optimizer, stage)
+        else:
+            variables = stage.starting_variables(config, workdir, model, _variables(state))
+            state = train_step.create_state(variables, optimizer, stage.name)
         state = sharding.replicate(state, mesh)
         start = int(state.step)
         last_train = meta.get('train', {})
         if start < settings.num_steps:
-            logging.info('%s: training steps %d..%d', stage, start + 1, settings.num_steps)
-            batches = _batches(config, settings, stage, start)
-            step = train_step.checked(train_step.make_step(model, optimizer, stage, weights))
-            step_fn = train_step.jit_step(step, sharding.replicated(mesh), sharding.batch_sharding(mesh))
+            logging.info('%s: training steps %d..%d', stage.name, start + 1, settings.num_steps)
+            batches = _batches(config, stage, start)
+            step_fn = train_step.jit_step(step_fn, sharding.replicated(mesh), sharding.batch_sharding(mesh))
             progress = periodic_actions.ReportProgress(num_train_steps=settings.num_steps, writer=writer,
                                                        every_steps=settings.log_every, every_secs=None)
             for step in range(start + 1, settings.num_steps + 1):
@@ -252,31 +197,30 @@ def train_stage(config, stage: str, workdir: pathlib.Path, mesh, writer, stop: t
                 stopping = stop.is_set() or manager.reached_preemption(step)
                 saving = step % settings.checkpoint_every == 0 or step == settings.num_steps or stopping
                 if logging_now or saving:
-                    values = _host_values(stage, step, metrics, sound, manager)
+                    values = _host_values(stage.name, step, metrics, sound, manager)
                 if logging_now:
                     last_train = values
-                    writer.write_scalars(step, {f'{stage}/train_{k}': v for k, v in values.items()})
-                    logging.info('%s step %d: %s', stage, step,
+                    writer.write_scalars(step, {f'{stage.name}/train_{k}': v for k, v in values.items()})
+                    logging.info('%s step %d: %s', stage.name, step,
                                  ', '.join(f'{k} {v:.5f}' for k, v in values.items()))
                 if saving:
-                    _host_values(stage, step, *_probe(step_fn, state, batch), manager)
+                    _host_values(stage.name, step, *_probe(step_fn, state, batch), manager)
                     checkpoint.save_training_state(manager, step, state,
-                                                   {'stage': stage, 'seed': config.seed, 'train': values})
+                                                   {'stage': stage.name, 'seed': config.seed, 'train': values})
                 if stopping:
                     manager.wait_until_finished()
                     raise Preempted(step)
                 if sequences and settings.eval_every and step % settings.eval_every == 0 \
                         and step < settings.num_steps:
-                    _record_evaluation(workdir, stage, step,
-                                       *_evaluate(config, stage, model, _variables(state), sequences, mesh, workdir),
+                    _record_evaluation(workdir, stage.name, step, *evaluator(_variables(state), sequences, mesh),
                                        writer)
             manager.wait_until_finished()
     report = {}
     if sequences:
-        report, strips = _evaluate(config, stage, model, _variables(state), sequences, mesh, workdir)
+        report, strips = evaluator(_variables(state), sequences, mesh)
         report['train'] = last_train
-        _record_evaluation(workdir, stage, settings.num_steps, report, strips, writer)
-    if stage == 'mmprnn':
+        _record_evaluation(workdir, stage.name, settings.num_steps, report, strips, writer)
+    if stage.exports_model:
         _export_model(workdir / 'model', _variables(state), config.model)
     return report
 
@@ -288,8 +232,15 @@ def _export_model(directory: pathlib.Path, variables: dict, model_config) -> Non
     checkpoint.save_model(directory, jax.device_get(variables), dict(model_config))
 
 
+def _run_stages(config: ml_collections.ConfigDict) -> list[stages.Stage]:
+    """The stages of `config.stages`, after checking the config's field names."""
+    stages.check_config(config)
+    return [stages.get(name) for name in config.stages]
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """Runs the stages in `config.stages` in `workdir`; returns {stage: evaluation report}."""
+    run = _run_stages(config)
     sharding.initialize(config.multi_host)
     workdir = pathlib.Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -298,7 +249,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     try:
         with _stop_on_sigterm() as stop:
-            return {stage: train_stage(config, stage, workdir, mesh, writer, stop) for stage in config.stages}
+            return {stage.name: train_stage(config, stage, workdir, mesh, writer, stop) for stage in run}
     finally:
         writer.close()
 
@@ -307,6 +258,7 @@ def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathl
     """`--mode=eval`: evaluates the model folder `config.eval.checkpoint` (a converted original
     checkpoint or an exported model, as MMP-RNN), or else the latest checkpoint of each stage in
     `config.stages`; returns {stage: report} and records them in `workdir/eval/`."""
+    run = _run_stages(config)
     sharding.initialize(config.multi_host)
     workdir = pathlib.Path(workdir).absolute()
     sequences = _eval_sequences(config)
@@ -318,21 +270,22 @@ def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathl
     try:
         if config.eval.checkpoint:
             model, variables, _ = checkpoint.load_model(config.eval.checkpoint)
-            report, strips = _evaluate(config, 'mmprnn', model, variables, sequences, mesh, workdir)
+            stage = stages.get('mmprnn')
+            report, strips = stage.evaluator(config, model, workdir)(variables, sequences, mesh)
             report['checkpoint'] = str(pathlib.Path(config.eval.checkpoint).absolute())
-            _record_evaluation(workdir, 'mmprnn', 0, report, strips, writer)
-            return {'mmprnn': report}
-        for stage in config.stages:
-            _, model, _, state = _fresh_state(config, stage)
-            with checkpoint.training_manager(workdir, stage, config.keep_checkpoints) as manager:
+            _record_evaluation(workdir, stage.name, 0, report, strips, writer)
+            return {stage.name: report}
+        for stage in run:
+            model, _, state = _fresh_state(config, stage)
+            with checkpoint.training_manager(workdir, stage.name, config.keep_checkpoints) as manager:
                 if manager.latest_step() is None:
                     raise TrainingError(f'{manager.directory}: no checkpoint to evaluate (to score a converted '
                                         f'or exported model, set --config.eval.checkpoint)')
                 state, meta = _restore(manager, state, mesh)
-            report, strips = _evaluate(config, stage, model, _variables(state), sequences, mesh, workdir)
+            report, strips = stage.evaluator(config, model, workdir)(_variables(state), sequences, mesh)
             report['train'] = meta['train']
-            _record_evaluation(workdir, stage, int(state.step), report, strips, writer)
-            reports[stage] = report
+            _record_evaluation(workdir, stage.name, int(state.step), report, strips, writer)
+            reports[stage.name] = report
     finally:
         writer.close()
     return reports

@@ -7,7 +7,8 @@ statistics update from the batch. Stage 2 (`stage='mmprnn'`): MMP-RNN with MMP-N
 or cosine annealing over `num_steps` (stage 2), as the paper trains.
 
 Batches: `blurry`, `sharp` `[B, T, P, P, 3]`, `mmp` `[B, T, P, P, 1]`, float32 in [0, 1];
-stage 1 uses frame 0 of each window (windows of T = 1 suffice).
+stage 1 uses frame 0 of each window (windows of T = 1 suffice), scaled for MMP-Net as stage 2's
+model will scale it (`InputScaling`, from the model config's centralize / normalize).
 
 `checked` adds a scalar bool to the step's outputs: whether the state it stepped from is sound
 (see `sound`), reduced on the device so that the training loop reads it only when it logs or saves.
@@ -22,9 +23,9 @@ import optax
 from flax import traverse_util
 
 from mmp_jax import losses
-from mmp_jax.models.mmp_net import MMPNet
+from mmp_jax.models.mmp_rnn import PRIOR_PATH, InputScaling, mmpnet_prior, prior_variables
 
-FROZEN = ('cell', 'prior')  # MMP-Net inside MMP-RNN
+FROZEN = PRIOR_PATH  # MMP-Net inside MMP-RNN is not trained in stage 2
 
 
 @flax.struct.dataclass
@@ -69,12 +70,19 @@ def create_state(variables: dict, optimizer: optax.GradientTransformation, stage
                       optimizer.init(trainable))
 
 
+def prior_function(model: nn.Module, variables: dict) -> Callable[[jax.Array], jax.Array]:
+    """Frames `[N, H, W, 3]` in [0, 1] -> MMP-Net's prior `[N, H, W, 1]`, with the MMP-Net inside
+    MMP-RNN's `variables`, scaled as `model` scales it (the motion magnitude loss's `prior_of`)."""
+    return lambda frames: mmpnet_prior(prior_variables(variables), frames, model.scaling)
+
+
 def make_step(model: nn.Module, optimizer: optax.GradientTransformation, stage: str,
-              weights: dict[str, float] = losses.WEIGHTS) -> Callable:
-    """`step(state, batch) -> (state, metrics)`, not yet jitted (see `jit_step`)."""
+              weights: dict[str, float] = losses.WEIGHTS, scaling: InputScaling = InputScaling()) -> Callable:
+    """`step(state, batch) -> (state, metrics)`, not yet jitted (see `jit_step`). `scaling`:
+    MMP-Net's input in stage 1 (stage 2 takes the model's own)."""
 
     def mmpnet_loss(params, batch_stats, batch):
-        frames = batch['blurry'][:, 0] - 0.5
+        frames = scaling.to_model(batch['blurry'][:, 0])
         prior, updates = model.apply({'params': params, 'batch_stats': batch_stats}, frames, train=True,
                                      mutable=['batch_stats'])
         loss = jnp.mean(jnp.abs(prior - batch['mmp'][:, 0]))
@@ -84,9 +92,7 @@ def make_step(model: nn.Module, optimizer: optax.GradientTransformation, stage: 
         variables = {'params': merge(params, frozen), 'batch_stats': batch_stats}
         output = model.apply(variables, batch['blurry'], batch['mmp'] if model.needs_prior else None)
         target = batch['sharp'][:, model.past_frames:batch['sharp'].shape[1] - model.future_frames]
-        prior_vars = {'params': frozen['cell']['prior'], 'batch_stats': batch_stats['cell']['prior']} \
-            if frozen else None
-        prior_of = None if prior_vars is None else (lambda x: MMPNet().apply(prior_vars, x - 0.5))
+        prior_of = prior_function(model, variables) if frozen else None
         loss, terms = losses.total_loss(output, target, prior_of, weights)
         return loss, (batch_stats, terms)
 

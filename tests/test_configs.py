@@ -22,10 +22,10 @@ def test_job_configs_carry_the_paper_hyper_parameters():
     assert (stage_one.mmpnet.batch_size, stage_one.mmpnet.patch, stage_one.mmpnet.learning_rate) == (8, 512, 3e-4)
     for job, steps in ((gopro, 238_000), (bsd, 341_500)):
         config = job.get_config()
-        assert config.stages == ('mmprnn',) and config.train.num_steps == steps
-        assert (config.train.batch_size, config.train.frames, config.train.patch) == (8, 10, 256)
-        assert config.train.learning_rate == 5e-4
-        assert dict(config.train.loss_weights) == {'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 1.0}
+        assert config.stages == ('mmprnn',) and config.mmprnn.num_steps == steps
+        assert (config.mmprnn.batch_size, config.mmprnn.frames, config.mmprnn.patch) == (8, 10, 256)
+        assert config.mmprnn.learning_rate == 5e-4
+        assert dict(config.mmprnn.loss_weights) == {'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 1.0}
 
 
 def test_unknown_model_field_is_refused():

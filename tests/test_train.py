@@ -36,16 +36,16 @@ def tiny_overrides(records, **changes) -> list[str]:
     """Command-line overrides of configs/test.py (`_main`'s config) for `records`: 30 stage-2 steps
     with the paper's loss (`changes`: field -> value)."""
     fields = {'data.train_records': records / 'train', 'data.eval_records': records / 'eval',
-              'train.num_steps': 30, 'train.checkpoint_every': 10, 'train.log_every': 5,
-              'train.loss_weights.motion_magnitude': 1.0}  # the paper's loss
+              'mmprnn.num_steps': 30, 'mmprnn.checkpoint_every': 10, 'mmprnn.log_every': 5,
+              'mmprnn.loss_weights.motion_magnitude': 1.0}  # the paper's loss
     return [f'--config.{k}={v}' for k, v in {**fields, **changes}.items()]
 
 
 def tiny_config(records, **train_fields):
-    """configs/test.py reading `records` (`train_fields`: config.train fields to change)."""
+    """configs/test.py reading `records` (`train_fields`: config.mmprnn fields to change)."""
     config = test_config.get_config()
     config.data.train_records, config.data.eval_records = str(records / 'train'), str(records / 'eval')
-    config.train.update(**train_fields)
+    config.mmprnn.update(**train_fields)
     return config
 
 
@@ -102,8 +102,8 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_bits(records, tmp_p
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_stops(records, tmp_path):
     """SIGTERM after stage 1 ended: stage 2 stops at its first step and saves it."""
-    run = _main(tmp_path, *tiny_overrides(records, **{'train.num_steps': 100000,
-                                                      'train.checkpoint_every': 100000}))
+    run = _main(tmp_path, *tiny_overrides(records, **{'mmprnn.num_steps': 100000,
+                                                      'mmprnn.checkpoint_every': 100000}))
     last_of_stage_one = tmp_path / 'checkpoints' / 'mmpnet' / '4'
     deadline = time.time() + 600
     while not last_of_stage_one.exists() and run.poll() is None and time.time() < deadline:
@@ -117,17 +117,17 @@ def test_sigterm_saves_a_checkpoint_and_stops(records, tmp_path):
 @pytest.mark.slow
 def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(records, tmp_path):
     config = tiny_config(records, learning_rate=1e-3, num_steps=1)
-    config.train.checkpoint_every = 1
+    config.mmprnn.checkpoint_every = 1
     config.stages = ('mmprnn',)
     config.model.use_mmam = False  # no stage 1 needed
     config.data.eval_records = ''
-    config.train.loss_weights.motion_magnitude = 1.0
+    config.mmprnn.loss_weights.motion_magnitude = 1.0
     with pytest.raises(train.TrainingError, match='motion magnitude loss needs MMP-Net'):
         train.train_and_evaluate(config, tmp_path)
-    config.train.loss_weights.motion_magnitude = 0.0
+    config.mmprnn.loss_weights.motion_magnitude = 0.0
     train.train_and_evaluate(config, tmp_path)  # step 1, sound
     # at lr 1e30 step 2 moves the weights to ~1e30: finite, but their loss is not, so step 2 is not saved
-    config.train.update(learning_rate=1e30, num_steps=6)
+    config.mmprnn.update(learning_rate=1e30, num_steps=6)
     with pytest.raises(train.TrainingError, match='the loss is not finite') as error:
         train.train_and_evaluate(config, tmp_path)
     assert 'mmprnn step 2: the loss is not finite' in str(error.value)
@@ -160,6 +160,7 @@ def test_chunks_follow_the_original_test_and_score_each_frame_once():
 EVAL_SCRIPT = r'''
 import json, sys, jax, numpy as np
 from mmp_jax import evaluate, sharding
+from mmp_jax.models.mmp_rnn import prior_variables
 from mmp_jax.models.variants import model_from_variant
 model = model_from_variant('A1B1C4F5')
 rng = np.random.default_rng(0)
@@ -169,17 +170,16 @@ sequences = {f's{i}': {'blurry': rng.integers(0, 256, (t, 20, 24, 3), dtype=np.u
              for i, t in enumerate((7, 9, 13))}
 variables = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 5, 16, 16, 3), np.float32))
 mesh = sharding.make_mesh()
-report, strips = evaluate.evaluate_mmprnn(model, variables, sequences, mesh, chunk_frames=6)
+report, strips = evaluate.MMPRNNEvaluator(model, chunk_frames=6)(variables, sequences, mesh)
 compiled = evaluate._deblur._cache_size()
 untimed = lambda r: {k: v for k, v in r.items() if k not in evaluate.TIMING_KEYS}
-rounded = evaluate.evaluate_mmprnn(model, variables, sequences, mesh, chunk_frames=6, quantization='round')[0]
+rounded = evaluate.MMPRNNEvaluator(model, chunk_frames=6, quantization='round')(variables, sequences, mesh)[0]
 recompiled = evaluate._deblur._cache_size() - compiled  # a second evaluation reuses the programs
 assert report['seconds_per_frame'] > 0 and report['devices'].endswith(f'x {jax.device_count()}')
 assert untimed(rounded) != untimed(report) and rounded['quantization'] == 'round'
 report, rounded = untimed(report), untimed(rounded)
 assert report['quantization'] == 'truncate' and report['count'] == rounded['count']
-prior_vars = {'params': variables['params']['cell']['prior'], 'batch_stats': variables['batch_stats']['cell']['prior']}
-l1, _ = evaluate.evaluate_mmpnet(prior_vars, sequences, mesh)
+l1, _ = evaluate.MMPNetEvaluator()(prior_variables(variables), sequences, mesh)
 print(json.dumps({'devices': jax.device_count(), 'mmprnn': report, 'mmpnet': l1, 'strips': sorted(strips),
                   'recompiled': recompiled}))
 '''

@@ -14,7 +14,7 @@ def _stage_two_config(records, **train_fields):
     config = tiny_config(records, **train_fields)
     config.stages = ('mmprnn',)
     config.model.use_mmam = False
-    config.train.loss_weights.motion_magnitude = 0.0
+    config.mmprnn.loss_weights.motion_magnitude = 0.0
     config.data.eval_records = ''
     return config
 
@@ -95,6 +95,14 @@ def _bad_workdir(tmp_path):
     return tmp_path / 'a_file' / 'run', []
 
 
+def _config_of_an_earlier_version(tmp_path):
+    """A config file that still sets config.train (now config.mmprnn)."""
+    path = tmp_path / 'old.py'
+    path.write_text('from configs import test\n\n\ndef get_config():\n    config = test.get_config()\n'
+                    '    config.train = config.mmprnn\n    return config\n')
+    return tmp_path / 'run', [f'--config={path}']
+
+
 def _damaged_metrics(tmp_path):
     (tmp_path / 'run' / 'eval').mkdir(parents=True)
     (tmp_path / 'run' / 'eval' / 'metrics.json').write_text('{"mmpnet": {')
@@ -102,11 +110,14 @@ def _damaged_metrics(tmp_path):
 
 
 @pytest.mark.parametrize('case, line', [
-    (lambda tmp: (tmp / 'run', ['--config.train.nonexistent=3']),
-     'mmp_jax: error: --config.train.nonexistent: no such field in the config'),
+    (lambda tmp: (tmp / 'run', ['--config.mmprnn.nonexistent=3']),
+     'mmp_jax: error: --config.mmprnn.nonexistent: no such field in the config'),
+    (lambda tmp: (tmp / 'run', ['--config.train.num_steps=3']),
+     'mmp_jax: error: --config.train.num_steps: config.train is now config.mmprnn; use --config.mmprnn.num_steps'),
     (lambda tmp: (tmp / 'run', ['--config=configs/nope.py']),
      "mmp_jax: error: --config=configs/nope.py: [Errno 2] No such file or directory: 'configs/nope.py'"),
     (_bad_workdir, 'mmp_jax: error: [Errno 20] Not a directory: '),
+    (_config_of_an_earlier_version, 'mmp_jax: error: config.train is now config.mmprnn'),
     (_damaged_metrics, 'metrics.json: not valid JSON (')])
 def test_main_reports_bad_input_in_one_line(tmp_path, case, line):
     workdir, overrides = case(tmp_path)

@@ -6,6 +6,11 @@ in units of 1/255; both on by default), and the prior is computed by MMP-Net fro
 normalised frame, as the original's cell does. Outputs are mapped back to [0, 1] units
 (not clipped).
 
+MMP-Net inside MMP-RNN has its owner here: `PRIOR_PATH` is where its variables sit,
+`prior_variables` / `with_prior_variables` read and replace them, and `InputScaling` is how
+its input is scaled; stage 1, the motion magnitude loss, the evaluation and the converter all
+go through these.
+
 Data flow per frame t (the cell, scanned over time with shared weights):
     x_t -> F_B0 (5x5) -> MMAM(prior_t) -> F_B1, F_B2 (RDB + stride-2 conv each) = l_t
     a_t = concat(l_t, l_{t-1}, h_{t-1}) -> F_R (RDNet, n_a RDBs) = f_t -> F_h = h_t
@@ -13,6 +18,8 @@ Then for each frame with `past_frames` before and `future_frames` after it:
     concat(f_{t-2..t+2}) -> channel attention -> 1x1 -> RDNet (n_b RDBs) -> two
     transposed convs -> 5x5 to RGB, plus a 9x9 conv of x_t (global skip).
 """
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -25,6 +32,54 @@ PRIOR_SOURCES = ('mmpnet', 'given')
 DOWNSAMPLE = 4  # the cell works at 1/4 of the frame size
 
 Carry = tuple[jax.Array, jax.Array]  # (h: [B, H/4, W/4, C], l: [B, H/4, W/4, 2C])
+PRIOR_PATH = ('cell', 'prior')  # MMP-Net's variables inside MMP-RNN's, in each collection
+COLLECTIONS = ('params', 'batch_stats')
+
+
+@dataclasses.dataclass(frozen=True)
+class InputScaling:
+    """Frames in [0, 1] <-> the units the network (and MMP-Net inside it) works in, as the
+    original's data loader: `centralize` subtracts 0.5, `normalize` keeps units of 1/255
+    (off: values times 255)."""
+    centralize: bool = True
+    normalize: bool = True
+
+    def to_model(self, frames: jax.Array) -> jax.Array:
+        x = frames - 0.5 if self.centralize else frames
+        return x if self.normalize else x * 255.0
+
+    def from_model(self, x: jax.Array) -> jax.Array:
+        x = x if self.normalize else x / 255.0
+        return x + 0.5 if self.centralize else x
+
+
+def prior_variables(variables: dict) -> dict:
+    """MMP-Net's `{'params', 'batch_stats'}` out of MMP-RNN's variables."""
+    out = {}
+    for collection in COLLECTIONS:
+        tree = variables[collection]
+        for name in PRIOR_PATH:
+            tree = tree[name]
+        out[collection] = tree
+    return out
+
+
+def with_prior_variables(variables: dict, mmpnet: dict) -> dict:
+    """A copy of MMP-RNN's `variables` (the nesting copied, arrays shared) with MMP-Net's
+    `{'params', 'batch_stats'}` in place of its own."""
+    out = jax.tree.map(lambda x: x, variables)
+    for collection in COLLECTIONS:
+        parent = out[collection]
+        for name in PRIOR_PATH[:-1]:
+            parent = parent[name]
+        parent[PRIOR_PATH[-1]] = mmpnet[collection]
+    return out
+
+
+def mmpnet_prior(mmpnet: dict, frames: jax.Array, scaling: InputScaling = InputScaling()) -> jax.Array:
+    """MMP-Net's prior `[N, H, W, 1]` in [0, 1] of frames `[N, H, W, 3]` in [0, 1], with its
+    variables `{'params', 'batch_stats'}` (`prior_variables`), as MMP-RNN's cell computes it."""
+    return MMPNet().apply(mmpnet, scaling.to_model(frames), train=False)
 
 
 class MMAM(nn.Module):
@@ -160,13 +215,10 @@ class MMPRNN(nn.Module):
     def needs_prior(self) -> bool:
         return self.use_mmam and self.prior_source == 'given'
 
-    def _to_model_range(self, frames: jax.Array) -> jax.Array:
-        x = frames - 0.5 if self.centralize else frames
-        return x if self.normalize else x * 255.0
-
-    def _from_model_range(self, x: jax.Array) -> jax.Array:
-        x = x if self.normalize else x / 255.0
-        return x + 0.5 if self.centralize else x
+    @property
+    def scaling(self) -> InputScaling:
+        """How frames are scaled for the network and MMP-Net inside it."""
+        return InputScaling(self.centralize, self.normalize)
 
     def _check_frame(self, frame_shape, prior) -> None:
         height, width = frame_shape[-3:-1]
@@ -190,7 +242,7 @@ class MMPRNN(nn.Module):
         (carry', f `[B, H/4, W/4, 5C]`, prior `[B, H, W, 1]` or None without MMAM)."""
         self._check_frame(frame.shape, prior)
         carry, (feats, prior) = self.cell(
-            carry, (self._to_model_range(frame), prior if self.needs_prior else None),
+            carry, (self.scaling.to_model(frame), prior if self.needs_prior else None),
             return_prior=True)
         return carry, feats, prior
 
@@ -199,8 +251,8 @@ class MMPRNN(nn.Module):
         in [0, 1] -> deblurred frame t `[N, H, W, 3]` in [0, 1] units."""
         out = self.recons(self.fusion(features))
         if self.do_skip:
-            out = out + self.skip(self._to_model_range(frame))
-        return self._from_model_range(out)
+            out = out + self.skip(self.scaling.to_model(frame))
+        return self.scaling.from_model(out)
 
     def encode_sequence(self, frames: jax.Array, priors: jax.Array | None = None) -> jax.Array:
         """Frames `[B, T, H, W, 3]` in [0, 1] -> features f `[B, T, H/4, W/4, 5C]`, the cell
@@ -213,7 +265,7 @@ class MMPRNN(nn.Module):
                        split_rngs={'params': False}, in_axes=1, out_axes=1,
                        unroll=self.scan_unroll)
         _, feats = scan(self.cell, self.init_carry(batch, height, width, frames.dtype),
-                        (self._to_model_range(frames), priors if self.needs_prior else None))
+                        (self.scaling.to_model(frames), priors if self.needs_prior else None))
         return feats
 
     def __call__(self, frames: jax.Array, priors: jax.Array | None = None) -> jax.Array:

@@ -1,0 +1,160 @@
+"""The two training stages, one unit each: name, settings, model, optimizer, step, starting
+variables, evaluator and summary line. `train.py` runs any stage through this interface.
+
+- `mmpnet` (stage 1): MMP-Net regresses the MMP of blurry frames (windows of one frame);
+  settings `config.mmpnet`; evaluated by `MMPNetEvaluator` (L1 of the prior).
+- `mmprnn` (stage 2): MMP-RNN with stage 1's MMP-Net frozen inside it; settings
+  `config.mmprnn`; evaluated as the original's test (`MMPRNNEvaluator`); its model is exported.
+
+Both stages scale MMP-Net's input the same way: `InputScaling` of `config.model`.
+"""
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from mmp_jax import checkpoint, evaluate, train_step
+from mmp_jax.convert import check_same_structure
+from mmp_jax.models.mmp_net import MMPNet
+from mmp_jax.models.mmp_rnn import InputScaling, prior_variables, with_prior_variables
+from mmp_jax.models.variants import model_from_config
+
+RENAMED = {'train': 'mmprnn'}  # config fields of earlier versions -> their names now
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (the message says why and what to do)."""
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """A ValueError naming the new field for a config that still uses an old name."""
+    for old, new in RENAMED.items():
+        if old in config:
+            raise ValueError(f'config.{old} is now config.{new} (the settings of stage {new!r}, beside '
+                             f'config.mmpnet): rename it in the config file and in --config.{old}.* overrides')
+
+
+def scaling(config: ml_collections.ConfigDict) -> InputScaling:
+    """MMP-Net's (and MMP-RNN's) input scaling of `config.model`."""
+    return InputScaling(config.model.centralize, config.model.normalize)
+
+
+class Stage:
+    """One stage; subclasses set `name` and what differs."""
+    name: str
+    evaluator_class: type    # its `summary(report)` is the stage's line; `REPORT_KEYS` its report
+    exports_model = False
+
+    def settings(self, config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+        return config[self.name]
+
+    def frames(self, config) -> int:
+        """Frames per training window."""
+        raise NotImplementedError
+
+    def model(self, config):
+        raise NotImplementedError
+
+    def init(self, config, model) -> dict:
+        """The model's variables initialised from `config.seed`."""
+        raise NotImplementedError
+
+    def loss_weights(self, config) -> dict:
+        return {}
+
+    def optimizer(self, config):
+        settings = self.settings(config)
+        return train_step.make_optimizer(self.name, settings.learning_rate, settings.num_steps, settings.clip_norm)
+
+    def step(self, config, model, optimizer):
+        """The training step (not jitted; `train_step.make_step`)."""
+        return train_step.make_step(model, optimizer, self.name, self.loss_weights(config), scaling(config))
+
+    def starting_variables(self, config, workdir: pathlib.Path, model, variables: dict) -> dict:
+        """The variables a run without checkpoints starts from (default: `variables`, fresh)."""
+        return variables
+
+    def evaluator(self, config, model, workdir: pathlib.Path):
+        raise NotImplementedError
+
+
+class MMPNetStage(Stage):
+    name = 'mmpnet'
+    evaluator_class = evaluate.MMPNetEvaluator
+
+    def frames(self, config) -> int:
+        return 1
+
+    def model(self, config):
+        return MMPNet()
+
+    def init(self, config, model) -> dict:
+        return jax.jit(model.init)(jax.random.key(config.seed), jnp.zeros((1, 16, 16, 3)))
+
+    def evaluator(self, config, model, workdir: pathlib.Path) -> evaluate.MMPNetEvaluator:
+        return evaluate.MMPNetEvaluator(scaling(config), config.eval.sample_images)
+
+
+class MMPRNNStage(Stage):
+    name = 'mmprnn'
+    evaluator_class = evaluate.MMPRNNEvaluator
+    exports_model = True
+
+    def frames(self, config) -> int:
+        return self.settings(config).frames
+
+    def model(self, config):
+        return model_from_config(config.model)
+
+    def init(self, config, model) -> dict:
+        return jax.jit(model.init)(jax.random.key(config.seed), jnp.zeros((1, model.window, 16, 16, 3)),
+                                   jnp.zeros((1, model.window, 16, 16, 1)))
+
+    @staticmethod
+    def has_mmpnet(model) -> bool:
+        return model.use_mmam and not model.needs_prior
+
+    def loss_weights(self, config) -> dict:
+        weights = dict(self.settings(config).loss_weights)
+        if weights.get('motion_magnitude') and not self.has_mmpnet(self.model(config)):
+            raise TrainingError('the motion magnitude loss needs MMP-Net, which this model has not (use_mmam off or '
+                             'prior_source given): set --config.mmprnn.loss_weights.motion_magnitude=0')
+        return weights
+
+    def starting_variables(self, config, workdir: pathlib.Path, model, variables: dict) -> dict:
+        """With MMP-Net in the model: the fresh variables with stage 1's MMP-Net in them."""
+        if not self.has_mmpnet(model):
+            return variables
+        mmpnet = _stage_one_mmpnet(config, workdir)
+        for collection, tree in prior_variables(variables).items():
+            check_same_structure(mmpnet[collection], tree, 'stage-1 MMP-Net')
+        return with_prior_variables(variables, jax.tree.map(jnp.asarray, mmpnet))
+
+    def evaluator(self, config, model, workdir: pathlib.Path) -> evaluate.MMPRNNEvaluator:
+        outputs_dir = workdir / 'eval' / 'outputs' if config.eval.save_outputs else None
+        return evaluate.MMPRNNEvaluator(model, config.eval.chunk_frames, config.eval.sample_images,
+                                        config.eval.quantization, outputs_dir, config.eval.save_videos)
+
+
+STAGES = {stage.name: stage for stage in (MMPNetStage(), MMPRNNStage())}
+
+
+def get(name: str) -> Stage:
+    """The stage called `name`; a ValueError listing them for another name."""
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r} in config.stages; accepted: {', '.join(STAGES)}")
+    return STAGES[name]
+
+
+def _stage_one_mmpnet(config, workdir: pathlib.Path) -> dict:
+    """MMP-Net's variables from stage 1 of this job, or of the workdir in config.mmpnet.checkpoint."""
+    source = workdir if 'mmpnet' in config.stages else config.mmpnet.checkpoint
+    if not source:
+        raise TrainingError("stage 'mmprnn' needs a trained MMP-Net: add 'mmpnet' to config.stages, or set "
+                         "--config.mmpnet.checkpoint to the workdir of a stage-1 run (configs/mmpnet_gopro.py)")
+    directory = pathlib.Path(source).absolute() / 'checkpoints' / 'mmpnet'
+    restored = checkpoint.latest_saved_state(directory)
+    if restored is None:
+        raise TrainingError(f'{directory}: no MMP-Net checkpoint; train stage 1 first (configs/mmpnet_gopro.py)')
+    return {'params': restored['params'], 'batch_stats': restored['batch_stats']}
