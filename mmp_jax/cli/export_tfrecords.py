@@ -115,8 +115,9 @@ def sequence_frames(args, index: int, entry) -> Iterator[build.BlurryFrame]:
         backend = flow_service.client()  # the parent's RAFT
     response = load_crf_npy(args.crf) if args.crf else gamma_response()
     if window_mode(args) == 'sliding':
-        return build.sliding_sequence(sharp, blur_frames(args, entry), backend, response)
-    return build.random_sequence(sharp, backend, response, np.random.default_rng([args.seed, index]))
+        return build.sliding_sequence(sharp, blur_frames(args, entry), backend, response, args.store_flows)
+    rng = np.random.default_rng([args.seed, index])
+    return build.random_sequence(sharp, backend, response, rng, with_flows=args.store_flows)
 
 
 def shard_records(job: Job) -> Iterator[bytes]:
@@ -125,7 +126,7 @@ def shard_records(job: Job) -> Iterator[bytes]:
         name = sequence_name(entry)
         try:
             for frame in sequence_frames(job.args, index, entry):
-                flows = (frame.forward, frame.backward) if job.args.store_flows and frame.forward is not None else None
+                flows = (frame.forward, frame.backward) if frame.forward is not None else None
                 yield tfrecords.frame_example(job.args.source, name, frame.index, frame.window,
                                               frame.blurry, frame.sharp, frame.mmp, flows)
         except ValueError as error:

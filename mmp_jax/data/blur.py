@@ -56,5 +56,10 @@ def synthesize_blur(sharp: np.ndarray, response: CameraResponse) -> np.ndarray:
 
 def blur_irradiance(irradiance: list[np.ndarray], response: CameraResponse) -> np.ndarray:
     """The N sharp frames' irradiance (each `[H, W, 3]`, `response.to_irradiance` of uint8)
-    -> blurry frame uint8 `[H, W, 3]` (Eq. 1)."""
-    return np.clip(response.to_pixels(np.mean(irradiance, axis=0)), 0, 255).astype(np.uint8)
+    -> blurry frame uint8 `[H, W, 3]` (Eq. 1). Summed in order, in place: the values of
+    `np.mean(irradiance, axis=0)` without stacking the N frames."""
+    total = np.array(irradiance[0], np.float64)
+    for frame in irradiance[1:]:
+        total += frame
+    total /= len(irradiance)
+    return np.clip(response.to_pixels(total), 0, 255).astype(np.uint8)

@@ -14,8 +14,8 @@ windows:
 `blur_windows` streams: frames are read as the windows need them and dropped once no later
 window does, and each neighbouring pair's flows are computed once, when a window first needs
 them, and dropped with their first frame. A window of N holds at most N + 1 frames (the
-frame after it, for sliding windows' end test), their irradiance, and N - 1 flow pairs, so
-memory does not grow with the sequence length.
+frame after it, for sliding windows' end test), their irradiance, and N - 1 flow pairs with
+their magnitudes, so memory does not grow with the sequence length.
 """
 import dataclasses
 import itertools
@@ -25,7 +25,7 @@ import numpy as np
 
 from mmp_jax.data.blur import N_RANGE, CameraResponse, blur_irradiance
 from mmp_jax.data.flow import FlowBackend
-from mmp_jax.data.motion import window_mmp
+from mmp_jax.data.motion import flow_magnitude, magnitudes_mmp
 
 
 @dataclasses.dataclass
@@ -35,7 +35,7 @@ class BlurryFrame:
     blurry: np.ndarray          # uint8 [H, W, 3]
     sharp: np.ndarray           # uint8 [H, W, 3]
     mmp: np.ndarray | None      # float32 [H, W, 1] in [0, 1]
-    forward: np.ndarray | None = None   # float32 [N-1, H, W, 2]: the window's flows
+    forward: np.ndarray | None = None   # float32 [N-1, H, W, 2]: the window's flows (where asked)
     backward: np.ndarray | None = None
 
 
@@ -66,12 +66,13 @@ def draw_windows(num_sharp: int, rng: np.random.Generator,
 
 
 def blur_windows(frames: Iterable[np.ndarray], windows: Iterable[tuple[int, int]], flows: FlowBackend,
-                 response: CameraResponse, lookahead: int = 0) -> Iterator[BlurryFrame]:
+                 response: CameraResponse, lookahead: int = 0, with_flows: bool = False) -> Iterator[BlurryFrame]:
     """Sharp frames uint8 `[H, W, 3]` (read lazily, in order) -> a blurry frame per window
-    (start, N), starts increasing, while frames `start .. start + N - 1 + lookahead` exist.
-    ValueError if not even the first window fits."""
+    (start, N), starts increasing, while frames `start .. start + N - 1 + lookahead` exist;
+    its `forward` and `backward` flows only `with_flows`. ValueError if not even the first
+    window fits."""
     frames = iter(frames)
-    sharp, irradiance, pair_flows = {}, {}, {}   # by frame index; pair t: flows t -> t + 1 and back
+    sharp, irradiance, pairs = {}, {}, {}   # by frame index; pair t: flows t -> t + 1 and back, magnitudes
     read = 0
     for index, (start, n) in enumerate(windows):
         stop = start + n
@@ -83,32 +84,35 @@ def blur_windows(frames: Iterable[np.ndarray], windows: Iterable[tuple[int, int]
                 return
             sharp[read] = frame
             read += 1
-        for cache in (sharp, irradiance, pair_flows):
+        for cache in (sharp, irradiance, pairs):
             for old in [t for t in cache if t < start]:
                 del cache[old]
-        first_new = next((t for t in range(start, stop - 1) if t not in pair_flows), stop - 1)
+        first_new = next((t for t in range(start, stop - 1) if t not in pairs), stop - 1)
         if first_new < stop - 1:
             forward, backward = flows(np.stack([sharp[t] for t in range(first_new, stop)]))
-            pair_flows.update((first_new + k, (f, b)) for k, (f, b) in enumerate(zip(forward, backward)))
+            pairs.update((first_new + k, (f, b, flow_magnitude(f), flow_magnitude(b)))
+                         for k, (f, b) in enumerate(zip(forward, backward)))
         for t in range(start, stop):
             if t not in irradiance:
                 irradiance[t] = response.to_irradiance(sharp[t])
-        fwd = np.stack([pair_flows[t][0] for t in range(start, stop - 1)])
-        bwd = np.stack([pair_flows[t][1] for t in range(start, stop - 1)])
-        yield BlurryFrame(index, n, blur_irradiance([irradiance[t] for t in range(start, stop)], response),
-                          sharp[start + n // 2], window_mmp(fwd, bwd), fwd, bwd)
+        window = [pairs[t] for t in range(start, stop - 1)]
+        mmp = magnitudes_mmp([p[2] for p in window], [p[3] for p in window])
+        blurry = blur_irradiance([irradiance[t] for t in range(start, stop)], response)
+        stacked = [np.stack([p[i] for p in window]) for i in (0, 1)] if with_flows else [None, None]
+        yield BlurryFrame(index, n, blurry, sharp[start + n // 2], mmp, *stacked)
 
 
-def sliding_sequence(frames: Iterable[np.ndarray], n: int, flows: FlowBackend,
-                     response: CameraResponse) -> Iterator[BlurryFrame]:
+def sliding_sequence(frames: Iterable[np.ndarray], n: int, flows: FlowBackend, response: CameraResponse,
+                     with_flows: bool = False) -> Iterator[BlurryFrame]:
     """The notebook's stage-1 windows of a sequence whose blurry frames average `n` sharp ones."""
-    return blur_windows(frames, sliding_windows(n), flows, response, lookahead=1)
+    return blur_windows(frames, sliding_windows(n), flows, response, lookahead=1, with_flows=with_flows)
 
 
 def random_sequence(frames: Iterable[np.ndarray], flows: FlowBackend, response: CameraResponse,
-                    rng: np.random.Generator, n_range: tuple[int, int] = N_RANGE) -> Iterator[BlurryFrame]:
+                    rng: np.random.Generator, n_range: tuple[int, int] = N_RANGE,
+                    with_flows: bool = False) -> Iterator[BlurryFrame]:
     """Non-overlapping windows of N drawn from `n_range`."""
-    return blur_windows(frames, random_windows(rng, n_range), flows, response)
+    return blur_windows(frames, random_windows(rng, n_range), flows, response, with_flows=with_flows)
 
 
 def paired_sequence(blurry: Iterable[np.ndarray], sharp: Iterable[np.ndarray]) -> Iterator[BlurryFrame]:

@@ -41,7 +41,7 @@ def test_sliding_windows_are_the_notebooks(length, n):
     frames = _frames(length)
     source = _Recorder(frames)
     made = []
-    for frame in build.sliding_sequence(source, n, source.flows, gamma_response()):
+    for frame in build.sliding_sequence(source, n, source.flows, gamma_response(), with_flows=True):
         assert source.read == frame.index + n + 1  # the window and the frame after it, no more
         made.append(frame)
     starts = _notebook_starts(length, n)
