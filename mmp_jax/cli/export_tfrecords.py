@@ -65,6 +65,11 @@ def sequence_name(entry) -> str:
     return entry if isinstance(entry, str) else entry.name
 
 
+def sequence_where(entry) -> str:
+    """A sequence for messages: its sharp frames' path, or a synthetic scene's name."""
+    return entry if isinstance(entry, str) else str(entry.sharp)
+
+
 def list_sequences(args) -> list:
     """The data set's sequences (names or SequenceRefs), validated before anything is written."""
     if args.source == 'synthetic':
@@ -90,8 +95,7 @@ def blur_frames(args, entry) -> int:
     naming the sequence where it says none)."""
     n = args.blur_frames or sources.blur_frames_in_name(sequence_name(entry))
     if n is None:
-        where = entry.sharp if isinstance(entry, sources.SequenceRef) else entry
-        raise ValueError(f'{where}: sliding windows need the number of sharp frames per blurry frame, and '
+        raise ValueError(f'{sequence_where(entry)}: sliding windows need the number of sharp frames per blurry frame, and '
                          f'the name gives none (GOPRO_Large_all: GOPR0374_11_00 -> 11); pass --blur-frames N '
                          f'or --windows random')
     return n
@@ -132,7 +136,7 @@ def shard_records(job: Job) -> Iterator[bytes]:
         except ValueError as error:
             if isinstance(error, sources.SourceError):
                 raise  # names its path
-            raise ValueError(f'{name}: {error}') from None
+            raise ValueError(f'{sequence_where(entry)}: {error}') from None
 
 
 def make_shard(job: Job) -> dict:

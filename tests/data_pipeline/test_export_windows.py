@@ -49,8 +49,12 @@ def test_a_sequence_whose_name_gives_no_n_needs_blur_frames(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert f'{raw / "train" / "clip"}: sliding windows need' in err and '--blur-frames' in err
     assert len(err.splitlines()) == 1 and not out.exists()
-    assert export_tfrecords.main(['--source', 'frames', '--input', str(raw / 'train' / 'clip'), '--blur-frames',
-                                  '5', '--out', str(out), '--quiet', '--workers', '1']) == 0
+    clip = ['--source', 'frames', '--input', str(raw / 'train' / 'clip'), '--quiet', '--workers', '1']
+    assert export_tfrecords.main(clip + ['--blur-frames', '9', '--out', str(tmp_path / 'short')]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f'export_tfrecords: {raw / "train" / "clip"}: 9 sharp frames are fewer than one window (10)'
+    assert not any((tmp_path / 'short').iterdir())
+    assert export_tfrecords.main(clip + ['--blur-frames', '5', '--out', str(out)]) == 0
     assert [e['window'] for e in _by_sequence(out)['clip']] == [5] * 4
 
 
