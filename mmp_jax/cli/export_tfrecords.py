@@ -10,8 +10,9 @@ High-fps sources (synthetic, gopro_raw, frames, video) are blurred here (Eq. 1) 
 (Eq. 2-3), on windows placed as `mmp_jax.data.build` says: `--windows sliding` (the default for
 gopro_raw and wherever `--blur-frames` is given: the original notebook's stage-1 data, stride 1
 and each sequence's own N from its folder name or `--blur-frames`) or `--windows random` (the
-default for synthetic, frames and video: non-overlapping, N from 7..13). Frames are read and flows computed
-window by window, records written as they are made: memory does not grow with the sequence.
+default for synthetic, frames and video: non-overlapping, N from 7..13). Frames are read and
+flows computed window by window, records written as they are made: memory does not grow with
+the sequence.
 With `--flow raft` the one RAFT backend runs in this process and the workers ask it for flows
 (`mmp_jax.data.flow_service`). GOPRO benchmark and BSD come blurred and are stored as pairs.
 Sequences are split over shards (whole sequences, in order); shards are written by all
@@ -95,9 +96,9 @@ def blur_frames(args, entry) -> int:
     naming the sequence where it says none)."""
     n = args.blur_frames or sources.blur_frames_in_name(sequence_name(entry))
     if n is None:
-        raise ValueError(f'{sequence_where(entry)}: sliding windows need the number of sharp frames per blurry frame, and '
-                         f'the name gives none (GOPRO_Large_all: GOPR0374_11_00 -> 11); pass --blur-frames N '
-                         f'or --windows random')
+        raise ValueError(f'{sequence_where(entry)}: sliding windows need the number of sharp frames per '
+                         f'blurry frame, and the name gives none (GOPRO_Large_all: GOPR0374_11_00 -> 11); pass '
+                         f'--blur-frames N or --windows random')
     return n
 
 
@@ -280,8 +281,8 @@ def parse_args(argv=None):
     parser.add_argument('--crf', help="the original's crf.npy (default: a gamma 2.2 curve)")
     parser.add_argument('--windows', choices=('sliding', 'random'),
                         help='sliding: stride 1, the sequence\'s own N, as the original notebook (default for '
-                             'gopro_raw, and with --blur-frames); random: non-overlapping, N from 7..13 (default for the '
-                             'other high-fps sources)')
+                             'gopro_raw, and with --blur-frames); random: non-overlapping, N from 7..13 (default '
+                             'for the other high-fps sources)')
     parser.add_argument('--blur-frames', type=int,
                         help='N sharp frames per blurry frame of sliding windows, for every sequence (default: from '
                              'the sequence name, GOPR0374_11_00 -> 11)')
