@@ -3,7 +3,8 @@
 Weights are the official checkpoints (princeton-vl/RAFT `models.zip`: `raft-things.pth` for
 'large', as the original MMP ground truth uses, or `raft-small.pth`), read without running
 code (`mmp_jax.torch_pickle`) and converted on load. Nothing is downloaded. A call's pairs,
-both directions, run `batch` at a time (the last batch padded, so one program is compiled).
+both directions, run `batch` at a time (fewer where a call has fewer: a sliding window's one new
+pair runs as a batch of 2), the last batch padded (one compiled program per batch size).
 """
 import pathlib
 
@@ -35,10 +36,10 @@ def raft_backend(checkpoint: str | pathlib.Path, size: str = 'large', iters: int
     def flows(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         first = np.concatenate([frames[:-1], frames[1:]])   # forward pairs, then backward ones
         second = np.concatenate([frames[1:], frames[:-1]])
-        out = []
-        for start in range(0, len(first), batch):
-            count = min(batch, len(first) - start)
-            pad = ((0, batch - count),) + ((0, 0),) * 3
+        size, out = min(batch, len(first)), []
+        for start in range(0, len(first), size):
+            count = min(size, len(first) - start)
+            pad = ((0, size - count),) + ((0, 0),) * 3
             a, b = (jnp.asarray(np.pad(x[start:start + count], pad), jnp.float32) for x in (first, second))
             out.append(np.asarray(flow_fn(variables, a, b))[:count])
         out = np.concatenate(out)
