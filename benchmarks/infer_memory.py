@@ -41,20 +41,54 @@ def _high_water_kib(pid: int) -> float | None:
     return next((float(line.split()[1]) for line in status.splitlines() if line.startswith('VmHWM:')), None)
 
 
-def peak_rss_mb(argv: list[str], poll_seconds: float = 0.02) -> tuple[float, float]:
-    """(peak RSS in MB, seconds) of a child process. The peak is the child's VmHWM, read until
-    it exits from /proc (Linux; VmHWM only grows, so the last reading is its peak to within the
-    last poll). Not `wait4`'s ru_maxrss: Linux carries this process's own peak into the child
-    across fork + exec, so a benchmark that has computed before would inflate it."""
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc/*/stat)."""
+    children = []
+    for stat in pathlib.Path('/proc').glob('[0-9]*/stat'):
+        try:
+            fields = stat.read_text().rsplit(')', 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _command(pid: int) -> str:
+    try:
+        return pathlib.Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode().strip()
+    except OSError:
+        return ''
+
+
+def process_peaks_mb(argv: list[str], descendants: bool = False, poll_seconds: float = 0.02,
+                     stdout=subprocess.DEVNULL) -> tuple[dict[int, dict], float]:
+    """Peak RSS of a child process (and, `descendants`, of its own children, found at each
+    poll) as {pid: {'command', 'peak_rss_mb'}}, the child first, and the seconds it ran.
+    The peaks are VmHWM, read until each process exits from /proc (Linux; VmHWM only grows,
+    so the last reading is its peak to within the last poll). Not `wait4`'s ru_maxrss: Linux
+    carries this process's own peak into the child across fork + exec, so a benchmark that has
+    computed before would inflate it."""
     start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-    peak = 0.0
+    process = subprocess.Popen(argv, stdout=stdout)
+    peaks = {process.pid: {'command': ' '.join(argv), 'peak_rss_mb': 0.0}}
     while process.poll() is None:
-        peak = max(peak, _high_water_kib(process.pid) or 0.0)
+        pids = [process.pid] + (_children(process.pid) if descendants else [])
+        for pid in pids:
+            kib = _high_water_kib(pid)
+            if kib is not None:
+                entry = peaks.setdefault(pid, {'command': _command(pid), 'peak_rss_mb': 0.0})
+                entry['peak_rss_mb'] = max(entry['peak_rss_mb'], kib / 1024)
         time.sleep(poll_seconds)
     if process.returncode != 0:
         raise SystemExit(f'{" ".join(argv)} failed')
-    return peak / 1024, time.perf_counter() - start
+    return peaks, time.perf_counter() - start
+
+
+def peak_rss_mb(argv: list[str], poll_seconds: float = 0.02) -> tuple[float, float]:
+    """(peak RSS in MB, seconds) of a child process (`process_peaks_mb`)."""
+    peaks, seconds = process_peaks_mb(argv, poll_seconds=poll_seconds)
+    return next(iter(peaks.values()))['peak_rss_mb'], seconds
 
 
 def main():

@@ -2,7 +2,9 @@
 
 Weights are the official checkpoints (princeton-vl/RAFT `models.zip`: `raft-things.pth` for
 'large', as the original MMP ground truth uses, or `raft-small.pth`), read without running
-code (`mmp_jax.torch_pickle`) and converted on load. Nothing is downloaded.
+code (`mmp_jax.torch_pickle`) and converted on load. Nothing is downloaded. A call's pairs,
+both directions, run `batch` at a time (fewer where a call has fewer: a sliding window's one new
+pair runs as a batch of 2), the last batch padded (one compiled program per batch size).
 """
 import pathlib
 
@@ -16,9 +18,11 @@ from mmp_jax.models.raft import RAFT, raft_flow
 from mmp_jax.torch_pickle import load_state_dict
 
 ITERATIONS = 20  # as the original's PrepareGTMMP notebook
+BATCH = 4       # image pairs per RAFT call: 720p pairs take about 1 GB each on the accelerator
 
 
-def raft_backend(checkpoint: str | pathlib.Path, size: str = 'large', iters: int = ITERATIONS) -> FlowBackend:
+def raft_backend(checkpoint: str | pathlib.Path, size: str = 'large', iters: int = ITERATIONS,
+                 batch: int = BATCH) -> FlowBackend:
     path = pathlib.Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f'{path}: RAFT weights not found; get raft-things.pth (large) or '
@@ -30,9 +34,14 @@ def raft_backend(checkpoint: str | pathlib.Path, size: str = 'large', iters: int
     flow_fn = jax.jit(lambda v, a, b: raft_flow(model, v, a, b))
 
     def flows(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        first = jnp.asarray(frames[:-1], jnp.float32)
-        second = jnp.asarray(frames[1:], jnp.float32)
-        forward = [np.asarray(flow_fn(variables, a[None], b[None])[0]) for a, b in zip(first, second)]
-        backward = [np.asarray(flow_fn(variables, b[None], a[None])[0]) for a, b in zip(first, second)]
-        return np.stack(forward), np.stack(backward)
+        first = np.concatenate([frames[:-1], frames[1:]])   # forward pairs, then backward ones
+        second = np.concatenate([frames[1:], frames[:-1]])
+        size, out = min(batch, len(first)), []
+        for start in range(0, len(first), size):
+            count = min(size, len(first) - start)
+            pad = ((0, size - count),) + ((0, 0),) * 3
+            a, b = (jnp.asarray(np.pad(x[start:start + count], pad), jnp.float32) for x in (first, second))
+            out.append(np.asarray(flow_fn(variables, a, b))[:count])
+        out = np.concatenate(out)
+        return out[:len(frames) - 1], out[len(frames) - 1:]
     return flows

@@ -63,6 +63,14 @@ def test_infer_memory(tmp_path):
 
 
 @pytest.mark.slow
+def test_export_memory(tmp_path):
+    result = _run(tmp_path, 'benchmarks.export_memory', '--size', '64x48', '--frames', '12,20', '--blur-frames', '7')
+    rows = result['rows']
+    assert [(r['frames'], r['windows']) for r in rows] == [(12, 5), (20, 13)]  # T - N, as the notebook
+    assert all(r['worker_peak_rss_mb'] > 50 and r['windows_per_s'] > 0 for r in rows)
+
+
+@pytest.mark.slow
 def test_train_step_speed(tmp_path):
     result = _run(tmp_path, 'benchmarks.train_step_speed', '--variants', 'A1B1C4F5', '--batch', '1',
                   '--frames', '5', '--patch', '16', '--repeats', '1')

@@ -4,10 +4,17 @@ TFRecord shards (schema in `mmp_jax.data.tfrecords`).
 `mmp-export` once installed (the same arguments), or from a checkout:
     python -m tools.export_tfrecords --source {synthetic,gopro_raw,gopro,bsd,frames,video} \\
         --input PATH --flow {exact,dis,raft} [--raft-checkpoint P] --out DIR [--split train] [--num-shards 8] \\
-        [--workers N] [--seed 0] [--crf crf.npy] [--num-sequences 8]
+        [--workers N] [--seed 0] [--crf crf.npy] [--num-sequences 8] [--windows {sliding,random}] [--blur-frames N]
 
-High-fps sources (synthetic, gopro_raw, frames, video) are blurred here (Eq. 1, N from 7..13)
-with their MMP (Eq. 2-3); GOPRO benchmark and BSD come blurred and are stored as pairs.
+High-fps sources (synthetic, gopro_raw, frames, video) are blurred here (Eq. 1) with their MMP
+(Eq. 2-3), on windows placed as `mmp_jax.data.build` says: `--windows sliding` (the default for
+gopro_raw and wherever `--blur-frames` is given: the original notebook's stage-1 data, stride 1
+and each sequence's own N from its folder name or `--blur-frames`) or `--windows random` (the
+default for synthetic, frames and video: non-overlapping, N from 7..13). Frames are read and
+flows computed window by window, records written as they are made: memory does not grow with
+the sequence.
+With `--flow raft` the one RAFT backend runs in this process and the workers ask it for flows
+(`mmp_jax.data.flow_service`). GOPRO benchmark and BSD come blurred and are stored as pairs.
 Sequences are split over shards (whole sequences, in order); shards are written by all
 cores, each atomically, and listed in `manifest.json` when done: run the same command again
 after an interruption and it finishes the missing shards, giving the same bytes as an
@@ -17,8 +24,8 @@ Bad input ends with one line naming the path and the problem (exit 2) and nothin
 run the command again) and a folder that cannot be written.
 """
 import argparse
+import contextlib
 import dataclasses
-import functools
 import hashlib
 import multiprocessing
 import os
@@ -32,13 +39,14 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import tqdm
 
-from mmp_jax.data import atomic, build, flow, sources, synthetic, tfrecords
+from mmp_jax.data import atomic, build, flow, flow_service, sources, synthetic, tfrecords
 from mmp_jax.data.blur import gamma_response, load_crf_npy
 from mmp_jax.raft_backend import raft_backend
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow only writes records here
 SOURCES = ('synthetic', 'gopro_raw', 'gopro', 'bsd', 'frames', 'video')
 HIGH_FPS = ('synthetic', 'gopro_raw', 'frames', 'video')
+CONTEXT = multiprocessing.get_context('spawn')
 
 
 class WorkerDied(Exception):
@@ -58,6 +66,11 @@ def sequence_name(entry) -> str:
     return entry if isinstance(entry, str) else entry.name
 
 
+def sequence_where(entry) -> str:
+    """A sequence for messages: its sharp frames' path, or a synthetic scene's name."""
+    return entry if isinstance(entry, str) else str(entry.sharp)
+
+
 def list_sequences(args) -> list:
     """The data set's sequences (names or SequenceRefs), validated before anything is written."""
     if args.source == 'synthetic':
@@ -72,50 +85,72 @@ def list_sequences(args) -> list:
     return reader(args.input, args.split)
 
 
-@functools.lru_cache(maxsize=1)
-def _raft(checkpoint: str, size: str) -> flow.FlowBackend:
-    return raft_backend(checkpoint, size)  # loaded once per worker process
+def window_mode(args) -> str:
+    """`--windows`, or by default sliding for gopro_raw (the notebook's) and where `--blur-frames`
+    is given, random for the other sources."""
+    return args.windows or ('sliding' if args.source == 'gopro_raw' or args.blur_frames else 'random')
 
 
-def sequence_frames(args, index: int, entry) -> list[build.BlurryFrame]:
-    rng = np.random.default_rng([args.seed, index])
+def blur_frames(args, entry) -> int:
+    """N of a sequence's sliding windows: `--blur-frames`, else what its name says (ValueError
+    naming the sequence where it says none)."""
+    n = args.blur_frames or sources.blur_frames_in_name(sequence_name(entry))
+    if n is None:
+        raise ValueError(f'{sequence_where(entry)}: sliding windows need the number of sharp frames per '
+                         f'blurry frame, and the name gives none (GOPRO_Large_all: GOPR0374_11_00 -> 11); pass '
+                         f'--blur-frames N or --windows random')
+    return n
+
+
+def sequence_frames(args, index: int, entry) -> Iterator[build.BlurryFrame]:
+    """The blurry frames of one sequence, made as they are taken."""
     if args.source == 'synthetic':
         scene = synthetic.make_scene(seed=args.seed * 100003 + index, length=args.frames_per_sequence,
                                      height=args.height, width=args.width, max_speed=args.max_speed)
         sharp = scene.frames
     else:
-        sharp = sources.read_all(entry.sharp)
+        sharp = sources.open_frames(entry.sharp).frames
         if entry.blurry is not None:
-            return list(build.paired_sequence(sources.read_all(entry.blurry), sharp))
+            return build.paired_sequence(sources.open_frames(entry.blurry).frames, sharp)
     if args.flow == 'exact':
         backend = flow.exact_backend(scene.frames, scene.forward, scene.backward)
     elif args.flow == 'dis':
         backend = flow.dis_backend()
     else:
-        backend = _raft(args.raft_checkpoint, args.raft_size)
+        backend = flow_service.client()  # the parent's RAFT
     response = load_crf_npy(args.crf) if args.crf else gamma_response()
-    return list(build.blur_sequence(sharp, backend, response, rng))
+    if window_mode(args) == 'sliding':
+        return build.sliding_sequence(sharp, blur_frames(args, entry), backend, response, args.store_flows)
+    rng = np.random.default_rng([args.seed, index])
+    return build.random_sequence(sharp, backend, response, rng, with_flows=args.store_flows)
+
+
+def shard_records(job: Job) -> Iterator[bytes]:
+    """The serialised examples of a job's sequences, one at a time."""
+    for index, entry in job.sequences:
+        name = sequence_name(entry)
+        try:
+            for frame in sequence_frames(job.args, index, entry):
+                flows = (frame.forward, frame.backward) if frame.forward is not None else None
+                yield tfrecords.frame_example(job.args.source, name, frame.index, frame.window,
+                                              frame.blurry, frame.sharp, frame.mmp, flows)
+        except ValueError as error:
+            if isinstance(error, sources.SourceError):
+                raise  # names its path
+            raise ValueError(f'{sequence_where(entry)}: {error}') from None
 
 
 def make_shard(job: Job) -> dict:
-    """Writes one shard; returns its manifest entry."""
-    records = []
-    for index, entry in job.sequences:
-        name = sequence_name(entry)
-        for frame in sequence_frames(job.args, index, entry):
-            flows = (frame.forward, frame.backward) if job.args.store_flows and frame.forward is not None else None
-            records.append(tfrecords.frame_example(job.args.source, name, frame.index, frame.window,
-                                                   frame.blurry, frame.sharp, frame.mmp, flows))
-    out = pathlib.Path(job.args.out)
-    path = out / tfrecords.shard_name(job.args.name, job.shard, job.args.num_shards)
-    return tfrecords.write_shard(path, records)
+    """Writes one shard, records streamed to disk; returns its manifest entry."""
+    path = pathlib.Path(job.args.out) / tfrecords.shard_name(job.args.name, job.shard, job.args.num_shards)
+    return tfrecords.write_shard(path, shard_records(job))
 
 
 def settings(args) -> dict:
     keys = ('source', 'input', 'split', 'flow', 'raft_checkpoint', 'raft_size', 'seed', 'crf',
             'store_flows', 'num_shards', 'num_sequences', 'frames_per_sequence', 'height', 'width', 'max_speed',
-            'name')
-    return {k: getattr(args, k) for k in keys}
+            'name', 'blur_frames')
+    return {**{k: getattr(args, k) for k in keys}, 'windows': window_mode(args)}
 
 
 def remove_temporaries(out: pathlib.Path, names: list[str]) -> None:
@@ -161,13 +196,15 @@ def worker_died(out: str, in_progress: list[Job]) -> WorkerDied:
                       f'shards are kept, run the same command again to resume')
 
 
-def run_jobs(jobs: list[Job], workers: int) -> Iterator[tuple[Job, dict]]:
-    """Writes the shards on `workers` processes, handing each at most one job at a time, and
-    yields (job, manifest entry) as each shard is done. A worker that dies ends it with
-    WorkerDied naming the shards then in progress (the ones done were yielded first)."""
+def run_jobs(jobs: list[Job], count: int,
+             service: flow_service.FlowService | None = None) -> Iterator[tuple[Job, dict]]:
+    """Writes the shards on `count` processes (connected to `service` where given), handing
+    each at most one job at a time, and yields (job, manifest entry) as each shard is done. A
+    worker that dies ends it with WorkerDied naming the shards then in progress (the ones done
+    were yielded first)."""
     queue = list(reversed(jobs))
-    count = max(1, min(workers, len(jobs)))
-    with futures.ProcessPoolExecutor(count, mp_context=multiprocessing.get_context('spawn')) as pool:
+    connect = {'initializer': flow_service.connect, 'initargs': service.initargs()} if service else {}
+    with futures.ProcessPoolExecutor(count, mp_context=CONTEXT, **connect) as pool:
         running = {}
         while queue or running:
             while queue and len(running) < count:
@@ -191,6 +228,9 @@ def export(args) -> dict:
                          f'princeton-vl/RAFT (models.zip) and pass --raft-checkpoint')
     if args.flow == 'exact' and args.source != 'synthetic':
         raise ValueError(f'--flow exact needs --source synthetic (only synthetic scenes know their flow)')
+    if window_mode(args) == 'sliding' and args.source in HIGH_FPS:
+        for entry in entries:
+            blur_frames(args, entry)  # every sequence has its N before anything is written
     args.num_shards = min(args.num_shards, len(entries))
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,10 +243,14 @@ def export(args) -> dict:
     done = len(manifest['shards'])
     jobs = [Job(s, tuple((i, entries[i]) for i in range(s, len(entries), args.num_shards)), args)
             for s in range(args.num_shards) if str(s) not in manifest['shards']]
+    count = max(1, min(args.workers, len(jobs)))
+    service = (flow_service.FlowService(raft_backend(args.raft_checkpoint, args.raft_size), count, CONTEXT)
+               if args.flow == 'raft' and jobs and args.source in HIGH_FPS else None)
     start = time.perf_counter()
-    with tqdm.tqdm(total=args.num_shards, initial=done, unit='shard', disable=args.quiet) as bar:
+    with (tqdm.tqdm(total=args.num_shards, initial=done, unit='shard', disable=args.quiet) as bar,
+          service or contextlib.nullcontext()):
         try:
-            for job, shard in run_jobs(jobs, args.workers):
+            for job, shard in run_jobs(jobs, count, service):
                 manifest['shards'][str(job.shard)] = shard
                 tfrecords.save_manifest(out, manifest)
                 bar.update(1)
@@ -235,6 +279,13 @@ def parse_args(argv=None):
     parser.add_argument('--workers', type=int, default=multiprocessing.cpu_count())
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--crf', help="the original's crf.npy (default: a gamma 2.2 curve)")
+    parser.add_argument('--windows', choices=('sliding', 'random'),
+                        help='sliding: stride 1, the sequence\'s own N, as the original notebook (default for '
+                             'gopro_raw, and with --blur-frames); random: non-overlapping, N from 7..13 (default '
+                             'for the other high-fps sources)')
+    parser.add_argument('--blur-frames', type=int,
+                        help='N sharp frames per blurry frame of sliding windows, for every sequence (default: from '
+                             'the sequence name, GOPR0374_11_00 -> 11)')
     parser.add_argument('--num-sequences', type=int, default=8, help='synthetic scenes')
     parser.add_argument('--frames-per-sequence', type=int, default=120, help='sharp frames per synthetic scene')
     parser.add_argument('--height', type=int, default=128, help='synthetic frame height')
@@ -246,6 +297,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.source != 'synthetic' and not args.input:
         parser.error(f'--input is needed for --source {args.source}')
+    if args.blur_frames is not None and args.blur_frames < 2:
+        parser.error(f'--blur-frames {args.blur_frames}: a window needs at least 2 sharp frames')
+    if args.blur_frames is not None and args.windows == 'random':
+        parser.error('--blur-frames is the N of sliding windows; random windows draw N from 7..13')
     return args
 
 

@@ -51,5 +51,15 @@ def load_crf_npy(path: str | pathlib.Path) -> CameraResponse:
 
 def synthesize_blur(sharp: np.ndarray, response: CameraResponse) -> np.ndarray:
     """Sharp frames uint8 `[N, H, W, 3]` -> blurry frame uint8 `[H, W, 3]` (Eq. 1)."""
-    irradiance = np.mean([response.to_irradiance(frame) for frame in sharp], axis=0)
-    return np.clip(response.to_pixels(irradiance), 0, 255).astype(np.uint8)
+    return blur_irradiance([response.to_irradiance(frame) for frame in sharp], response)
+
+
+def blur_irradiance(irradiance: list[np.ndarray], response: CameraResponse) -> np.ndarray:
+    """The N sharp frames' irradiance (each `[H, W, 3]`, `response.to_irradiance` of uint8)
+    -> blurry frame uint8 `[H, W, 3]` (Eq. 1). Summed in order, in place: the values of
+    `np.mean(irradiance, axis=0)` without stacking the N frames."""
+    total = np.array(irradiance[0], np.float64)
+    for frame in irradiance[1:]:
+        total += frame
+    total /= len(irradiance)
+    return np.clip(response.to_pixels(total), 0, 255).astype(np.uint8)

@@ -12,6 +12,8 @@ frames (which have one of the two) counting that one twice, averaged over the N 
 divided by K. The paper's Eq. 2-3 say the same in words; the notebook is the authority for
 the end frames' weights and for the absence of warping.
 """
+from collections.abc import Sequence
+
 import numpy as np
 
 K = 15.0
@@ -27,7 +29,13 @@ def window_mmp(forward: np.ndarray, backward: np.ndarray, k: float = K) -> np.nd
     `[H, W, 1]` float32 in [0, 1]."""
     if forward.shape != backward.shape or forward.ndim != 4 or forward.shape[-1] != 2:
         raise ValueError(f'flows must both be [N-1, H, W, 2]; got {forward.shape} and {backward.shape}')
-    n = forward.shape[0] + 1
-    fwd, bwd = flow_magnitude(forward), flow_magnitude(backward)
-    total = fwd.sum(axis=0) + fwd[0] + bwd.sum(axis=0) + bwd[-1]
+    return magnitudes_mmp(flow_magnitude(forward), flow_magnitude(backward), k)
+
+
+def magnitudes_mmp(forward: Sequence[np.ndarray], backward: Sequence[np.ndarray], k: float = K) -> np.ndarray:
+    """The N-1 forward and backward flow magnitudes (each `[H, W]`, from `flow_magnitude`) of
+    a window of N frames -> MMP `[H, W, 1]` float32 in [0, 1]; summed in order, as a stacked
+    array's sum over its first axis."""
+    n = len(forward) + 1
+    total = sum(forward) + forward[0] + sum(backward) + backward[-1]
     return np.minimum(total / (2 * n) / k, 1.0).astype(np.float32)[..., None]

@@ -133,6 +133,17 @@ def _require(path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+# GOPRO_Large_all names a sequence `GOPR<take>_<N>_<part>`: N sharp frames make each of its
+# blurry frames in the GOPRO benchmark (`GOPR0372_07_00`: 7), the N the original's notebook uses.
+_BLUR_FRAMES_IN_NAME = re.compile(r'^GOPR\d+_(\d+)_\d+$')
+
+
+def blur_frames_in_name(name: str) -> int | None:
+    """N (sharp frames per blurry frame) a GOPRO_Large_all sequence name gives, else None."""
+    match = _BLUR_FRAMES_IN_NAME.match(name)
+    return int(match.group(1)) if match else None
+
+
 def gopro_raw_sequences(root: str | pathlib.Path, split: str) -> list[SequenceRef]:
     """Raw high-fps GOPRO (`GOPRO_Large_all/<split>/<seq>/*.png`): sharp frames only."""
     folder = _split_folder(pathlib.Path(root), split)

@@ -27,7 +27,7 @@ import json
 import os
 import pathlib
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -87,21 +87,24 @@ def frame_example(source: str, sequence: str, index: int, window: int, blurry: n
     return example.SerializeToString(deterministic=True)  # map order fixed: same bytes every run
 
 
-def write_shard(path: pathlib.Path, records: list[bytes]) -> dict:
-    """Writes `records` to `path` atomically; returns its manifest entry. A failed write
-    (disk full, ...) is an OSError naming `path`."""
+def write_shard(path: pathlib.Path, records: Iterable[bytes]) -> dict:
+    """Writes `records` (taken one at a time: a generator keeps memory flat) to `path`
+    atomically; returns its manifest entry. A failed write (disk full, ...) is an OSError
+    naming `path`."""
     import tensorflow as tf  # noqa: PLC0415
+    count = 0
     try:
         with atomic.replacing(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
             for record in records:
                 writer.write(record)
+                count += 1
     except tf.errors.OpError as error:
         raise OSError(errno.EIO, error.message, str(path)) from error
     except OSError as error:  # named after the shard, not its temporary file
         raise OSError(error.errno, error.strerror, str(path)) from error
-    data = path.read_bytes()
-    return {'file': path.name, 'records': len(records), 'bytes': len(data),
-            'sha256': hashlib.sha256(data).hexdigest()}
+    with open(path, 'rb') as handle:
+        digest = hashlib.file_digest(handle, 'sha256').hexdigest()
+    return {'file': path.name, 'records': count, 'bytes': path.stat().st_size, 'sha256': digest}
 
 
 def load_manifest(directory: pathlib.Path) -> dict:

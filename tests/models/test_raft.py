@@ -50,10 +50,13 @@ def test_raft_flow_pads_and_crops_any_size():
 def test_raft_backend_reads_official_keys_and_gives_both_directions(tmp_path):
     state = ref.random_state_dict(ref.load_keys()['raft_small'])
     np.savez(tmp_path / 'raft-small.npz', **{f'module.{k}': v for k, v in state.items()})
-    flows = raft_backend(tmp_path / 'raft-small.npz', 'small', iters=2)
+    flows = raft_backend(tmp_path / 'raft-small.npz', 'small', iters=2, batch=3)  # 4 pairs: 3 + 1 padded
     scene = make_scene(0, length=3, height=128, width=136)
     forward, backward = flows(scene.frames)
     assert forward.shape == backward.shape == (2, 128, 136, 2)
     assert np.isfinite(forward).all() and not np.array_equal(forward, backward)
+    one = raft_backend(tmp_path / 'raft-small.npz', 'small', iters=2, batch=1)(scene.frames[1:])
+    np.testing.assert_allclose(forward[1], one[0][0], atol=1e-3)
+    np.testing.assert_allclose(backward[1], one[1][0], atol=1e-3)
     with pytest.raises(FileNotFoundError, match='raft-things.pth'):
         raft_backend(tmp_path / 'missing.pth')
