@@ -26,9 +26,10 @@ def get_config() -> ml_collections.ConfigDict:
     })
 
     # Stage 1, MMP-Net (the paper: 400 epochs, batch 8, Adam 3e-4 halved after 200 epochs,
-    # 512 x 512 patches, L1). Steps: ~3,500 blurry frames from raw GOPRO / 8 per batch x 400.
+    # 512 x 512 patches, L1). Steps: ~22,500 blurry frames per epoch (raw GOPRO exported as the
+    # original notebook: stride-1 windows, each sequence's own N) / 8 per batch x 400.
     config.mmpnet = ml_collections.ConfigDict({
-        'batch_size': 8, 'patch': 512, 'learning_rate': 3e-4, 'num_steps': 175_000,
+        'batch_size': 8, 'patch': 512, 'learning_rate': 3e-4, 'num_steps': 1_125_000,
         'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100, 'clip_norm': 0.0,
         'checkpoint': '',             # stage 2 without stage 1 in the same job: a stage-1 workdir
     })

@@ -9,7 +9,8 @@
         --config.data.eval_records=/data/records/mmp_gopro_test
 
 Paper: 400 epochs, batch 8, Adam 3e-4 halved after 200 epochs, 512 x 512 patches, L1
-(`config.mmpnet` in default.py: ~3,500 blurry frames per epoch / 8 x 400 = 175,000 steps).
+(`config.mmpnet` in default.py: ~22,500 blurry frames per epoch, the notebook's stride-1 windows,
+/ 8 x 400 = 1,125,000 steps).
 """
 from configs import default
 
