@@ -5,11 +5,11 @@ runs the part of the cell that needs the frame alone (`MMPRNN.extract`: F_B0, MM
 F_B1, F_B2) on the K frames as one batch, then the recurrence (`MMPRNN.recur`: F_R, F_h) frame
 by frame; the outputs whose features (those of the two following frames) exist are then
 reconstructed (`MMPRNN.decode`) K at a time. Only the last `past + 1 + future` features, the
-frames still waiting for their output and the K frames of a chunk are kept, so memory does not
-depend on the video's length. The outputs equal the per-frame ones (K = 1) for any K: the last
-chunk is filled up with its last frame (outputs for them are not used), which keeps one
-program per frame size. Several videos of one size and length go through as one batch
-(`StreamingDeblurrer.batch`).
+K frames of a chunk and the frames still waiting for their output (fewer than 2 K + future)
+are kept, so memory does not depend on the video's length. The outputs equal the per-frame
+ones (K = 1) for any K; at the video's end the last chunk and the last group of outputs are
+filled up with repeats (whose results are dropped), which keeps one program of each per frame
+size. Several videos of one size and length go through as one batch (`StreamingDeblurrer.batch`).
 
 Ends of the video (`ends`):
 - 'replicate' (default): every frame gets an output. Where f(t-2), f(t-1) or f(t+1),
