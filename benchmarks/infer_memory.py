@@ -1,11 +1,13 @@
 """Peak resident memory of `tools.deblur` on a short and a 10x longer clip.
 
-    python -m benchmarks.infer_memory [--variant A3B4C16F5] [--size 640x480] [--frames 30,300]
+    python -m benchmarks.infer_memory [--variant A3B4C16F5] [--size 640x480] [--frames 30,300] \
+        [--chunks 1]
 
 Writes a random-weight checkpoint of `--variant` and, per length, a folder of synthetic
 frames (a textured image panning), then runs `python -m tools.deblur` on each in a fresh
-process and reads that process's peak RSS (its VmHWM, `peak_rss_mb`). Streaming means the ratio stays
-near 1. The variant only changes the speed, not how memory behaves with length.
+process and reads that process's peak RSS (its VmHWM, `peak_rss_mb`), once per `--chunk-frames`
+K of `--chunks`. Streaming means the ratio to the first length (`vs_first`, per K) stays near 1.
+The variant only changes the speed, not how memory behaves with length.
 """
 import argparse
 import pathlib
@@ -96,6 +98,7 @@ def main():
     parser.add_argument('--variant', default='A3B4C16F5')
     parser.add_argument('--size', default='640x480')
     parser.add_argument('--frames', default='30,300')
+    parser.add_argument('--chunks', default='1', help='values of --chunk-frames, each run on every length')
     parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split('x'))
@@ -105,14 +108,19 @@ def main():
         model = model_from_variant(args.variant)
         variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, model.window, 32, 32, 3)))
         save_model(tmp / 'ckpt', variables, {'variant': args.variant})
-        for count in (int(v) for v in args.frames.split(',')):
+        counts = [int(v) for v in args.frames.split(',')]
+        for count in counts:
             write_clip(tmp / f'in{count}', count, width, height)
-            rss, seconds = peak_rss_mb([sys.executable, '-m', 'tools.deblur', '--quiet',
-                                        '--checkpoint', str(tmp / 'ckpt'), '--input', str(tmp / f'in{count}'),
-                                        '--output', str(tmp / f'out{count}.mp4')])
-            rows.append({'frames': count, 'peak_rss_mb': rss, 'seconds': seconds})
+        for chunk in (int(v) for v in args.chunks.split(',')):
+            for count in counts:
+                rss, seconds = peak_rss_mb([sys.executable, '-m', 'tools.deblur', '--quiet', '--overwrite',
+                                            '--checkpoint', str(tmp / 'ckpt'), '--input', str(tmp / f'in{count}'),
+                                            '--output', str(tmp / f'out{count}.mp4'), '--chunk-frames', str(chunk)])
+                rows.append({'chunk_frames': chunk, 'frames': count, 'peak_rss_mb': rss, 'seconds': seconds})
+    first = {}
     for row in rows:
-        row['vs_first'] = row['peak_rss_mb'] / rows[0]['peak_rss_mb']
+        first.setdefault(row['chunk_frames'], row['peak_rss_mb'])
+        row['vs_first'] = row['peak_rss_mb'] / first[row['chunk_frames']]
     report('infer_memory', rows, args.json, variant=args.variant, size=args.size)
 
 

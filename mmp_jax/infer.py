@@ -1,9 +1,15 @@
 """Streaming inference: frames in, deblurred frames out, in constant memory.
 
-Each frame goes through one jitted cell step (`MMPRNN.encode`) and, once the features of the
-two following frames exist, one jitted reconstruction (`MMPRNN.decode`). Only the last
-`past + 1 + future` features and the frames still waiting for their output are kept, so
-memory does not depend on the video's length.
+Frames go through the network in chunks of K (`chunk_frames`, 1 by default): one jitted call
+runs the part of the cell that needs the frame alone (`MMPRNN.extract`: F_B0, MMP-Net, MMAM,
+F_B1, F_B2) on the K frames as one batch, then the recurrence (`MMPRNN.recur`: F_R, F_h) frame
+by frame; the outputs whose features (those of the two following frames) exist are then
+reconstructed (`MMPRNN.decode`) K at a time. Only the last `past + 1 + future` features, the
+K frames of a chunk and the frames still waiting for their output (fewer than 2 K + future)
+are kept, so memory does not depend on the video's length. The outputs equal the per-frame
+ones (K = 1) for any K; at the video's end the last chunk and the last group of outputs are
+filled up with repeats (whose results are dropped), which keeps one program of each per frame
+size. Several videos of one size and length go through as one batch (`StreamingDeblurrer.batch`).
 
 Ends of the video (`ends`):
 - 'replicate' (default): every frame gets an output. Where f(t-2), f(t-1) or f(t+1),
@@ -23,6 +29,7 @@ cropped back.
 import collections
 import contextlib
 import dataclasses
+import functools
 import pathlib
 from collections.abc import Iterable, Iterator
 
@@ -54,76 +61,138 @@ class DeblurredFrame:
 
 
 class StreamingDeblurrer:
-    """Deblurs a stream of uint8 RGB frames `[H, W, 3]` with a model and its variables."""
+    """Deblurs a stream of uint8 RGB frames `[H, W, 3]` with a model and its variables
+    (`batch`: several videos of one size and length, as one batch), `chunk_frames` frames at
+    a time (see the module doc)."""
 
-    def __init__(self, model: MMPRNN, variables, ends: str = 'replicate', dtype: str = 'float32'):
+    def __init__(self, model: MMPRNN, variables, ends: str = 'replicate', dtype: str = 'float32',
+                 chunk_frames: int = 1):
         if ends not in ENDS:
             raise ValueError(f'unknown ends {ends!r}; accepted: {ENDS}')
         if dtype not in DTYPES:
             raise ValueError(f'unknown dtype {dtype!r}; accepted: {tuple(DTYPES)}')
         if model.needs_prior:
             raise ValueError("a model with prior_source='given' cannot deblur plain video")
-        self.model, self.ends, self.dtype = model, ends, DTYPES[dtype]
+        if chunk_frames < 1:
+            raise ValueError(f'chunk_frames must be at least 1, got {chunk_frames}')
+        self.model, self.ends, self.dtype, self.chunk_frames = model, ends, DTYPES[dtype], chunk_frames
         self.variables = jax.tree_util.tree_map(lambda a: jnp.asarray(a, self.dtype), variables)
-        self._encode = jax.jit(lambda v, c, x: model.apply(v, c, x, method=model.encode))
-        self._decode = jax.jit(lambda v, f, x: model.apply(v, f, x, method=model.decode))
+        self._encode = jax.jit(functools.partial(encode_chunk, model))
+        self._decode = jax.jit(functools.partial(decode_windows, model))
 
-    def _pad(self, frame: np.ndarray) -> jax.Array:
-        padded = pad_to_multiple(frame).astype(np.float32) / 255.0
-        return jnp.asarray(padded[None], self.dtype)
+    def _pad(self, frames: np.ndarray) -> np.ndarray:
+        return pad_to_multiple(frames).astype(np.float32) / 255.0
 
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[DeblurredFrame]:
+        for outputs in self.batch(frame[None] for frame in frames):
+            yield outputs[0]
+
+    def batch(self, frames: Iterable[np.ndarray]) -> Iterator[list[DeblurredFrame]]:
+        """B videos in lockstep: time steps `[B, H, W, 3]` in, for each output index the B
+        videos' outputs (in the order of the batch) out."""
         stream = _Stream(self)
-        for index, frame in enumerate(frames):
-            yield from stream.push(index, frame)
+        for index, step in enumerate(frames):
+            yield from stream.push(index, step)
         yield from stream.finish()
 
 
+def encode_chunk(model: MMPRNN, variables, carry, frames: jax.Array):
+    """K frames of B videos `[B, K, H, W, 3]` in [0, 1] -> (carry after frame K, f
+    `[B, K, H/4, W/4, 5C]`, prior `[B, K, H, W, 1]` or None): `MMPRNN.extract` on all B K
+    frames in one batch, then `MMPRNN.recur` frame by frame."""
+    batch, count = frames.shape[:2]
+    mids, priors = model.apply(variables, frames.reshape((batch * count,) + frames.shape[2:]), method=model.extract)
+    carry, feats = model.apply(variables, carry, mids.reshape((batch, count) + mids.shape[1:]), method=model.recur)
+    return carry, feats, None if priors is None else priors.reshape((batch, count) + priors.shape[1:])
+
+
+def decode_windows(model: MMPRNN, variables, windows: list[tuple[jax.Array, ...]], frames: jax.Array) -> jax.Array:
+    """N windows, each the features f(t-P..t+F) `[B, H/4, W/4, 5C]` of its frame, and those
+    frames `[N B, H, W, 3]` in [0, 1] -> outputs `[N B, H, W, 3]` (`MMPRNN.decode` in one batch;
+    the windows, which share most of their features, concatenated inside the program)."""
+    features = jnp.concatenate([jnp.concatenate(window, axis=-1) for window in windows])
+    return model.apply(variables, features, frames, method=model.decode)
+
+
 class _Stream:
-    """One pass of a `StreamingDeblurrer` over one video: its state, fed a frame at a time."""
+    """One pass of a `StreamingDeblurrer` over B videos in lockstep, fed a time step
+    `[B, H, W, 3]` at a time. Held: the last `window` features, at most K frames not yet
+    encoded and fewer than 2 K + future frames waiting for their output (those whose window
+    is complete wait for a whole group of K to decode)."""
 
     def __init__(self, deblurrer: StreamingDeblurrer):
         self.deblurrer, self.model = deblurrer, deblurrer.model
-        self.feats: collections.deque = collections.deque(maxlen=self.model.window)
-        self.waiting: collections.deque = collections.deque()  # (index, frame, padded, prior)
+        self.feats: collections.deque = collections.deque(maxlen=self.model.window)  # f [B, h, w, 5C]
+        self.waiting: collections.deque = collections.deque()  # (index, frames, padded, prior)
+        self.chunk: list = []  # (index, frames, padded) not yet encoded
+        self.ready: list = []  # (a waiting entry, its window: `window` features), to decode
         self.carry, self.shape = None, None
 
-    def _emit(self) -> DeblurredFrame:
-        index, frame, padded, prior = self.waiting.popleft()
-        out = self.deblurrer._decode(self.deblurrer.variables, jnp.concatenate(list(self.feats), axis=-1), padded)
-        height, width = frame.shape[:2]
-        out = np.asarray(out[0, :height, :width], np.float32)
-        prior = None if prior is None else np.asarray(prior[0, :height, :width], np.float32)
-        return DeblurredFrame(index, frame, out, prior)
+    def _encode_chunk(self) -> None:
+        """Encodes `chunk` (repeated to K frames with its last one: only at the video's end,
+        after which the state is not used); the frames whose window completes become ready."""
+        deblurrer, model, count = self.deblurrer, self.model, len(self.chunk)
+        padded = [entry[2] for entry in self.chunk]
+        padded += padded[-1:] * (deblurrer.chunk_frames - count)
+        self.carry, feats, priors = deblurrer._encode(deblurrer.variables, self.carry,
+                                                      jnp.asarray(np.stack(padded, axis=1), deblurrer.dtype))
+        priors = None if priors is None else np.asarray(priors[:, :count], np.float32)
+        for k, (index, frames, padded) in enumerate(self.chunk):
+            if index == 0 and deblurrer.ends == 'replicate':
+                self.feats.extend([feats[:, k]] * model.past_frames)
+            self.feats.append(feats[:, k])
+            if index >= model.past_frames or deblurrer.ends == 'replicate':
+                self.waiting.append((index, frames, padded, None if priors is None else priors[:, k]))
+            self._take_ready()
+        self.chunk = []
 
-    def push(self, index: int, frame: np.ndarray) -> list[DeblurredFrame]:
-        """Frame `index` in; the outputs that became ready (at most one)."""
-        model, deblurrer = self.model, self.deblurrer
-        if self.shape is not None and frame.shape != self.shape:
-            raise ValueError(f'frame {index}: shape {frame.shape} differs from the first frame\'s {self.shape}')
-        padded = deblurrer._pad(frame)
+    def _take_ready(self) -> None:
+        if len(self.feats) == self.model.window and self.waiting:
+            self.ready.append((self.waiting.popleft(), tuple(self.feats)))
+
+    def _decode(self, final: bool) -> list[list[DeblurredFrame]]:
+        """Outputs of `ready`, decoded K at a time: whole groups only, unless `final` (then a
+        shorter last group is repeated to K: one program)."""
+        deblurrer, size = self.deblurrer, self.deblurrer.chunk_frames
+        height, width = self.shape[1:3]
+        done = []
+        while len(self.ready) >= size or (final and self.ready):
+            group, self.ready = self.ready[:size], self.ready[size:]
+            padded = group + group[-1:] * (size - len(group))
+            centres = jnp.asarray(np.concatenate([entry[2] for entry, _ in padded]), deblurrer.dtype)
+            outputs = deblurrer._decode(deblurrer.variables, [window for _, window in padded], centres)
+            outputs = np.asarray(outputs, np.float32).reshape((size, -1) + outputs.shape[1:])
+            for ((index, frames, _, priors), _), output in zip(group, outputs):
+                done.append([DeblurredFrame(index, frames[b], output[b, :height, :width],
+                                            None if priors is None else priors[b, :height, :width])
+                             for b in range(len(frames))])
+        return done
+
+    def push(self, index: int, frames: np.ndarray) -> list[list[DeblurredFrame]]:
+        """Time step `index` `[B, H, W, 3]` in; the outputs that became ready (K at a time)."""
+        if self.shape is not None and frames.shape != self.shape:
+            raise ValueError(f'frame {index}: shape {frames.shape[1:]} differs from the first frame\'s {self.shape[1:]}')
+        padded = self.deblurrer._pad(frames)
         if self.shape is None:
-            self.shape = frame.shape
-            self.carry = model.init_carry(1, *padded.shape[1:3], dtype=deblurrer.dtype)
-        self.carry, f, prior = deblurrer._encode(deblurrer.variables, self.carry, padded)
-        if index == 0 and deblurrer.ends == 'replicate':
-            self.feats.extend([f] * model.past_frames)
-        self.feats.append(f)
-        if index >= model.past_frames or deblurrer.ends == 'replicate':
-            self.waiting.append((index, frame, padded, prior))
-        return [self._emit()] if len(self.feats) == model.window else []
+            self.shape = frames.shape
+            self.carry = self.model.init_carry(*padded.shape[:3], dtype=self.deblurrer.dtype)
+        self.chunk.append((index, frames, padded))
+        if len(self.chunk) < self.deblurrer.chunk_frames:
+            return []
+        self._encode_chunk()
+        return self._decode(final=False)
 
-    def finish(self) -> list[DeblurredFrame]:
+    def finish(self) -> list[list[DeblurredFrame]]:
         """The outputs still owed at the end of the video."""
         if self.shape is None:
             raise ValueError('no frames')
-        done = []
+        if self.chunk:
+            self._encode_chunk()
         if self.deblurrer.ends == 'replicate':
             while self.waiting:
                 self.feats.append(self.feats[-1])
-                if len(self.feats) == self.model.window:
-                    done.append(self._emit())
-        return done
+                self._take_ready()
+        return self._decode(final=True)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -188,7 +257,8 @@ class TiledDeblurrer:
                 layout = self._layout(*frame.shape[:2])
                 streams = [_Stream(self.deblurrer) for _ in layout]
             pending[index] = frame
-            ready = [stream.push(index, frame[rows, cols]) for stream, (rows, cols, _) in zip(streams, layout)]
+            ready = [[out for (out,) in stream.push(index, frame[None, rows, cols])]
+                     for stream, (rows, cols, _) in zip(streams, layout)]
             for outputs in zip(*ready):
                 done = outputs[0].index
                 yield self._blend(pending.pop(done), layout, list(outputs))
@@ -196,7 +266,7 @@ class TiledDeblurrer:
                     del pending[skipped]
         if streams is None:
             raise ValueError('no frames')
-        for outputs in zip(*(stream.finish() for stream in streams)):
+        for outputs in zip(*([out for (out,) in stream.finish()] for stream in streams)):
             yield self._blend(pending.pop(outputs[0].index), layout, list(outputs))
 
 
@@ -242,10 +312,10 @@ def frame_name(source, index: int) -> str:
 
 
 def make_deblurrer(model: MMPRNN, variables, ends: str = 'replicate', dtype: str = 'float32',
-                   tile: tuple[int, int] | None = None,
-                   tile_overlap: int = 32) -> StreamingDeblurrer | TiledDeblurrer:
+                   tile: tuple[int, int] | None = None, tile_overlap: int = 32,
+                   chunk_frames: int = 1) -> StreamingDeblurrer | TiledDeblurrer:
     """One deblurrer for any number of videos: its programs compile once per frame size."""
-    deblurrer = StreamingDeblurrer(model, variables, ends, dtype)
+    deblurrer = StreamingDeblurrer(model, variables, ends, dtype, chunk_frames)
     return TiledDeblurrer(deblurrer, tile, tile_overlap) if tile is not None else deblurrer
 
 

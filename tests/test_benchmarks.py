@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from benchmarks import infer_speed
+from benchmarks import chunked_inference, infer_speed
 from tests import original_reference as ref
 
 
@@ -56,10 +56,38 @@ def test_infer_speed_gives_both_sides_the_same_work(frames, repeats):
 @pytest.mark.slow
 def test_infer_memory(tmp_path):
     result = _run(tmp_path, 'benchmarks.infer_memory', '--variant', 'A1B1C4F5', '--size', '32x16',
-                  '--frames', '2,6')
+                  '--frames', '2,6', '--chunks', '1,3')
     rows = result['rows']
-    assert [r['frames'] for r in rows] == [2, 6] and rows[0]['vs_first'] == 1.0
+    assert [(r['chunk_frames'], r['frames']) for r in rows] == [(1, 2), (1, 6), (3, 2), (3, 6)]
+    assert rows[0]['vs_first'] == rows[2]['vs_first'] == 1.0
     assert all(r['peak_rss_mb'] > 50 for r in rows)
+
+
+class _CountingDeblurrer:
+    """A stand-in `StreamingDeblurrer` that logs (its K, frames) per pass."""
+
+    def __init__(self, chunk_frames, log):
+        self.chunk_frames, self.log = chunk_frames, log
+
+    def __call__(self, frames):
+        frames = list(frames)
+        self.log.append((self.chunk_frames, len(frames)))
+        return iter(frames)
+
+
+def test_chunked_inference_warms_up_then_interleaves_the_chunk_sizes():
+    log = []
+    passes = chunked_inference.time_chunks({k: _CountingDeblurrer(k, log) for k in (1, 4)}, np.zeros((8, 1)), 2)
+    assert log == [(1, 1), (4, 4), (1, 8), (4, 8), (1, 8), (4, 8)]
+    assert [len(seconds) for seconds in passes.values()] == [2, 2]
+
+
+@pytest.mark.slow
+def test_chunked_inference(tmp_path):
+    result = _run(tmp_path, 'benchmarks.chunked_inference', '--variant', 'A1B1C4F5', '--size', '32x16',
+                  '--chunks', '1,2', '--frames', '4', '--repeats', '1')
+    assert [r['chunk_frames'] for r in result['rows']] == [1, 2] and result['rows'][0]['vs_first'] == 1.0
+    assert all(r['s_per_frame'] > 0 and len(r['pass_s']) == 1 for r in result['rows'])
 
 
 @pytest.mark.slow

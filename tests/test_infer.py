@@ -35,6 +35,45 @@ def test_streaming_equals_the_scanned_model(variables):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('ends', ['drop', 'replicate'])
+@pytest.mark.parametrize('chunk', [3, 16])
+def test_chunks_of_k_frames_equal_the_per_frame_path(variables, ends, chunk):
+    """11 frames in chunks of 3 (the last one short) or of 16 (longer than the video): the
+    per-frame outputs and priors, each output given at most 2 K - 1 + future frames after its
+    own (decoded with the chunk that completes its window or the next: memory stays flat)."""
+    frames = _frames(11)
+    single = list(StreamingDeblurrer(MODEL, variables, ends)(iter(frames)))
+    read = []
+
+    def source():
+        for frame in frames:
+            read.append(frame)
+            yield frame
+
+    lags, chunked = [], []
+    for out in StreamingDeblurrer(MODEL, variables, ends, chunk_frames=chunk)(source()):
+        lags.append(len(read) - 1 - out.index)
+        chunked.append(out)
+    assert [f.index for f in chunked] == [f.index for f in single]
+    np.testing.assert_allclose(np.stack([f.output for f in chunked]), np.stack([f.output for f in single]), atol=1e-5)
+    np.testing.assert_allclose(np.stack([f.prior for f in chunked]), np.stack([f.prior for f in single]), atol=1e-5)
+    assert max(lags) <= 2 * chunk - 1 + MODEL.future_frames
+
+
+@pytest.mark.slow
+def test_a_batch_of_videos_equals_each_video_alone(variables):
+    videos = np.stack([_frames(6), _frames(6)[:, ::-1]])  # [B, T, H, W, 3]
+    deblurrer = StreamingDeblurrer(MODEL, variables, chunk_frames=4)
+    batched = list(deblurrer.batch(iter(videos.transpose(1, 0, 2, 3, 4))))
+    for b, video in enumerate(videos):
+        alone = list(deblurrer(iter(video)))
+        assert [outputs[b].index for outputs in batched] == [f.index for f in alone] == list(range(6))
+        np.testing.assert_allclose(np.stack([outputs[b].output for outputs in batched]),
+                                   np.stack([f.output for f in alone]), atol=1e-5)
+        np.testing.assert_array_equal(batched[3][b].blurry, video[3])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('count', [1, 2, 3])
 def test_short_videos_get_every_frame(variables, count):
     assert [f.index for f in StreamingDeblurrer(MODEL, variables)(iter(_frames(count)))] == list(range(count))

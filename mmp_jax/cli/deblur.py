@@ -3,16 +3,16 @@
 `mmp-deblur` once installed (the same arguments), or from a checkout:
     python -m tools.deblur --checkpoint CKPT --input IN --output OUT [--overwrite] \\
         [--prior PRIOR_OUT] [--side-by-side] [--dtype bfloat16] [--ends replicate|drop] \\
-        [--reset-every 20] [--tile 512 512 --tile-overlap 32] [--fps 30] [--allow-truncated] \\
-        [--codec h264|lossless] [--crf 18] [--no-audio]
+        [--reset-every 20] [--tile 512 512 --tile-overlap 32] [--chunk-frames 4] [--fps 30] \\
+        [--allow-truncated] [--codec h264|lossless] [--crf 18] [--no-audio]
 
 CKPT: a folder from `tools.convert_checkpoint`, or a training workdir (its `model/`). IN: a
 video file OpenCV reads, or a folder of frames. OUT (and PRIOR_OUT): a video file (.mp4, .mov,
 .mkv: H.264 through PyAV, CRF 18 unless `--crf`, or `--codec lossless`; .avi: MJPG; the fps of
 IN, or `--fps` for a frame folder; IN's audio copied unless `--no-audio`) or, for any other
 name, a folder of PNGs named as the input frames (a video's frames by their index). Frames stream through the
-network one at a time, so memory does not grow with the video. See `mmp_jax.infer` for how the
-first and last two frames are handled (`--ends`).
+network one at a time (`--chunk-frames K`: K at a time, the same outputs), so memory does not grow with the
+video. See `mmp_jax.infer` for how the first and last two frames are handled (`--ends`).
 
 Batches: several inputs (`--input a.mp4 b.mp4 frames/`), or a folder holding videos and no
 frames, go into the folder OUT: a video to `OUT/<name>` (.mp4 unless its own suffix is one we
@@ -70,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              'overlap: memory follows the tile, not the frame (for 4K on small devices)')
     parser.add_argument('--tile-overlap', type=int, default=32, metavar='PIXELS',
                         help='pixels neighbouring tiles share (default 32)')
+    parser.add_argument('--chunk-frames', type=int, default=1, metavar='K',
+                        help='run the non-recurrent parts on K frames at once (the same outputs; '
+                             'memory grows with K; default 1)')
     parser.add_argument('--fps', type=float, default=25.0, help='frame rate of a frame folder (video out)')
     parser.add_argument('--allow-truncated', action='store_true',
                         help='a video that ends before its stated frame count: keep the frames that decoded')
@@ -81,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.tile is not None and (min(args.tile) < 16 or not 0 <= args.tile_overlap < min(args.tile)):
         parser.error(f'--tile {args.tile[0]} {args.tile[1]}: tiles need at least 16 pixels a side and an '
                      f'overlap of 0 .. {min(args.tile) - 1} (got --tile-overlap {args.tile_overlap})')
+    if args.chunk_frames < 1:
+        parser.error(f'--chunk-frames must be at least 1, got {args.chunk_frames}')
     if args.reset_every < 0:
         parser.error(f'--reset-every must be 0 or positive, got {args.reset_every}')
     return args
@@ -134,7 +139,7 @@ def run(args: argparse.Namespace) -> list[tuple[str, int]]:
     sources = [open_frames(path, folder_fps=args.fps, allow_truncated=args.allow_truncated)
                for path, _, _ in plans]
     deblurrer = make_deblurrer(model, variables, args.ends, args.dtype,
-                               tuple(args.tile) if args.tile else None, args.tile_overlap)
+                               tuple(args.tile) if args.tile else None, args.tile_overlap, args.chunk_frames)
     return [(output, deblur_file(deblurrer, source, output, prior, args.side_by_side, progress=not args.quiet,
                                  overwrite=args.overwrite, reset_every=args.reset_every,
                                  audio=not args.no_audio, codec=args.codec, quality=args.crf))

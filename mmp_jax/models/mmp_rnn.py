@@ -96,7 +96,9 @@ class MMAM(nn.Module):
 
 
 class RDBCell(nn.Module):
-    """Feature extraction cell, one frame: `(carry, (x, prior)) -> (carry', f)`.
+    """Feature extraction cell, one frame: `(carry, (x, prior)) -> (carry', f)`, in two parts:
+    `extract` (F_B0, MMP-Net, MMAM, F_B1, F_B2: the frame alone, so any number of frames in
+    one call) and `recur` (F_R and F_h on l_t, l_{t-1}, h_{t-1}: frame by frame).
 
     x `[N, H, W, 3]` normalised; prior `[N, H, W, 1]` or None (then MMP-Net computes it);
     f `[N, H/4, W/4, 5C]`. With `return_prior` the output is `(f, prior)` (prior None
@@ -109,27 +111,43 @@ class RDBCell(nn.Module):
     prior_source: str = 'mmpnet'
     transmit_ndf: bool = True
 
-    @nn.compact
-    def __call__(self, carry: Carry, inputs: tuple[jax.Array, jax.Array | None],
-                 return_prior: bool = False):
-        s_last, mid_last = carry
-        x, prior = inputs
+    def setup(self):
         c = self.n_features
-        out = conv(c, 5, name='F_B0')(x)
+        self.F_B0 = conv(c, 5)
         if self.use_mmam:
             if self.prior_source == 'mmpnet':
-                prior = MMPNet(name='prior')(x, train=False)
-            out = MMAM(name='MMAM1')(out, prior)
-        out = RDBDownsample(c, 2 * c, 3, self.act, name='F_B1')(out)
-        mid = RDBDownsample(3 * c // 2, 2 * c, 3, self.act, name='F_B2')(out)
+                self.prior = MMPNet()
+            self.MMAM1 = MMAM()
+        self.F_B1 = RDBDownsample(c, 2 * c, 3, self.act)
+        self.F_B2 = RDBDownsample(3 * c // 2, 2 * c, 3, self.act)
+        self.F_R = RDNet(2 * c, self.n_blocks, 3, self.act)
+        self.F_h_0 = conv(c, 3)
+        self.F_h_1 = RDB(c, 3, self.act)
+        self.F_h_2 = conv(c, 3)
+
+    def extract(self, x: jax.Array, prior: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
+        """x `[N, H, W, 3]` normalised, prior as in the class doc -> (l `[N, H/4, W/4, 2C]`,
+        prior `[N, H, W, 1]`, the given one without MMAM)."""
+        out = self.F_B0(x)
+        if self.use_mmam:
+            if self.prior_source == 'mmpnet':
+                prior = self.prior(x, train=False)
+            out = self.MMAM1(out, prior)
+        return self.F_B2(self.F_B1(out)), prior
+
+    def recur(self, carry: Carry, mid: jax.Array) -> tuple[Carry, jax.Array]:
+        """(h_{t-1}, l_{t-1}), l_t `[N, H/4, W/4, 2C]` -> ((h_t, l_t), f_t `[N, H/4, W/4, 5C]`)."""
+        s_last, mid_last = carry
         if not self.transmit_ndf:
             mid_last = jnp.zeros_like(mid_last)
-        out = jnp.concatenate([mid, mid_last, s_last], axis=-1)
-        out = RDNet(2 * c, self.n_blocks, 3, self.act, name='F_R')(out)
-        s = conv(c, 3, name='F_h_0')(out)
-        s = RDB(c, 3, self.act, name='F_h_1')(s)
-        s = conv(c, 3, name='F_h_2')(s)
-        return (s, mid), ((out, prior) if return_prior else out)
+        out = self.F_R(jnp.concatenate([mid, mid_last, s_last], axis=-1))
+        return (self.F_h_2(self.F_h_1(self.F_h_0(out))), mid), out
+
+    def __call__(self, carry: Carry, inputs: tuple[jax.Array, jax.Array | None],
+                 return_prior: bool = False):
+        mid, prior = self.extract(*inputs)
+        carry, out = self.recur(carry, mid)
+        return carry, ((out, prior) if return_prior else out)
 
 
 class ChannelAttention(nn.Module):
@@ -176,10 +194,16 @@ def _cell_step(cell: RDBCell, carry: Carry, inputs):
     return cell(carry, inputs)
 
 
+def _recur_step(cell: RDBCell, carry: Carry, mid: jax.Array):
+    return cell.recur(carry, mid)
+
+
 class MMPRNN(nn.Module):
     """The whole network. `__call__` runs a sequence (the cell under `nn.scan`, so any T
     compiles once per shape); `init_carry`, `encode` and `decode` are the step API for
-    streaming, with the same parameters and the same outputs."""
+    streaming, with the same parameters and the same outputs; `extract` + `recur` split
+    `encode` into the part that needs the frame alone (batched over any number of frames)
+    and the recurrence (frame by frame)."""
     n_features: int = 16
     n_blocks_a: int = 7
     n_blocks_b: int = 8
@@ -245,6 +269,21 @@ class MMPRNN(nn.Module):
             carry, (self.scaling.to_model(frame), prior if self.needs_prior else None),
             return_prior=True)
         return carry, feats, prior
+
+    def extract(self, frames: jax.Array, priors: jax.Array | None = None):
+        """Frames `[N, H, W, 3]` in [0, 1], of one or several videos in any order (priors
+        `[N, H, W, 1]` when given) -> (l `[N, H/4, W/4, 2C]`, prior `[N, H, W, 1]` or None
+        without MMAM): the part of `encode` that depends on the frame alone."""
+        self._check_frame(frames.shape, priors)
+        return self.cell.extract(self.scaling.to_model(frames), priors if self.needs_prior else None)
+
+    def recur(self, carry: Carry, mids: jax.Array):
+        """The rest of `encode`, over K frames in order: carry `[B, ...]` (as `init_carry`)
+        and l `[B, K, H/4, W/4, 2C]` from `extract` -> (carry after the K-th frame,
+        f `[B, K, H/4, W/4, 5C]`)."""
+        scan = nn.scan(_recur_step, variable_broadcast=['params', 'batch_stats'],
+                       split_rngs={'params': False}, in_axes=1, out_axes=1, unroll=self.scan_unroll)
+        return scan(self.cell, carry, mids)
 
     def decode(self, features: jax.Array, frame: jax.Array) -> jax.Array:
         """Concatenated f(t-P..t+F) `[N, H/4, W/4, window * 5C]` and frame t `[N, H, W, 3]`

@@ -43,6 +43,27 @@ def test_scan_equals_step_api(tiny):
 
 
 @pytest.mark.slow
+def test_extract_then_recur_equals_encode_for_a_batch_of_videos(tiny):
+    """Two videos of 3 frames: `extract` on all 6 frames in one call, then `recur` over the 3
+    in order, gives `encode`'s features, priors and final state frame by frame."""
+    model, variables = tiny
+    frames = _frames(3, batch=2)
+    extract = jax.jit(lambda v, x: model.apply(v, x, method=model.extract))
+    recur = jax.jit(lambda v, c, l: model.apply(v, c, l, method=model.recur))
+    encode = jax.jit(lambda v, c, x: model.apply(v, c, x, method=model.encode))
+    mids, priors = extract(variables, frames.reshape((6, H, W, 3)))
+    carry, feats = recur(variables, model.init_carry(2, H, W), mids.reshape((2, 3) + mids.shape[1:]))
+    priors = priors.reshape((2, 3, H, W, 1))
+    stepped = model.init_carry(2, H, W)
+    for t in range(3):
+        stepped, f, prior = encode(variables, stepped, frames[:, t])
+        np.testing.assert_allclose(feats[:, t], f, atol=1e-5)
+        np.testing.assert_allclose(priors[:, t], prior, atol=1e-6)
+    for ours, theirs in zip(carry, stepped):
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.slow
 def test_weights_are_shared_across_frames(tiny):
     _, variables = tiny
     kernel = variables['params']['cell']['F_B0']['kernel']

@@ -174,14 +174,17 @@ def test_sigterm_and_kill_mid_run_leave_nothing_stale(tmp_path, converted, refer
     assert sorted(p.name for p in outputs.iterdir()) == ['out.mp4']  # the next run cleaned it
 
 
-def test_tiles_and_state_resets_from_the_command_line(tmp_path, converted, frames_dir, capsys):  # noqa: F811
+def test_tiles_state_resets_and_chunks_from_the_command_line(tmp_path, converted, frames_dir, capsys):  # noqa: F811
     assert _deblur(converted, '--input', frames_dir, '--output', tmp_path / 'tiled', '--tile', '24', '24',
-                   '--tile-overlap', '8', '--reset-every', '5') == 0
+                   '--tile-overlap', '8', '--reset-every', '5', '--chunk-frames', '3') == 0
     assert len(list((tmp_path / 'tiled').iterdir())) == ref.FRAMES
     with pytest.raises(SystemExit) as stop:
         _deblur(converted, '--input', frames_dir, '--output', tmp_path / 'x', '--tile', '24', '24',
                 '--tile-overlap', '24')
     assert stop.value.code == 2 and 'an overlap of 0 .. 23' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        _deblur(converted, '--input', frames_dir, '--output', tmp_path / 'x', '--chunk-frames', '0')
+    assert stop.value.code == 2 and '--chunk-frames must be at least 1, got 0' in capsys.readouterr().err
 
 
 def test_several_inputs_and_a_folder_of_videos(tmp_path, converted, frames_dir, reference, capsys):  # noqa: F811
