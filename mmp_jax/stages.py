@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mmp_jax import checkpoint, evaluate, train_step
+from mmp_jax import evaluate, starting_points, train_step
 from mmp_jax.convert import check_same_structure
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import InputScaling, prior_variables, with_prior_variables
@@ -123,8 +123,15 @@ class MMPRNNStage(Stage):
         return weights
 
     def starting_variables(self, config, workdir: pathlib.Path, model, variables: dict) -> dict:
-        """With MMP-Net in the model: the fresh variables with stage 1's MMP-Net in them."""
-        if not self.has_mmpnet(model):
+        """The fresh variables, or those of `config.mmprnn.init_checkpoint` (fine-tuning); with
+        MMP-Net in the model, stage 1's MMP-Net put in them (from this job or
+        `config.mmpnet.checkpoint`; optional after an init_checkpoint, which holds one)."""
+        init = self.settings(config).init_checkpoint
+        if init:
+            loaded = starting_points.mmprnn_variables(init, config.model)
+            check_same_structure(loaded, variables, f'config.mmprnn.init_checkpoint={init}')
+            variables = jax.tree.map(jnp.asarray, loaded)
+        if not self.has_mmpnet(model) or (init and not _mmpnet_source(config, workdir)):
             return variables
         mmpnet = _stage_one_mmpnet(config, workdir)
         for collection, tree in prior_variables(variables).items():
@@ -147,14 +154,19 @@ def get(name: str) -> Stage:
     return STAGES[name]
 
 
+def _mmpnet_source(config, workdir: pathlib.Path) -> str:
+    """Where stage 1's MMP-Net is: this job's workdir, or config.mmpnet.checkpoint ('' if neither)."""
+    return str(workdir) if 'mmpnet' in config.stages else config.mmpnet.checkpoint
+
+
 def _stage_one_mmpnet(config, workdir: pathlib.Path) -> dict:
-    """MMP-Net's variables from stage 1 of this job, or of the workdir in config.mmpnet.checkpoint."""
-    source = workdir if 'mmpnet' in config.stages else config.mmpnet.checkpoint
+    """MMP-Net's variables from stage 1 of this job, or from config.mmpnet.checkpoint (a stage-1
+    workdir, a model folder or an original MMP-Net file: `starting_points.mmpnet_variables`)."""
+    source = _mmpnet_source(config, workdir)
     if not source:
         raise TrainingError("stage 'mmprnn' needs a trained MMP-Net: add 'mmpnet' to config.stages, or set "
-                         "--config.mmpnet.checkpoint to the workdir of a stage-1 run (configs/mmpnet_gopro.py)")
-    directory = pathlib.Path(source).absolute() / 'checkpoints' / 'mmpnet'
-    restored = checkpoint.latest_saved_state(directory)
-    if restored is None:
-        raise TrainingError(f'{directory}: no MMP-Net checkpoint; train stage 1 first (configs/mmpnet_gopro.py)')
-    return {'params': restored['params'], 'batch_stats': restored['batch_stats']}
+                            "--config.mmpnet.checkpoint to the workdir of a stage-1 run (configs/mmpnet_gopro.py), "
+                            "a model folder or the original MMP-Net file (model_best.pth.tar), or start from "
+                            "--config.mmprnn.init_checkpoint")
+    channel_order = '' if 'mmpnet' in config.stages else config.mmpnet.channel_order
+    return starting_points.mmpnet_variables(source, channel_order)
