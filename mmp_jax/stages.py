@@ -8,6 +8,7 @@ variables, evaluator and summary line. `train.py` runs any stage through this in
 
 Both stages scale MMP-Net's input the same way: `InputScaling` of `config.model`.
 """
+import json
 import pathlib
 
 import jax
@@ -67,6 +68,25 @@ class Stage:
         settings = self.settings(config)
         return train_step.make_optimizer(self.name, settings.learning_rate, settings.num_steps, settings.clip_norm)
 
+    def learning_rate(self, config, step: int) -> float:
+        """The optimizer's learning rate at `step` (the one step `step` + 1 takes)."""
+        settings = self.settings(config)
+        return float(train_step.schedule(self.name, settings.learning_rate, settings.num_steps)(step))
+
+    def model_fields(self, config) -> dict:
+        """The `config.model` fields the stage's weights depend on (a resume must keep them)."""
+        return {k: v for k, v in config.model.items() if k not in starting_points.NOT_MODEL_FIELDS}
+
+    def resume_settings(self, config) -> dict:
+        """'section.field' -> value of the settings a resume must keep: the seed, the model's, the
+        training data and the shape of the batches (which, with the seed, fix the data plan)."""
+        settings = self.settings(config)
+        fields = {'seed': config.seed, **{f'model.{k}': v for k, v in self.model_fields(config).items()},
+                  'data.train_records': config.data.train_records,
+                  f'{self.name}.batch_size': settings.batch_size, f'{self.name}.patch': settings.patch,
+                  f'{self.name}.frames': self.frames(config)}
+        return json.loads(json.dumps(fields))  # as a checkpoint's JSON gives them back (lists, not tuples)
+
     def step(self, config, model, optimizer):
         """The training step (not jitted; `train_step.make_step`)."""
         return train_step.make_step(model, optimizer, self.name, self.loss_weights(config), scaling(config))
@@ -88,6 +108,9 @@ class MMPNetStage(Stage):
 
     def model(self, config):
         return MMPNet()
+
+    def model_fields(self, config) -> dict:
+        return {k: config.model[k] for k in ('centralize', 'normalize')}  # its input scaling
 
     def init(self, config, model) -> dict:
         return jax.jit(model.init)(jax.random.key(config.seed), jnp.zeros((1, 16, 16, 3)))

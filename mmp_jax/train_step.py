@@ -50,17 +50,20 @@ def merge(trainable: dict, frozen: dict) -> dict:
                                          **traverse_util.flatten_dict(frozen)})
 
 
+def schedule(stage: str, learning_rate: float, num_steps: int) -> optax.Schedule:
+    """The learning rate of a step: halved half-way (stage 1) or cosine-annealed to 0 (stage 2)."""
+    if stage == 'mmpnet':
+        return optax.piecewise_constant_schedule(learning_rate, {num_steps // 2: 0.5})
+    if stage == 'mmprnn':
+        return optax.cosine_decay_schedule(learning_rate, num_steps)
+    raise ValueError(f"unknown stage {stage!r}; accepted: 'mmpnet', 'mmprnn'")
+
+
 def make_optimizer(stage: str, learning_rate: float, num_steps: int,
                    clip_norm: float = 0.0) -> optax.GradientTransformation:
-    """Adam, lr halved half-way (stage 1) or cosine-annealed to 0 (stage 2); gradients
-    clipped to a global norm of `clip_norm` first where it is positive (not in the paper)."""
-    if stage == 'mmpnet':
-        schedule = optax.piecewise_constant_schedule(learning_rate, {num_steps // 2: 0.5})
-    elif stage == 'mmprnn':
-        schedule = optax.cosine_decay_schedule(learning_rate, num_steps)
-    else:
-        raise ValueError(f"unknown stage {stage!r}; accepted: 'mmpnet', 'mmprnn'")
-    adam = optax.adam(schedule)
+    """Adam on `schedule`; gradients clipped to a global norm of `clip_norm` first where it is
+    positive (not in the paper)."""
+    adam = optax.adam(schedule(stage, learning_rate, num_steps))
     return optax.chain(optax.clip_by_global_norm(clip_norm), adam) if clip_norm > 0 else adam
 
 
