@@ -20,7 +20,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict(MODEL_DEFAULTS)  # mmp_jax/models/variants.py
 
     config.data = ml_collections.ConfigDict({
-        'train_records': '',          # folder written by `python -m tools.export_tfrecords`
+        'train_records': '',          # folder written by `python -m tools.export_tfrecords`, or folders
+                                      # 'a,b' whose records mix in one run
+        'train_weights': '',          # with several folders: their shares 'w_a,w_b' ('' = by window count)
         'eval_records': '',           # the same for held-back sequences ('' = no evaluation)
         'reader': 'tf',               # 'tf' (tf.data) or 'numpy' (machines without TensorFlow)
     })
@@ -30,6 +32,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.mmpnet = ml_collections.ConfigDict({
         'batch_size': 8, 'patch': 512, 'learning_rate': 3e-4, 'num_steps': 175_000,
         'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100, 'clip_norm': 0.0,
+        'loss_weights': {'gradient': 0.0},  # the L1 term plus this times the gradient term (the
+                                            # authors' notebook: 0.5; configs/released_*.py)
         'checkpoint': '',             # stage 2 without stage 1 in the same job: a stage-1 workdir, a model
                                       # folder (its prior) or the original MMP-Net file (model_best.pth.tar)
         'channel_order': '',          # that original file's frames: 'rgb' (the repository's) or 'bgr'

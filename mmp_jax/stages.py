@@ -82,7 +82,7 @@ class Stage:
         training data and the shape of the batches (which, with the seed, fix the data plan)."""
         settings = self.settings(config)
         fields = {'seed': config.seed, **{f'model.{k}': v for k, v in self.model_fields(config).items()},
-                  'data.train_records': config.data.train_records,
+                  'data.train_records': config.data.train_records, 'data.train_weights': config.data.train_weights,
                   f'{self.name}.batch_size': settings.batch_size, f'{self.name}.patch': settings.patch,
                   f'{self.name}.frames': self.frames(config)}
         return json.loads(json.dumps(fields))  # as a checkpoint's JSON gives them back (lists, not tuples)
@@ -111,6 +111,9 @@ class MMPNetStage(Stage):
 
     def model_fields(self, config) -> dict:
         return {k: config.model[k] for k in ('centralize', 'normalize')}  # its input scaling
+
+    def loss_weights(self, config) -> dict:
+        return dict(self.settings(config).loss_weights)
 
     def init(self, config, model) -> dict:
         return jax.jit(model.init)(jax.random.key(config.seed), jnp.zeros((1, 16, 16, 3)))

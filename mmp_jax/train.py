@@ -100,10 +100,29 @@ def _variables(state: train_step.TrainState) -> dict:
     return {'params': params, 'batch_stats': state.batch_stats}
 
 
+def _train_windows(config, length: int) -> input_pipeline.Windows:
+    """The windows of `config.data.train_records` ('a' or 'a,b,...': folders mixed in one run,
+    by `config.data.train_weights` 'w_a,w_b,...' where given: `input_pipeline.mix`)."""
+    folders = [f for f in config.data.train_records.split(',') if f.strip()]
+    if not folders:
+        raise ValueError('training needs records: set --config.data.train_records (a folder, or folders a,b)')
+    parts = [input_pipeline.load_windows(input_pipeline.record_files(f.strip()), length) for f in folders]
+    weights = None
+    if config.data.train_weights:
+        try:
+            weights = [float(w) for w in config.data.train_weights.split(',')]
+        except ValueError:
+            raise ValueError(f'config.data.train_weights={config.data.train_weights!r}: not numbers '
+                             f'separated by commas') from None
+    try:
+        return input_pipeline.mix(parts, weights)
+    except ValueError as error:
+        raise ValueError(f'config.data.train_weights={config.data.train_weights!r}: {error}') from None
+
+
 def _batches(config, stage: stages.Stage, start_step: int):
     settings = stage.settings(config)
-    windows = input_pipeline.load_windows(input_pipeline.record_files(config.data.train_records),
-                                          stage.frames(config))
+    windows = _train_windows(config, stage.frames(config))
     if stage.name == 'mmpnet' and not any(windows.mmp):
         raise TrainingError(f'{config.data.train_records}: the records hold no MMP; stage 1 needs data exported '
                             f'from sharp high-frame-rate video (--source gopro_raw or synthetic)')

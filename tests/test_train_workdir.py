@@ -1,5 +1,6 @@
 """What a training workdir keeps: every run's config, the best evaluated model, exports of any
-kept step, the learning rate in the log; and a resume with other settings refused."""
+kept step, the learning rate in the log; a resume with other settings refused; all in a run
+mixing two records folders."""
 import json
 import logging
 
@@ -9,13 +10,15 @@ import pytest
 from flax import traverse_util
 
 from mmp_jax import checkpoint, train
+from mmp_jax.data import input_pipeline
 from tests.test_train import records, tiny_config  # noqa: F401 (records: a fixture)
 
 
 def _config(records):  # noqa: F811 (the fixture)
     """Stage 2 alone (no MMP-Net: use_mmam off), 4 steps, each checkpointed (the latest 2 kept),
-    evaluated at steps 2 and 4."""
+    evaluated at steps 2 and 4, trained on two records folders mixed half and half."""
     config = tiny_config(records, num_steps=4, checkpoint_every=1, log_every=2, eval_every=2)
+    config.data.update(train_records=f'{records / "train"},{records / "eval"}', train_weights='1,1')
     config.update(stages=('mmprnn',), keep_checkpoints=2)
     config.model.use_mmam = False
     config.mmprnn.loss_weights.motion_magnitude = 0.0
@@ -39,6 +42,10 @@ def test_the_workdir_keeps_configs_the_best_model_and_exports_any_step(records, 
         report = train.train_and_evaluate(config, tmp_path)['mmprnn']
     rate = config.mmprnn.learning_rate * 0.5 * (1 + np.cos(np.pi * 1 / 4))  # cosine schedule at step 1
     assert 'mmprnn step 2: ' in caplog.text and f'learning_rate {rate:.3g}' in caplog.text
+
+    windows = train._train_windows(config, config.mmprnn.frames)
+    folders = [int(input_pipeline.item_plan(windows, g, 16, config.seed)[0] >= windows.offsets[1]) for g in range(8)]
+    assert len(windows.offsets) == 3 and set(folders) == {0, 1}  # the run's 4 x 2 items: both folders
 
     runs = json.loads((tmp_path / 'config.json').read_text())
     assert len(runs) == 1 and runs[0]['config']['model']['use_mmam'] is False and runs[0]['command']
@@ -66,4 +73,8 @@ def test_the_workdir_keeps_configs_the_best_model_and_exports_any_step(records, 
     with pytest.raises(train.TrainingError, match='model.transmit_ndf: checkpoint True, config False') as error:
         train.train_and_evaluate(config, tmp_path)
     assert 'seed' not in str(error.value)
-    assert len(json.loads((tmp_path / 'config.json').read_text())) == 2
+    config.model.transmit_ndf = True
+    config.data.train_weights = '1,2'
+    with pytest.raises(train.TrainingError, match="data.train_weights: checkpoint '1,1', config '1,2'"):
+        train.train_and_evaluate(config, tmp_path)
+    assert len(json.loads((tmp_path / 'config.json').read_text())) == 3
