@@ -1,7 +1,8 @@
 """The training step of both stages, jitted with explicit shardings (data parallel).
 
-Stage 1 (`stage='mmpnet'`): MMP-Net regresses the prior, L1 (paper Sec. 4.1); its BatchNorm
-statistics update from the batch. Stage 2 (`stage='mmprnn'`): MMP-RNN with MMP-Net frozen
+Stage 1 (`stage='mmpnet'`): MMP-Net regresses the prior, L1 (paper Sec. 4.1), plus the gradient
+term (`losses.gradient_l1` of the MMP, uncentred) weighted by `weights['gradient']` where given, as
+the authors' notebook trains it; its BatchNorm statistics update from the batch. Stage 2 (`stage='mmprnn'`): MMP-RNN with MMP-Net frozen
 (its weights are not differentiated or updated; it runs on running statistics), loss
 `losses.total_loss`. Optimisers: Adam with step halving (stage 1: lr halved half-way)
 or cosine annealing over `num_steps` (stage 2), as the paper trains.
@@ -88,8 +89,12 @@ def make_step(model: nn.Module, optimizer: optax.GradientTransformation, stage: 
         frames = scaling.to_model(batch['blurry'][:, 0])
         prior, updates = model.apply({'params': params, 'batch_stats': batch_stats}, frames, train=True,
                                      mutable=['batch_stats'])
-        loss = jnp.mean(jnp.abs(prior - batch['mmp'][:, 0]))
-        return loss, (updates['batch_stats'], {'l1': loss})
+        target = batch['mmp'][:, 0]
+        terms = {'l1': jnp.mean(jnp.abs(prior - target))}
+        if weights.get('gradient', 0):  # the notebook's (LearningMMP/MMPtraining.ipynb) L1 + 0.5 gradient
+            terms['gradient'] = losses.gradient_l1(prior, target, centre=0.0)
+        loss = terms['l1'] + weights.get('gradient', 0) * terms.get('gradient', 0.0)
+        return loss, (updates['batch_stats'], terms)
 
     def mmprnn_loss(params, frozen, batch_stats, batch):
         variables = {'params': merge(params, frozen), 'batch_stats': batch_stats}
