@@ -11,17 +11,17 @@ from flax import traverse_util
 
 from mmp_jax import checkpoint, train
 from mmp_jax.data import input_pipeline
-from tests.test_train import records, tiny_config  # noqa: F401 (records: a fixture)
+from tests.test_train import records  # noqa: F401 (a fixture)
+from tests.test_train_robustness import _stage_two_config
 
 
 def _config(records):  # noqa: F811 (the fixture)
-    """Stage 2 alone (no MMP-Net: use_mmam off), 4 steps, each checkpointed (the latest 2 kept),
+    """Stage 2 alone (`_stage_two_config`), 4 steps, each checkpointed (the latest 2 kept),
     evaluated at steps 2 and 4, trained on two records folders mixed half and half."""
-    config = tiny_config(records, num_steps=4, checkpoint_every=1, log_every=2, eval_every=2)
-    config.data.update(train_records=f'{records / "train"},{records / "eval"}', train_weights='1,1')
-    config.update(stages=('mmprnn',), keep_checkpoints=2)
-    config.model.use_mmam = False
-    config.mmprnn.loss_weights.motion_magnitude = 0.0
+    config = _stage_two_config(records, num_steps=4, checkpoint_every=1, log_every=2, eval_every=2)
+    config.keep_checkpoints = 2
+    config.data.update(train_records=f'{records / "train"},{records / "eval"}', train_weights='1,1',
+                       eval_records=str(records / 'eval'))
     return config
 
 
