@@ -2,8 +2,9 @@
 
 Stage 1 (`stage='mmpnet'`): MMP-Net regresses the prior, L1 (paper Sec. 4.1), plus the gradient
 term (`losses.gradient_l1` of the MMP, uncentred) weighted by `weights['gradient']` where given, as
-the authors' notebook trains it; its BatchNorm statistics update from the batch. Stage 2 (`stage='mmprnn'`): MMP-RNN with MMP-Net frozen
-(its weights are not differentiated or updated; it runs on running statistics), loss
+the authors' notebook trains it; its BatchNorm statistics update from the batch. Stage 2
+(`stage='mmprnn'`): MMP-RNN with MMP-Net frozen (its weights are not differentiated or updated;
+it runs on running statistics), loss
 `losses.total_loss`. Optimisers: Adam with step halving (stage 1: lr halved half-way)
 or cosine annealing over `num_steps` (stage 2), as the paper trains.
 
