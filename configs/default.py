@@ -20,7 +20,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict(MODEL_DEFAULTS)  # mmp_jax/models/variants.py
 
     config.data = ml_collections.ConfigDict({
-        'train_records': '',          # folder written by `python -m tools.export_tfrecords`
+        'train_records': '',          # folder written by `python -m tools.export_tfrecords`, or folders
+                                      # 'a,b' whose records mix in one run
+        'train_weights': '',          # with several folders: their shares 'w_a,w_b' ('' = by window count)
         'eval_records': '',           # the same for held-back sequences ('' = no evaluation)
         'reader': 'tf',               # 'tf' (tf.data) or 'numpy' (machines without TensorFlow)
     })
@@ -31,7 +33,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.mmpnet = ml_collections.ConfigDict({
         'batch_size': 8, 'patch': 512, 'learning_rate': 3e-4, 'num_steps': 1_125_000,
         'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100, 'clip_norm': 0.0,
-        'checkpoint': '',             # stage 2 without stage 1 in the same job: a stage-1 workdir
+        'loss_weights': {'gradient': 0.0},  # the L1 term plus this times the gradient term (the
+                                            # authors' notebook: 0.5; configs/released_*.py)
+        'checkpoint': '',             # stage 2 without stage 1 in the same job: a stage-1 workdir, a model
+                                      # folder (its prior) or the original MMP-Net file (model_best.pth.tar)
+        'channel_order': '',          # that original file's frames: 'rgb' (the repository's) or 'bgr'
     })
 
     # Stage 2, MMP-RNN (the paper: Adam 5e-4, cosine annealing, 10-frame 256 x 256 sequences,
@@ -40,6 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
         'batch_size': 8, 'frames': 10, 'patch': 256, 'learning_rate': 5e-4, 'num_steps': 240_000,
         'clip_norm': 0.0,             # > 0: clip gradients to this global norm (not in the paper)
         'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100,
+        'init_checkpoint': '',        # fine-tuning: start from this model folder (converted or exported
+                                      # MMP-RNN of the same config.model) instead of fresh weights
         # paper Eq. 8; 0 switches a term off (Table 4). The released code trains with
         # charbonnier 1, gradient 0.5 and no motion magnitude term.
         'loss_weights': {'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 1.0},
@@ -56,4 +64,7 @@ def get_config() -> ml_collections.ConfigDict:
         'save_outputs': False,        # every scored frame -> <workdir>/eval/outputs/<sequence>/<index>.png
         'save_videos': False,         # with save_outputs: <workdir>/eval/outputs/<sequence>.mp4, input | output | sharp
     })
+
+    # --mode=export: <workdir>/model from stage 2's checkpoint of this step (0: the latest).
+    config.export = ml_collections.ConfigDict({'step': 0})
     return config

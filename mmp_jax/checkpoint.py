@@ -4,6 +4,7 @@ variables; and the training checkpoints of each stage (`training_manager`), rest
 shardings, a damaged one set aside. The mapping of PyTorch names is `mmp_jax.convert`.
 """
 import pathlib
+import shutil
 from collections.abc import Mapping
 
 import jax
@@ -35,6 +36,23 @@ def save_model(directory: str | pathlib.Path, variables: Mapping, model_config: 
         checkpointer.save(directory, ocp.args.Composite(
             model=ocp.args.JsonSave(dict(model_config)),
             variables=ocp.args.StandardSave(dict(variables))))
+
+
+def replace_model(directory: str | pathlib.Path, variables: Mapping, model_config: Mapping) -> None:
+    """`save_model` into `directory`, replacing the model folder there if any: written beside it
+    first, so that an interrupted save leaves the old one (or none) whole. Process 0 moves."""
+    directory = pathlib.Path(directory).absolute()
+    fresh, old = (directory.with_name(f'.{directory.name}.{kind}') for kind in ('new', 'old'))
+    for leftover in (fresh, old):  # of an earlier replacement that was killed
+        if leftover.exists() and jax.process_index() == 0:
+            shutil.rmtree(leftover)
+    save_model(fresh, variables, model_config)
+    if jax.process_index() != 0:
+        return
+    if directory.exists():
+        directory.rename(old)
+    fresh.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def model_folder(directory: str | pathlib.Path) -> pathlib.Path:

@@ -4,6 +4,7 @@
     python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd --mode=eval
     python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd_authors --mode=eval \\
         --config.eval.checkpoint=/weights/bsd_converted --config.data.eval_records=/data/records/bsd_test
+    python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd --mode=export [--config.export.step=N]
 
 Installed, `mmp-train` takes the same flags (config files that import `configs` need the
 checkout's root on PYTHONPATH, as `python -m` from there gives).
@@ -17,7 +18,9 @@ from mmp_jax import stages, train
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'job configuration (configs/*.py)', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'where checkpoints, logs and metrics go')
-_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'train (then evaluate) or evaluate only')
+_MODES = {'train': train.train_and_evaluate, 'eval': train.evaluate_checkpoints, 'export': train.export_checkpoint}
+_MODE = flags.DEFINE_enum('mode', 'train', list(_MODES), 'train (then evaluate), evaluate only, or export '
+                          '<workdir>/model from a checkpoint (--config.export.step, default the latest)')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -72,7 +75,7 @@ def main(argv):
         raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
     logging.set_verbosity(logging.INFO)
     logging.get_absl_handler().addFilter(lambda record: '/orbax/' not in record.pathname)  # per-file chatter
-    run = train.train_and_evaluate if _MODE.value == 'train' else train.evaluate_checkpoints
+    run = _MODES[_MODE.value]
     config = _config()
     try:
         reports = run(config, _WORKDIR.value)

@@ -8,13 +8,14 @@ variables, evaluator and summary line. `train.py` runs any stage through this in
 
 Both stages scale MMP-Net's input the same way: `InputScaling` of `config.model`.
 """
+import json
 import pathlib
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mmp_jax import checkpoint, evaluate, train_step
+from mmp_jax import evaluate, starting_points, train_step
 from mmp_jax.convert import check_same_structure
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import InputScaling, prior_variables, with_prior_variables
@@ -67,6 +68,25 @@ class Stage:
         settings = self.settings(config)
         return train_step.make_optimizer(self.name, settings.learning_rate, settings.num_steps, settings.clip_norm)
 
+    def learning_rate(self, config, step: int) -> float:
+        """The optimizer's learning rate at `step` (the one step `step` + 1 takes)."""
+        settings = self.settings(config)
+        return float(train_step.schedule(self.name, settings.learning_rate, settings.num_steps)(step))
+
+    def model_fields(self, config) -> dict:
+        """The `config.model` fields the stage's weights depend on (a resume must keep them)."""
+        return {k: v for k, v in config.model.items() if k not in starting_points.NOT_MODEL_FIELDS}
+
+    def resume_settings(self, config) -> dict:
+        """'section.field' -> value of the settings a resume must keep: the seed, the model's, the
+        training data and the shape of the batches (which, with the seed, fix the data plan)."""
+        settings = self.settings(config)
+        fields = {'seed': config.seed, **{f'model.{k}': v for k, v in self.model_fields(config).items()},
+                  'data.train_records': config.data.train_records, 'data.train_weights': config.data.train_weights,
+                  f'{self.name}.batch_size': settings.batch_size, f'{self.name}.patch': settings.patch,
+                  f'{self.name}.frames': self.frames(config)}
+        return json.loads(json.dumps(fields))  # as a checkpoint's JSON gives them back (lists, not tuples)
+
     def step(self, config, model, optimizer):
         """The training step (not jitted; `train_step.make_step`)."""
         return train_step.make_step(model, optimizer, self.name, self.loss_weights(config), scaling(config))
@@ -88,6 +108,12 @@ class MMPNetStage(Stage):
 
     def model(self, config):
         return MMPNet()
+
+    def model_fields(self, config) -> dict:
+        return {k: config.model[k] for k in ('centralize', 'normalize')}  # its input scaling
+
+    def loss_weights(self, config) -> dict:
+        return dict(self.settings(config).loss_weights)
 
     def init(self, config, model) -> dict:
         return jax.jit(model.init)(jax.random.key(config.seed), jnp.zeros((1, 16, 16, 3)))
@@ -123,8 +149,15 @@ class MMPRNNStage(Stage):
         return weights
 
     def starting_variables(self, config, workdir: pathlib.Path, model, variables: dict) -> dict:
-        """With MMP-Net in the model: the fresh variables with stage 1's MMP-Net in them."""
-        if not self.has_mmpnet(model):
+        """The fresh variables, or those of `config.mmprnn.init_checkpoint` (fine-tuning); with
+        MMP-Net in the model, stage 1's MMP-Net put in them (from this job or
+        `config.mmpnet.checkpoint`; optional after an init_checkpoint, which holds one)."""
+        init = self.settings(config).init_checkpoint
+        if init:
+            loaded = starting_points.mmprnn_variables(init, config.model)
+            check_same_structure(loaded, variables, f'config.mmprnn.init_checkpoint={init}')
+            variables = jax.tree.map(jnp.asarray, loaded)
+        if not self.has_mmpnet(model) or (init and not _mmpnet_source(config, workdir)):
             return variables
         mmpnet = _stage_one_mmpnet(config, workdir)
         for collection, tree in prior_variables(variables).items():
@@ -147,14 +180,19 @@ def get(name: str) -> Stage:
     return STAGES[name]
 
 
+def _mmpnet_source(config, workdir: pathlib.Path) -> str:
+    """Where stage 1's MMP-Net is: this job's workdir, or config.mmpnet.checkpoint ('' if neither)."""
+    return str(workdir) if 'mmpnet' in config.stages else config.mmpnet.checkpoint
+
+
 def _stage_one_mmpnet(config, workdir: pathlib.Path) -> dict:
-    """MMP-Net's variables from stage 1 of this job, or of the workdir in config.mmpnet.checkpoint."""
-    source = workdir if 'mmpnet' in config.stages else config.mmpnet.checkpoint
+    """MMP-Net's variables from stage 1 of this job, or from config.mmpnet.checkpoint (a stage-1
+    workdir, a model folder or an original MMP-Net file: `starting_points.mmpnet_variables`)."""
+    source = _mmpnet_source(config, workdir)
     if not source:
         raise TrainingError("stage 'mmprnn' needs a trained MMP-Net: add 'mmpnet' to config.stages, or set "
-                         "--config.mmpnet.checkpoint to the workdir of a stage-1 run (configs/mmpnet_gopro.py)")
-    directory = pathlib.Path(source).absolute() / 'checkpoints' / 'mmpnet'
-    restored = checkpoint.latest_saved_state(directory)
-    if restored is None:
-        raise TrainingError(f'{directory}: no MMP-Net checkpoint; train stage 1 first (configs/mmpnet_gopro.py)')
-    return {'params': restored['params'], 'batch_stats': restored['batch_stats']}
+                            "--config.mmpnet.checkpoint to the workdir of a stage-1 run (configs/mmpnet_gopro.py), "
+                            "a model folder or the original MMP-Net file (model_best.pth.tar), or start from "
+                            "--config.mmprnn.init_checkpoint")
+    channel_order = '' if 'mmpnet' in config.stages else config.mmpnet.channel_order
+    return starting_points.mmpnet_variables(source, channel_order)

@@ -5,25 +5,32 @@ MMP-RNN with the stage-1 MMP-Net frozen inside it (`config.stages` lists which r
 Each stage resumes from its latest checkpoint: the train state and the step, which is also
 the data position (batches are a function of `config.seed` and the step, see
 `mmp_jax.data.input_pipeline`; training draws no other random numbers), so a resumed run
-ends bit-identical to one that never stopped.
+ends bit-identical to one that never stopped. A resume with other model, data or batch settings
+(`Stage.resume_settings`) is refused, naming them.
 
 `workdir` (absolute or relative):
     checkpoints/<stage>/<step>/  orbax, every `checkpoint_every` steps, the last, and on SIGTERM
                                  or a preemption notice, of sound states only (`train_stage`);
                                  the latest `keep_checkpoints` kept; a damaged one that does not
                                  restore is reported and set aside as <step>.damaged
-    model/                       the trained MMP-RNN for `tools.deblur --checkpoint`
-    eval/metrics.json            the latest evaluation of each stage (and its last train losses)
+    checkpoints/mmprnn_best/     the model folder of the state with the best evaluation PSNR so far
+    model/                       the trained MMP-RNN for `tools.deblur --checkpoint`: the best
+                                 evaluated state when evaluation runs, else the last
+                                 (`--mode=export`: of any kept checkpoint)
+    config.json                  every run in this workdir: its resolved config and command line
+    eval/metrics.json            the latest evaluation of each stage (and its last train losses);
+                                 stage 2's `best`: the step and PSNR of the best evaluation
     eval/outputs/<seq>/<i>.png   every scored frame, with config.eval.save_outputs (and <seq>.mp4
                                  input | output | sharp with config.eval.save_videos)
     eval/<stage>_<sample>.png    blurry | output | sharp | prior (stage 1: blurry | prior | GT)
     events.out.tfevents.*        TensorBoard: losses, steps/s, evaluation scalars and images
 """
 import contextlib
+import datetime
 import json
 import pathlib
-import shutil
 import signal
+import sys
 import threading
 
 import jax
@@ -93,10 +100,29 @@ def _variables(state: train_step.TrainState) -> dict:
     return {'params': params, 'batch_stats': state.batch_stats}
 
 
+def _train_windows(config, length: int) -> input_pipeline.Windows:
+    """The windows of `config.data.train_records` ('a' or 'a,b,...': folders mixed in one run,
+    by `config.data.train_weights` 'w_a,w_b,...' where given: `input_pipeline.mix`)."""
+    folders = [f for f in config.data.train_records.split(',') if f.strip()]
+    if not folders:
+        raise ValueError('training needs records: set --config.data.train_records (a folder, or folders a,b)')
+    parts = [input_pipeline.load_windows(input_pipeline.record_files(f.strip()), length) for f in folders]
+    weights = None
+    if config.data.train_weights:
+        try:
+            weights = [float(w) for w in config.data.train_weights.split(',')]
+        except ValueError:
+            raise ValueError(f'config.data.train_weights={config.data.train_weights!r}: not numbers '
+                             f'separated by commas') from None
+    try:
+        return input_pipeline.mix(parts, weights)
+    except ValueError as error:
+        raise ValueError(f'config.data.train_weights={config.data.train_weights!r}: {error}') from None
+
+
 def _batches(config, stage: stages.Stage, start_step: int):
     settings = stage.settings(config)
-    windows = input_pipeline.load_windows(input_pipeline.record_files(config.data.train_records),
-                                          stage.frames(config))
+    windows = _train_windows(config, stage.frames(config))
     if stage.name == 'mmpnet' and not any(windows.mmp):
         raise TrainingError(f'{config.data.train_records}: the records hold no MMP; stage 1 needs data exported '
                             f'from sharp high-frame-rate video (--source gopro_raw or synthetic)')
@@ -148,6 +174,22 @@ def _read_metrics(workdir: pathlib.Path) -> dict:
         raise TrainingError(f'{path}: not valid JSON ({error}); repair or delete it') from error
 
 
+def _record_run(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
+    """Appends this run (its resolved config and command line) to `workdir/config.json`, a list
+    of runs, rewritten whole (`atomic`); a TrainingError naming it if it is not such a list."""
+    path = workdir / 'config.json'
+    try:
+        runs = json.loads(path.read_text()) if path.exists() else []
+    except json.JSONDecodeError as error:
+        raise TrainingError(f'{path}: not valid JSON ({error}); repair or move it') from error
+    if not isinstance(runs, list):
+        raise TrainingError(f'{path}: not a list of runs; repair or move it')
+    run = {'config': json.loads(config.to_json_best_effort()), 'command': sys.argv,
+           'time': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
+    if jax.process_index() == 0:
+        atomic.write_json(path, runs + [run])
+
+
 def _eval_sequences(config):
     if not config.data.eval_records:
         return None
@@ -174,9 +216,7 @@ def train_stage(config, stage: stages.Stage, workdir: pathlib.Path, mesh, writer
         meta = {}
         if manager.latest_step() is not None:
             state, meta = _restore(manager, state, mesh)
-            if meta['seed'] != config.seed:
-                raise TrainingError(f'{manager.directory}: checkpoints of seed {meta["seed"]}, config.seed is '
-                                    f'{config.seed}; use the same seed to resume, or a new workdir')
+            _check_resume(manager.directory, meta, stage.resume_settings(config))
         else:
             variables = stage.starting_variables(config, workdir, model, _variables(state))
             state = train_step.create_state(variables, optimizer, stage.name)
@@ -200,36 +240,66 @@ def train_stage(config, stage: stages.Stage, workdir: pathlib.Path, mesh, writer
                     values = _host_values(stage.name, step, metrics, sound, manager)
                 if logging_now:
                     last_train = values
-                    writer.write_scalars(step, {f'{stage.name}/train_{k}': v for k, v in values.items()})
-                    logging.info('%s step %d: %s', stage.name, step,
-                                 ', '.join(f'{k} {v:.5f}' for k, v in values.items()))
+                    rate = stage.learning_rate(config, step - 1)
+                    writer.write_scalars(step, {**{f'{stage.name}/train_{k}': v for k, v in values.items()},
+                                                f'{stage.name}/learning_rate': rate})
+                    logging.info('%s step %d: %s, learning_rate %.3g', stage.name, step,
+                                 ', '.join(f'{k} {v:.5f}' for k, v in values.items()), rate)
                 if saving:
                     _host_values(stage.name, step, *_probe(step_fn, state, batch), manager)
                     checkpoint.save_training_state(manager, step, state,
-                                                   {'stage': stage.name, 'seed': config.seed, 'train': values})
+                                                   {'stage': stage.name, 'seed': config.seed, 'train': values,
+                                                    'settings': stage.resume_settings(config)})
                 if stopping:
                     manager.wait_until_finished()
                     raise Preempted(step)
                 if sequences and settings.eval_every and step % settings.eval_every == 0 \
                         and step < settings.num_steps:
-                    _record_evaluation(workdir, stage.name, step, *evaluator(_variables(state), sequences, mesh),
-                                       writer)
+                    report, strips = evaluator(_variables(state), sequences, mesh)
+                    _keep_best(workdir, config, stage, step, report, state)
+                    _record_evaluation(workdir, stage.name, step, report, strips, writer)
             manager.wait_until_finished()
     report = {}
     if sequences:
         report, strips = evaluator(_variables(state), sequences, mesh)
         report['train'] = last_train
+        _keep_best(workdir, config, stage, settings.num_steps, report, state)
         _record_evaluation(workdir, stage.name, settings.num_steps, report, strips, writer)
     if stage.exports_model:
-        _export_model(workdir / 'model', _variables(state), config.model)
+        best = report.get('best')
+        variables = (checkpoint.load_model(_best_folder(workdir, stage))[1] if best
+                     else jax.device_get(_variables(state)))
+        checkpoint.replace_model(workdir / 'model', variables, dict(config.model))
     return report
 
 
-def _export_model(directory: pathlib.Path, variables: dict, model_config) -> None:
-    """The trained model for `tools.deblur`, replacing an older export."""
-    if directory.exists() and jax.process_index() == 0:
-        shutil.rmtree(directory)
-    checkpoint.save_model(directory, jax.device_get(variables), dict(model_config))
+def _check_resume(directory: pathlib.Path, meta: dict, settings: dict) -> None:
+    """A TrainingError naming every setting of `settings` that differs from the checkpoint's
+    (`Stage.resume_settings`; checkpoints of older versions hold only the seed)."""
+    stored = meta.get('settings', {'seed': meta['seed']})
+    differences = [f'{k}: checkpoint {stored[k]!r}, config {settings.get(k)!r}'
+                   for k in sorted(stored) if stored[k] != settings.get(k)]
+    if differences:
+        raise TrainingError(f'{directory}: the checkpoints were trained with other settings '
+                            f'({"; ".join(differences)}); resume with those, or use a new workdir')
+
+
+def _best_folder(workdir: pathlib.Path, stage: stages.Stage) -> pathlib.Path:
+    """The model folder of the best evaluated state of a stage that exports its model."""
+    return workdir / 'checkpoints' / f'{stage.name}_best'
+
+
+def _keep_best(workdir: pathlib.Path, config, stage: stages.Stage, step: int, report: dict, state) -> None:
+    """For a stage that exports its model: `report['best']` = {'step', 'psnr'} of the best
+    evaluation so far (this one, or the one `eval/metrics.json` records), and the state saved to
+    `_best_folder` when this one is the best."""
+    if not stage.exports_model:
+        return
+    best = _read_metrics(workdir).get(stage.name, {}).get('best')
+    if best is None or report['psnr'] > best['psnr'] or step == best['step']:
+        best = {'step': step, 'psnr': report['psnr']}
+        checkpoint.replace_model(_best_folder(workdir, stage), jax.device_get(_variables(state)), dict(config.model))
+    report['best'] = best
 
 
 def _run_stages(config: ml_collections.ConfigDict) -> list[stages.Stage]:
@@ -245,6 +315,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     workdir = pathlib.Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     _read_metrics(workdir)  # a damaged metrics file stops the run now, not after training
+    _record_run(workdir, config)
     mesh = sharding.make_mesh()
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     try:
@@ -289,3 +360,29 @@ def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathl
     finally:
         writer.close()
     return reports
+
+
+def export_checkpoint(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """`--mode=export`: writes `workdir/model` (replacing it) from stage 2's checkpoint of step
+    `config.export.step` (0: the latest), at any step of the run; returns {}."""
+    sharding.initialize(config.multi_host)
+    workdir = pathlib.Path(workdir).absolute()
+    stage = stages.get('mmprnn')
+    model, _, state = _fresh_state(config, stage)
+    mesh = sharding.make_mesh()
+    with checkpoint.training_manager(workdir, stage.name, config.keep_checkpoints) as manager:
+        steps = sorted(manager.all_steps())
+        step = config.export.step or (steps[-1] if steps else None)
+        if step not in steps:
+            raise TrainingError(f'{manager.directory}: no checkpoint of step {step} to export (steps kept: '
+                                f'{", ".join(map(str, steps)) or "none"}); set --config.export.step to one of them')
+        try:
+            state, _ = checkpoint.restore_training_step(manager, step, state, mesh)
+        except Exception as error:  # pylint: disable=broad-exception-caught
+            if not checkpoint.is_damage(error):
+                raise
+            raise TrainingError(f'{manager.directory / str(step)}: damaged, cannot be exported '
+                                f'({checkpoint.damage_summary(error)}); choose another --config.export.step') from None
+    checkpoint.replace_model(workdir / 'model', jax.device_get(_variables(state)), dict(config.model))
+    logging.info('%s: exported %s step %d', workdir / 'model', stage.name, step)
+    return {}

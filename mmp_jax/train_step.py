@@ -1,8 +1,10 @@
 """The training step of both stages, jitted with explicit shardings (data parallel).
 
-Stage 1 (`stage='mmpnet'`): MMP-Net regresses the prior, L1 (paper Sec. 4.1); its BatchNorm
-statistics update from the batch. Stage 2 (`stage='mmprnn'`): MMP-RNN with MMP-Net frozen
-(its weights are not differentiated or updated; it runs on running statistics), loss
+Stage 1 (`stage='mmpnet'`): MMP-Net regresses the prior, L1 (paper Sec. 4.1), plus the gradient
+term (`losses.gradient_l1` of the MMP, uncentred) weighted by `weights['gradient']` where given, as
+the authors' notebook trains it; its BatchNorm statistics update from the batch. Stage 2
+(`stage='mmprnn'`): MMP-RNN with MMP-Net frozen (its weights are not differentiated or updated;
+it runs on running statistics), loss
 `losses.total_loss`. Optimisers: Adam with step halving (stage 1: lr halved half-way)
 or cosine annealing over `num_steps` (stage 2), as the paper trains.
 
@@ -50,17 +52,20 @@ def merge(trainable: dict, frozen: dict) -> dict:
                                          **traverse_util.flatten_dict(frozen)})
 
 
+def schedule(stage: str, learning_rate: float, num_steps: int) -> optax.Schedule:
+    """The learning rate of a step: halved half-way (stage 1) or cosine-annealed to 0 (stage 2)."""
+    if stage == 'mmpnet':
+        return optax.piecewise_constant_schedule(learning_rate, {num_steps // 2: 0.5})
+    if stage == 'mmprnn':
+        return optax.cosine_decay_schedule(learning_rate, num_steps)
+    raise ValueError(f"unknown stage {stage!r}; accepted: 'mmpnet', 'mmprnn'")
+
+
 def make_optimizer(stage: str, learning_rate: float, num_steps: int,
                    clip_norm: float = 0.0) -> optax.GradientTransformation:
-    """Adam, lr halved half-way (stage 1) or cosine-annealed to 0 (stage 2); gradients
-    clipped to a global norm of `clip_norm` first where it is positive (not in the paper)."""
-    if stage == 'mmpnet':
-        schedule = optax.piecewise_constant_schedule(learning_rate, {num_steps // 2: 0.5})
-    elif stage == 'mmprnn':
-        schedule = optax.cosine_decay_schedule(learning_rate, num_steps)
-    else:
-        raise ValueError(f"unknown stage {stage!r}; accepted: 'mmpnet', 'mmprnn'")
-    adam = optax.adam(schedule)
+    """Adam on `schedule`; gradients clipped to a global norm of `clip_norm` first where it is
+    positive (not in the paper)."""
+    adam = optax.adam(schedule(stage, learning_rate, num_steps))
     return optax.chain(optax.clip_by_global_norm(clip_norm), adam) if clip_norm > 0 else adam
 
 
@@ -85,8 +90,12 @@ def make_step(model: nn.Module, optimizer: optax.GradientTransformation, stage: 
         frames = scaling.to_model(batch['blurry'][:, 0])
         prior, updates = model.apply({'params': params, 'batch_stats': batch_stats}, frames, train=True,
                                      mutable=['batch_stats'])
-        loss = jnp.mean(jnp.abs(prior - batch['mmp'][:, 0]))
-        return loss, (updates['batch_stats'], {'l1': loss})
+        target = batch['mmp'][:, 0]
+        terms = {'l1': jnp.mean(jnp.abs(prior - target))}
+        if weights.get('gradient', 0):  # the notebook's (LearningMMP/MMPtraining.ipynb) L1 + 0.5 gradient
+            terms['gradient'] = losses.gradient_l1(prior, target, centre=0.0)
+        loss = terms['l1'] + weights.get('gradient', 0) * terms.get('gradient', 0.0)
+        return loss, (updates['batch_stats'], terms)
 
     def mmprnn_loss(params, frozen, batch_stats, batch):
         variables = {'params': merge(params, frozen), 'batch_stats': batch_stats}

@@ -1,6 +1,6 @@
 import pytest
 
-from configs import bsd, default, demo, gopro, mmpnet_gopro
+from configs import bsd, default, demo, gopro, mmpnet_gopro, released_bsd, released_gopro
 from mmp_jax.models.variants import model_from_config
 
 
@@ -33,3 +33,13 @@ def test_unknown_model_field_is_refused():
     config['use_mmp'] = False
     with pytest.raises(ValueError, match='unknown model config fields: use_mmp'):
         model_from_config(config)
+
+
+def test_released_presets_train_as_the_authors_code():
+    for job, steps in ((released_gopro, 243_000), (released_bsd, 348_500)):
+        config = job.get_config()
+        assert (config.mmprnn.frames, config.mmprnn.patch, config.mmprnn.clip_norm) == (8, 512, 20.0)
+        assert dict(config.mmprnn.loss_weights) == {'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 0.0}
+        assert config.mmpnet.loss_weights.gradient == 0.5 and config.mmprnn.num_steps == steps
+    assert default.get_config().mmpnet.loss_weights.gradient == 0.0  # the paper's stays the default
+    assert bsd.get_config().mmprnn.frames == 10

@@ -95,3 +95,16 @@ def test_stage_one_fits_a_batch_and_updates_batch_statistics():
     assert losses[-1] < losses[0]
     moved = state.batch_stats['inc']['double_conv_1']['mean']
     assert float(jnp.abs(moved - variables['batch_stats']['inc']['double_conv_1']['mean']).max()) > 0
+
+
+def test_stage_one_adds_the_notebooks_gradient_term_when_weighted():
+    model, batch = MMPNet(), _batch(length=1)
+    variables = jax.jit(model.init)(jax.random.key(0), batch['blurry'][:, 0])
+    optimizer = train_step.make_optimizer('mmpnet', 1e-3, 10)
+    state = train_step.create_state(variables, optimizer, 'mmpnet')
+    _, plain = jax.jit(train_step.make_step(model, optimizer, 'mmpnet', {}))(state, batch)
+    _, both = jax.jit(train_step.make_step(model, optimizer, 'mmpnet', {'gradient': 0.5}))(state, batch)
+    assert set(plain) == {'loss', 'l1'} and set(both) == {'loss', 'l1', 'gradient'}
+    assert float(plain['loss']) == float(plain['l1']) == float(both['l1'])
+    np.testing.assert_allclose(float(both['loss']), float(both['l1']) + 0.5 * float(both['gradient']), rtol=1e-6)
+    assert float(both['gradient']) > 0

@@ -3,8 +3,9 @@
 
 The batches are a pure function of (seed, step): item `g` of the global stream (step `s`,
 slot `b` of the global batch, `g = s * global_batch + b`) takes window `perm_e[g mod N]`
-(`perm_e` a seeded permutation of the N windows for epoch `e = g // N`) and a crop and flips
-drawn from `(seed, g)`. So a resumed run continues at its step with nothing else saved, and
+(`perm_e` a seeded permutation of the N windows for epoch `e = g // N`; records folders mixed
+with weights: a folder drawn by weight and one of its windows, from `(seed, g)`, see `mix`) and
+a crop and flips drawn from `(seed, g)`. So a resumed run continues at its step with nothing else saved, and
 the data do not depend on the number of devices or hosts: every host holds the records
 (encoded, in memory) and takes its own slots of each global batch.
 
@@ -45,6 +46,8 @@ class Windows:
     mmp: list[bytes]             # 16-bit PNG, b'' where the records hold no MMP
     frames: np.ndarray           # int [N, T]: the frames of each window
     sizes: np.ndarray            # int [N, 2]: (height, width) of each window's frames
+    offsets: np.ndarray | None = None  # int [S + 1]: windows offsets[s]:offsets[s+1] are folder s's (`mix`)
+    weights: np.ndarray | None = None  # float [S]: each folder's share of the items, summing to 1
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -74,6 +77,34 @@ def load_windows(files: list[str], length: int) -> Windows:
     return Windows(blurry, sharp, mmp, np.array(frames), np.array([_png_size(blurry[f[0]]) for f in frames]))
 
 
+def mix(parts: list[Windows], weights: list[float] | None = None) -> Windows:
+    """The windows of several records folders as one. Without `weights` every window is equally
+    likely (each folder in proportion to its windows, epochs as one folder's); with them
+    (one per folder, >= 0, not all 0) item `g` takes folder s with probability weights[s] / sum and
+    one of its windows uniformly, both drawn from (seed, g)."""
+    lists = {name: [x for part in parts for x in getattr(part, name)] for name in ('blurry', 'sharp', 'mmp')}
+    starts = np.cumsum([0] + [len(part.blurry) for part in parts])
+    frames = np.concatenate([part.frames + start for part, start in zip(parts, starts)])
+    mixed = Windows(**lists, frames=frames, sizes=np.concatenate([part.sizes for part in parts]))
+    if weights is None:
+        return mixed
+    weights = np.asarray(weights, np.float64)
+    if weights.shape != (len(parts),) or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(f'{len(parts)} records folders need {len(parts)} weights, >= 0 and not all 0; '
+                         f'got {weights.tolist()}')
+    mixed.offsets = np.cumsum([0] + [len(part.frames) for part in parts])
+    mixed.weights = weights / weights.sum()
+    return mixed
+
+
+def _weighted_window(windows: Windows, item: int, seed: int) -> int:
+    """The window of item `item` of weighted folders (`mix`)."""
+    rng = np.random.default_rng([seed, 2, item])
+    source = rng.choice(len(windows.weights), p=windows.weights)
+    first, end = windows.offsets[source], windows.offsets[source + 1]
+    return int(first + rng.integers(0, end - first))
+
+
 @functools.lru_cache(maxsize=4)
 def _epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
     return np.random.default_rng([seed, 0, epoch]).permutation(count)
@@ -82,7 +113,10 @@ def _epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
 def item_plan(windows: Windows, item: int, patch: int, seed: int) -> tuple[int, np.ndarray]:
     """(window, [top, left, flip_v, flip_h, rot90]) of item `item` of the global stream."""
     count = len(windows.frames)
-    window = int(_epoch_order(seed, item // count, count)[item % count])
+    if windows.weights is None:
+        window = int(_epoch_order(seed, item // count, count)[item % count])
+    else:
+        window = _weighted_window(windows, item, seed)
     height, width = windows.sizes[window]
     rng = np.random.default_rng([seed, 1, item])
     top, left = rng.integers(0, height - patch + 1), rng.integers(0, width - patch + 1)

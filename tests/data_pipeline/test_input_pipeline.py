@@ -90,3 +90,24 @@ def test_read_sequences_gives_whole_sequences_in_order(records):
     item = sequences['a']
     assert item['blurry'].shape == (5, 24, 40, 3) and item['mmp'].shape == (5, 24, 40, 1)
     np.testing.assert_array_equal(np.diff(item['blurry'].astype(int), axis=0), 10)  # in order
+
+
+def test_folders_mix_as_one_or_by_weight(records):
+    whole = input_pipeline.load_windows(records, 3)
+    parts = [input_pipeline.load_windows([shard], 3) for shard in records]
+    mixed = input_pipeline.mix(parts)
+    assert np.array_equal(mixed.frames, whole.frames) and mixed.blurry == whole.blurry
+    assert [input_pipeline.item_plan(mixed, g, 16, 0)[0] for g in range(12)] == \
+           [input_pipeline.item_plan(whole, g, 16, 0)[0] for g in range(12)]
+
+    only_first = input_pipeline.mix(parts, [1, 0])
+    assert {input_pipeline.item_plan(only_first, g, 16, 0)[0] for g in range(50)} == {0, 1, 2}
+    weighted = input_pipeline.mix(parts, [1, 3])
+    plan = [input_pipeline.item_plan(weighted, g, 16, 5) for g in range(400)]
+    assert 0.68 < np.mean([window >= 3 for window, _ in plan]) < 0.82
+    again = [input_pipeline.item_plan(weighted, g, 16, 5) for g in range(400)]
+    assert all(a[0] == b[0] and np.array_equal(a[1], b[1]) for a, b in zip(plan, again))
+    batch = next(input_pipeline.numpy_train_batches(weighted, 16, 4, seed=5))
+    _check_batch(batch)
+    with pytest.raises(ValueError, match=r'2 records folders need 2 weights, >= 0 and not all 0; got \[1.0, 0'):
+        input_pipeline.mix(parts, [1, 0, 2])
