@@ -18,7 +18,8 @@ back to end with the video; each frame's output comes from the first chunk that 
 (chunk ends inside the video are interior frames of the next chunk). Memory: N frames.
 
 Frames whose size is not a multiple of 4 are padded (edge values, bottom and right) and
-cropped back.
+cropped back. `dtype` sets the model's compute dtype (`MMPRNN.dtype`: float32 parameters, float32
+outputs); None keeps the model's own.
 """
 import collections
 import contextlib
@@ -32,12 +33,12 @@ import numpy as np
 import tqdm
 
 from mmp_jax.frame_writers import FrameWriter, check_distinct
-from mmp_jax.models.mmp_rnn import MMPRNN
+from mmp_jax.models.mmp_rnn import COMPUTE_DTYPES, MMPRNN
 from mmp_jax.pixels import pad_to_multiple, to_uint8
 from mmp_jax.visualize import heat_map
 
 ENDS = ('replicate', 'drop')
-DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+DTYPES = tuple(COMPUTE_DTYPES)
 
 
 @dataclasses.dataclass
@@ -56,21 +57,21 @@ class DeblurredFrame:
 class StreamingDeblurrer:
     """Deblurs a stream of uint8 RGB frames `[H, W, 3]` with a model and its variables."""
 
-    def __init__(self, model: MMPRNN, variables, ends: str = 'replicate', dtype: str = 'float32'):
+    def __init__(self, model: MMPRNN, variables, ends: str = 'replicate', dtype: str | None = None):
         if ends not in ENDS:
             raise ValueError(f'unknown ends {ends!r}; accepted: {ENDS}')
-        if dtype not in DTYPES:
-            raise ValueError(f'unknown dtype {dtype!r}; accepted: {tuple(DTYPES)}')
+        if dtype not in DTYPES + (None,):
+            raise ValueError(f'unknown dtype {dtype!r}; accepted: {DTYPES}')
         if model.needs_prior:
             raise ValueError("a model with prior_source='given' cannot deblur plain video")
-        self.model, self.ends, self.dtype = model, ends, DTYPES[dtype]
-        self.variables = jax.tree_util.tree_map(lambda a: jnp.asarray(a, self.dtype), variables)
+        model = model if dtype is None else model.clone(dtype=dtype)
+        self.model, self.ends, self.variables = model, ends, variables
         self._encode = jax.jit(lambda v, c, x: model.apply(v, c, x, method=model.encode))
         self._decode = jax.jit(lambda v, f, x: model.apply(v, f, x, method=model.decode))
 
     def _pad(self, frame: np.ndarray) -> jax.Array:
         padded = pad_to_multiple(frame).astype(np.float32) / 255.0
-        return jnp.asarray(padded[None], self.dtype)
+        return jnp.asarray(padded[None])
 
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[DeblurredFrame]:
         stream = _Stream(self)
@@ -104,7 +105,7 @@ class _Stream:
         padded = deblurrer._pad(frame)
         if self.shape is None:
             self.shape = frame.shape
-            self.carry = model.init_carry(1, *padded.shape[1:3], dtype=deblurrer.dtype)
+            self.carry = model.init_carry(1, *padded.shape[1:3])
         self.carry, f, prior = deblurrer._encode(deblurrer.variables, self.carry, padded)
         if index == 0 and deblurrer.ends == 'replicate':
             self.feats.extend([f] * model.past_frames)
@@ -241,7 +242,7 @@ def frame_name(source, index: int) -> str:
     return f'{index:06d}.png'
 
 
-def make_deblurrer(model: MMPRNN, variables, ends: str = 'replicate', dtype: str = 'float32',
+def make_deblurrer(model: MMPRNN, variables, ends: str = 'replicate', dtype: str | None = None,
                    tile: tuple[int, int] | None = None,
                    tile_overlap: int = 32) -> StreamingDeblurrer | TiledDeblurrer:
     """One deblurrer for any number of videos: its programs compile once per frame size."""
