@@ -6,12 +6,13 @@ same model, and the evaluation protocol's PSNR / SSIM against the sharp frames i
 Frames: the BSD-layout test set of `tests/original_reference.bsd_test_set` (two 150-frame
 sequences of a moving noise texture, 36 x 44). Models: the original trainer's tiny checkpoint
 (`tests/data/original_trainer_checkpoint.pth.tar`, A2B2C8F8 trained briefly), converted as a user
-would, scored by `mmp_jax.evaluate.evaluate_mmprnn` (the original's test protocol: chunks of 20,
+would, scored (float32 should give the original's own figures, recorded beside them) by `mmp_jax.evaluate.evaluate_mmprnn` (the original's test protocol: chunks of 20,
 frames 2..T-3, truncating quantisation); and `--random-variant` with random weights (no protocol
 scores: they would mean nothing), for the drift of a deep network. PSNR vs float32: the outputs of
 one `--frames`-frame chunk per sequence, clipped to [0, 1], over both sequences.
 """
 import argparse
+import json
 import pathlib
 import tempfile
 
@@ -52,7 +53,8 @@ def main():
     parser.add_argument('--frames', type=int, default=20)
     parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
     args = parser.parse_args()
-    sequences = {name: {'blurry': blurry, 'sharp': sharp} for name, (blurry, sharp) in ref.bsd_test_set().items()}
+    sequences = {name: {'blurry': blurry[..., ::-1], 'sharp': sharp[..., ::-1]}  # cv2's BGR -> RGB, as records hold them
+                 for name, (blurry, sharp) in ref.bsd_test_set().items()}
     chunks = np.stack([seq['blurry'][:args.frames] for seq in sequences.values()])
     mesh = sharding.make_mesh()
     random = model_from_variant(args.random_variant, scan_unroll=False)  # a loop: compiles faster, same outputs
@@ -73,7 +75,9 @@ def main():
                 row.update(protocol_psnr=scores['psnr'], protocol_ssim=scores['ssim'], scored_frames=scores['count'])
             rows.append(row)
             print(row, flush=True)
-    report('bfloat16_cost', rows, args.json, frames=args.frames, size='36x44')
+    original = json.loads(ref.TEST_FIGURES.read_text())
+    report('bfloat16_cost', rows, args.json, frames=args.frames, size='36x44',
+           original_protocol={'psnr': original['psnr'], 'ssim': original['ssim']})
 
 
 if __name__ == '__main__':
