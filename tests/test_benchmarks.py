@@ -125,4 +125,5 @@ def test_accelerator_speed(tmp_path):
     assert [(r['measure'], r['dtype']) for r in rows] == [('inference', 'float32'), ('inference', 'bfloat16'),
                                                           ('training', 'float32'), ('training', 'bfloat16')]
     assert all(r['fps'] > 0 and r['shape'] == '32x16' for r in rows[:2])
-    assert all(r['frames_per_s'] == 5 * r['steps_per_s'] > 0 and r['shape'] == '1x5x16x16' for r in rows[2:])
+    assert all(r['frames_per_s'] == pytest.approx(5 * r['steps_per_s']) and r['steps_per_s'] > 0 for r in rows[2:])
+    assert all(r['shape'] == '1x5x16x16' for r in rows[2:])
