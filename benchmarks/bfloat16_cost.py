@@ -6,7 +6,8 @@ same model, and the evaluation protocol's PSNR / SSIM against the sharp frames i
 Frames: the BSD-layout test set of `tests/original_reference.bsd_test_set` (two 150-frame
 sequences of a moving noise texture, 36 x 44). Models: the original trainer's tiny checkpoint
 (`tests/data/original_trainer_checkpoint.pth.tar`, A2B2C8F8 trained briefly), converted as a user
-would, scored (float32 should give the original's own figures, recorded beside them) by `mmp_jax.evaluate.evaluate_mmprnn` (the original's test protocol: chunks of 20,
+would, scored (float32 should give the original's own figures, recorded beside them) by
+`mmp_jax.evaluate.evaluate_mmprnn` (the original's test protocol: chunks of 20,
 frames 2..T-3, truncating quantisation); and `--random-variant` with random weights (no protocol
 scores: they would mean nothing), for the drift of a deep network. PSNR vs float32: the outputs of
 one `--frames`-frame chunk per sequence, clipped to [0, 1], over both sequences.
@@ -53,7 +54,8 @@ def main():
     parser.add_argument('--frames', type=int, default=20)
     parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
     args = parser.parse_args()
-    sequences = {name: {'blurry': blurry[..., ::-1], 'sharp': sharp[..., ::-1]}  # cv2's BGR -> RGB, as records hold them
+    # cv2's BGR -> RGB, as the records hold them
+    sequences = {name: {'blurry': blurry[..., ::-1], 'sharp': sharp[..., ::-1]}
                  for name, (blurry, sharp) in ref.bsd_test_set().items()}
     chunks = np.stack([seq['blurry'][:args.frames] for seq in sequences.values()])
     mesh = sharding.make_mesh()

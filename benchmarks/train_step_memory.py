@@ -51,7 +51,8 @@ def memory_row(model: MMPRNN, batch_shape: tuple[int, ...]) -> dict:
              for name in ('temp', 'argument', 'output', 'alias', 'generated_code')}
     peak = sizes['argument'] + sizes['output'] + sizes['temp'] - sizes['alias']
     xla_peak = getattr(stats, 'peak_memory_in_bytes', 0) / GB
-    return {'dtype': model.dtype, 'remat': model.remat, 'scan_unroll': model.scan_unroll, **{f'{k}_gb': v for k, v in sizes.items()},
+    return {'dtype': model.dtype, 'remat': model.remat, 'scan_unroll': model.scan_unroll,
+            **{f'{k}_gb': v for k, v in sizes.items()},
             'peak_gb': max(peak, xla_peak), 'compile_s': seconds}
 
 

@@ -27,7 +27,7 @@ MODEL_DEFAULTS = {
     'normalize': True,            # input in units of 1/255 (off: units of 1)
     'scan_unroll': True,          # recurrence unrolled (3-7x faster steps on CPU); False: a loop
     'dtype': 'float32',           # compute dtype: 'float32' or 'bfloat16' (parameters stay float32)
-    'remat': 'none',              # training memory: 'full' recomputes the cell in the backward pass (needs scan_unroll False)
+    'remat': 'none',              # 'full': the cell recomputed in the backward pass (needs scan_unroll False)
 }
 
 
