@@ -87,20 +87,20 @@ def _time_side(side: Side, frames: int, repeats: int) -> dict[str, float]:
 
 def our_side(variant: str, frames: np.ndarray, dtype: str) -> Side:
     """`MMPRNN.encode` / `decode` jitted as `StreamingDeblurrer` runs them; MMP-Net alone and
-    the cell with a given prior (the same weights) for the parts."""
-    model = model_from_variant(variant)
+    the cell with a given prior (the same weights) for the parts. `dtype`: the compute dtype
+    (`MMPRNN.dtype`), parameters float32."""
+    model = model_from_variant(variant, dtype=dtype)
     variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, model.window, 32, 32, 3)))
-    variables = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), variables)
     given = model.clone(prior_source='given')
     prior_vars = prior_variables(variables)
     encode = jax.jit(lambda v, c, x: model.apply(v, c, x, method=model.encode))
     encode_given = jax.jit(lambda v, c, x, p: given.apply(v, c, x, p, method=given.encode))
-    mmp_net = jax.jit(lambda v, x: mmpnet_prior(v, x, model.scaling))
+    mmp_net = jax.jit(lambda v, x: mmpnet_prior(v, x, model.scaling, model.compute_dtype))
     decode = jax.jit(lambda v, f, x: model.apply(v, f, x, method=model.decode))
-    xs = [jnp.asarray(f[None] / 255.0, dtype) for f in frames]
-    carry = model.init_carry(1, *frames.shape[1:3], dtype=dtype)
+    xs = [jnp.asarray(f[None] / 255.0, jnp.float32) for f in frames]
+    carry = model.init_carry(1, *frames.shape[1:3])
     state = {'carry': carry, 'prior': None,
-             'feats': collections.deque([jnp.zeros(carry[0].shape[:3] + (5 * model.n_features,), dtype)]
+             'feats': collections.deque([jnp.zeros(carry[0].shape[:3] + (5 * model.n_features,), carry[0].dtype)]
                                         * model.window, maxlen=model.window)}
 
     def cell(t):

@@ -22,15 +22,24 @@ from mmp_jax.models.variants import model_from_variant
 LOSS = {'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 0.0}
 
 
-def step_seconds(model: MMPRNN, batch: dict[str, np.ndarray], repeats: int) -> float:
-    """Median seconds of one training step of `model` on `batch` (`blurry`, `sharp` [B, T, P, P, 3])."""
+def jitted_step(model: MMPRNN, batch: dict[str, np.ndarray], checked: bool = False):
+    """(step, state, batch on the devices): the project's jitted stage-2 step of `model` (with the
+    training loop's soundness check where `checked`, `train_step.checked`), its fresh state and
+    `batch` (`blurry`, `sharp` [B, T, P, P, 3]) placed as the step wants them."""
     mesh = sharding.make_mesh()
     variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, model.window, 16, 16, 3)))
     optimizer = train_step.make_optimizer('mmprnn', 5e-4, 1000)
-    state = [sharding.replicate(train_step.create_state(variables, optimizer, 'mmprnn'), mesh)]
-    step = train_step.jit_step(train_step.make_step(model, optimizer, 'mmprnn', LOSS),
+    state = sharding.replicate(train_step.create_state(variables, optimizer, 'mmprnn'), mesh)
+    step = train_step.make_step(model, optimizer, 'mmprnn', LOSS)
+    step = train_step.jit_step(train_step.checked(step) if checked else step,
                                sharding.replicated(mesh), sharding.batch_sharding(mesh))
-    batch = sharding.shard_batch(batch, mesh)
+    return step, state, sharding.shard_batch(batch, mesh)
+
+
+def step_seconds(model: MMPRNN, batch: dict[str, np.ndarray], repeats: int) -> float:
+    """Median seconds of one training step of `model` on `batch` (`blurry`, `sharp` [B, T, P, P, 3])."""
+    step, state, batch = jitted_step(model, batch)
+    state = [state]
 
     def run():
         state[0], metrics = step(state[0], batch)

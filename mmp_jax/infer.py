@@ -24,7 +24,8 @@ back to end with the video; each frame's output comes from the first chunk that 
 (chunk ends inside the video are interior frames of the next chunk). Memory: N frames.
 
 Frames whose size is not a multiple of 4 are padded (edge values, bottom and right) and
-cropped back.
+cropped back. `dtype` sets the model's compute dtype (`MMPRNN.dtype`: float32 parameters, float32
+outputs); None keeps the model's own.
 """
 import collections
 import contextlib
@@ -39,12 +40,12 @@ import numpy as np
 import tqdm
 
 from mmp_jax.frame_writers import FrameWriter, check_distinct
-from mmp_jax.models.mmp_rnn import MMPRNN
+from mmp_jax.models.mmp_rnn import COMPUTE_DTYPES, MMPRNN
 from mmp_jax.pixels import pad_to_multiple, to_uint8
 from mmp_jax.visualize import heat_map
 
 ENDS = ('replicate', 'drop')
-DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+DTYPES = tuple(COMPUTE_DTYPES)
 
 
 @dataclasses.dataclass
@@ -65,18 +66,18 @@ class StreamingDeblurrer:
     (`batch`: several videos of one size and length, as one batch), `chunk_frames` frames at
     a time (see the module doc)."""
 
-    def __init__(self, model: MMPRNN, variables, ends: str = 'replicate', dtype: str = 'float32',
+    def __init__(self, model: MMPRNN, variables, ends: str = 'replicate', dtype: str | None = None,
                  chunk_frames: int = 1):
         if ends not in ENDS:
             raise ValueError(f'unknown ends {ends!r}; accepted: {ENDS}')
-        if dtype not in DTYPES:
-            raise ValueError(f'unknown dtype {dtype!r}; accepted: {tuple(DTYPES)}')
+        if dtype not in DTYPES + (None,):
+            raise ValueError(f'unknown dtype {dtype!r}; accepted: {DTYPES}')
         if model.needs_prior:
             raise ValueError("a model with prior_source='given' cannot deblur plain video")
         if chunk_frames < 1:
             raise ValueError(f'chunk_frames must be at least 1, got {chunk_frames}')
-        self.model, self.ends, self.dtype, self.chunk_frames = model, ends, DTYPES[dtype], chunk_frames
-        self.variables = jax.tree_util.tree_map(lambda a: jnp.asarray(a, self.dtype), variables)
+        model = model if dtype is None else model.clone(dtype=dtype)
+        self.model, self.ends, self.variables, self.chunk_frames = model, ends, variables, chunk_frames
         self._encode = jax.jit(functools.partial(encode_chunk, model))
         self._decode = jax.jit(functools.partial(decode_windows, model))
 
@@ -135,7 +136,7 @@ class _Stream:
         padded = [entry[2] for entry in self.chunk]
         padded += padded[-1:] * (deblurrer.chunk_frames - count)
         self.carry, feats, priors = deblurrer._encode(deblurrer.variables, self.carry,
-                                                      jnp.asarray(np.stack(padded, axis=1), deblurrer.dtype))
+                                                      jnp.asarray(np.stack(padded, axis=1)))
         priors = None if priors is None else np.asarray(priors[:, :count], np.float32)
         for k, (index, frames, padded) in enumerate(self.chunk):
             if index == 0 and deblurrer.ends == 'replicate':
@@ -159,7 +160,7 @@ class _Stream:
         while len(self.ready) >= size or (final and self.ready):
             group, self.ready = self.ready[:size], self.ready[size:]
             padded = group + group[-1:] * (size - len(group))
-            centres = jnp.asarray(np.concatenate([entry[2] for entry, _ in padded]), deblurrer.dtype)
+            centres = jnp.asarray(np.concatenate([entry[2] for entry, _ in padded]))
             outputs = deblurrer._decode(deblurrer.variables, [window for _, window in padded], centres)
             outputs = np.asarray(outputs, np.float32).reshape((size, -1) + outputs.shape[1:])
             for ((index, frames, _, priors), _), output in zip(group, outputs):
@@ -175,7 +176,7 @@ class _Stream:
         padded = self.deblurrer._pad(frames)
         if self.shape is None:
             self.shape = frames.shape
-            self.carry = self.model.init_carry(*padded.shape[:3], dtype=self.deblurrer.dtype)
+            self.carry = self.model.init_carry(*padded.shape[:3])
         self.chunk.append((index, frames, padded))
         if len(self.chunk) < self.deblurrer.chunk_frames:
             return []
@@ -311,7 +312,7 @@ def frame_name(source, index: int) -> str:
     return f'{index:06d}.png'
 
 
-def make_deblurrer(model: MMPRNN, variables, ends: str = 'replicate', dtype: str = 'float32',
+def make_deblurrer(model: MMPRNN, variables, ends: str = 'replicate', dtype: str | None = None,
                    tile: tuple[int, int] | None = None, tile_overlap: int = 32,
                    chunk_frames: int = 1) -> StreamingDeblurrer | TiledDeblurrer:
     """One deblurrer for any number of videos: its programs compile once per frame size."""

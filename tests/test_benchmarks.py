@@ -131,3 +131,35 @@ def test_state_drift(tmp_path):
                   '--block', '10', '--reset-every', '8', '--size', '48x32')
     assert [r['frames'] for r in result['rows']] == ['0..9', '10..19', '20..29']
     assert all(r['psnr_blurry'] > 15 and np.isfinite(r['psnr_carried']) for r in result['rows'])
+
+
+@pytest.mark.slow
+def test_train_step_memory(tmp_path):
+    result = _run(tmp_path, 'benchmarks.train_step_memory', '--variant', 'A1B1C4F5', '--batch', '1x5x32x32',
+                  '--dtypes', 'float32', '--remats', 'none,full', '--unrolls', 'true,false')
+    rows = result['rows']
+    assert [(r['remat'], r['scan_unroll']) for r in rows] == [('none', True), ('none', False), ('full', False)]
+    for row in rows:
+        assert row['peak_gb'] >= row['argument_gb'] + row['output_gb'] + row['temp_gb'] - row['alias_gb'] > 0
+    assert rows[2]['temp_gb'] < rows[1]['temp_gb']  # remat keeps less for the backward pass
+
+
+@pytest.mark.slow
+def test_train_loop_sync(tmp_path):
+    result = _run(tmp_path, 'benchmarks.train_loop_sync', '--variant', 'A1B1C4F5', '--batch', '1', '--frames', '5',
+                  '--patch', '16', '--steps', '2', '--log-every', '2', '--repeats', '1')
+    every, logged = result['rows']
+    assert (every['sync'], logged['sync']) == ('every step', 'every 2 steps') and every['vs_every_step'] == 1
+    assert logged['s_per_step'] > 0 and logged['vs_every_step'] == every['s_per_step'] / logged['s_per_step']
+
+
+@pytest.mark.slow
+def test_accelerator_speed(tmp_path):
+    result = _run(tmp_path, 'benchmarks.accelerator_speed', '--variant', 'A1B1C4F5', '--size', '32x16',
+                  '--frames', '3', '--train-batch', '1x5x16x16', '--steps', '1')
+    rows = result['rows']
+    assert [(r['measure'], r['dtype']) for r in rows] == [('inference', 'float32'), ('inference', 'bfloat16'),
+                                                          ('training', 'float32'), ('training', 'bfloat16')]
+    assert all(r['fps'] > 0 and r['shape'] == '32x16' for r in rows[:2])
+    assert all(r['frames_per_s'] == pytest.approx(5 * r['steps_per_s']) and r['steps_per_s'] > 0 for r in rows[2:])
+    assert all(r['shape'] == '1x5x16x16' for r in rows[2:])

@@ -55,7 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='replace an existing output (a folder: only its frames)')
     parser.add_argument('--prior', help='also write the motion magnitude prior as a heat map here')
     parser.add_argument('--side-by-side', action='store_true', help='write input | output')
-    parser.add_argument('--dtype', choices=tuple(DTYPES), default='float32')
+    parser.add_argument('--dtype', choices=DTYPES, help="compute dtype (default: the model's, float32 "
+                        'unless it was exported otherwise); parameters stay float32')
     parser.add_argument('--ends', choices=ENDS, default='replicate',
                         help='replicate: every frame gets an output; drop: frames 2..T-3 only, as the original')
     parser.add_argument('--reset-every', type=int, default=0, metavar='N',

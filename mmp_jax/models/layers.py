@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.typing import Dtype
 
 # PyTorch's default Conv2d weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 torch_like_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
@@ -41,13 +42,14 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 def conv(features: int, kernel: int | tuple[int, int], stride: int = 1,
-         name: str | None = None) -> nn.Conv:
+         name: str | None = None, dtype: Dtype | None = None) -> nn.Conv:
     """`nn.Conv2d(k, stride, padding=k // 2, bias=True)`: symmetric PyTorch padding
-    (a `(kh, kw)` kernel gets `(kh // 2, kw // 2)`)."""
+    (a `(kh, kw)` kernel gets `(kh // 2, kw // 2)`). Computes in `dtype` (None: the inputs'
+    and parameters' promoted dtype); parameters are float32 either way."""
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     return nn.Conv(features, (kh, kw), strides=(stride, stride),
                    padding=((kh // 2, kh // 2), (kw // 2, kw // 2)), kernel_init=torch_like_init,
-                   name=name)
+                   dtype=dtype, name=name)
 
 
 def _conv_valid(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
@@ -82,19 +84,19 @@ class SubPixelConvTranspose(nn.ConvTranspose):
 
 
 def conv_transpose(features: int, kernel: int, stride: int, padding: int, output_padding: int,
-                   name: str | None = None) -> nn.ConvTranspose:
+                   name: str | None = None, dtype: Dtype | None = None) -> nn.ConvTranspose:
     """`nn.ConvTranspose2d(k, stride, padding, output_padding)`, output size
     `(H - 1) * stride - 2 * padding + k + output_padding` as in PyTorch; (3, 2, 1, 1) as
     `SubPixelConvTranspose`.
 
     The kernel is `[k, k, out, in]`: the PyTorch weight `[in, out, k, k]` transposed by
-    `(2, 3, 1, 0)`.
+    `(2, 3, 1, 0)`. `dtype` as in `conv`.
     """
     lo = kernel - 1 - padding
     cls = SubPixelConvTranspose if (kernel, stride, padding, output_padding) == (3, 2, 1, 1) else nn.ConvTranspose
     return cls(features, (kernel, kernel), strides=(stride, stride),
                padding=((lo, lo + output_padding),) * 2, transpose_kernel=True,
-               kernel_init=torch_like_init, name=name)
+               kernel_init=torch_like_init, dtype=dtype, name=name)
 
 
 def _align_corners_matrix(n_in: int, n_out: int) -> np.ndarray:

@@ -3,10 +3,13 @@
 The original's `UNet` (sollynoay/MMP-RNN `model/UNet.py`): a 9x9 conv, DoubleConv with
 BatchNorm, four max-pool downs, four bilinear (align-corners) ups with the pad-to-size step,
 an RDB to refine, a 1x1 conv and a sigmoid. BatchNorm statistics live in `batch_stats`.
+`dtype` is the compute dtype of every layer (None: the inputs'); parameters and statistics
+stay float32.
 """
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax.typing import Dtype
 
 from mmp_jax.models.layers import UpsampleBilinear, conv
 from mmp_jax.models.rdb import RDB
@@ -17,13 +20,14 @@ MIN_SIZE = 16  # four 2x2 max-pools need at least 16 pixels per side
 class DoubleConv(nn.Module):
     """(3x3 conv, BatchNorm, ReLU) twice; names match the original's `double_conv.{0,1,3,4}`."""
     features: int
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         for conv_index in (0, 3):
-            x = conv(self.features, 3, name=f'double_conv_{conv_index}')(x)
+            x = conv(self.features, 3, name=f'double_conv_{conv_index}', dtype=self.dtype)(x)
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                             name=f'double_conv_{conv_index + 1}')(x)
+                             dtype=self.dtype, name=f'double_conv_{conv_index + 1}')(x)
             x = nn.relu(x)
         return x
 
@@ -31,17 +35,19 @@ class DoubleConv(nn.Module):
 class Down(nn.Module):
     """2x2 max-pool (floor) then DoubleConv: `[N, H, W, C] -> [N, H // 2, W // 2, features]`."""
     features: int
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         x = nn.max_pool(x, (2, 2), strides=(2, 2), padding='VALID')
-        return DoubleConv(self.features, name='maxpool_conv_1')(x, train)
+        return DoubleConv(self.features, self.dtype, name='maxpool_conv_1')(x, train)
 
 
 class Up(nn.Module):
     """Upsample x2 (align corners), zero-pad to the skip's size as the original does
     (extra row/column at the bottom/right), concat `[skip, up]`, DoubleConv."""
     features: int
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, skip: jax.Array, train: bool) -> jax.Array:
@@ -50,32 +56,34 @@ class Up(nn.Module):
         diff_x = skip.shape[2] - x.shape[2]
         x = jnp.pad(x, ((0, 0), (diff_y // 2, diff_y - diff_y // 2),
                         (diff_x // 2, diff_x - diff_x // 2), (0, 0)))
-        return DoubleConv(self.features, name='conv')(jnp.concatenate([skip, x], axis=-1), train)
+        return DoubleConv(self.features, self.dtype, name='conv')(jnp.concatenate([skip, x], axis=-1), train)
 
 
 class OutConv(nn.Module):
     """1x1 conv to the prior's single channel (the original's `outc.conv`)."""
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return conv(1, 1, name='conv')(x)
+        return conv(1, 1, name='conv', dtype=self.dtype)(x)
 
 
 class MMPNet(nn.Module):
     """Frame `[N, H, W, 3]` (the caller's normalisation) -> prior `[N, H, W, 1]` in [0, 1]
     (motion magnitude divided by K = 15). H and W of at least 16."""
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = conv(16, 9, name='conv9x9')(x)
-        x1 = DoubleConv(16, name='inc')(x, train)
-        x2 = Down(32, name='down1')(x1, train)
-        x3 = Down(64, name='down2')(x2, train)
-        x4 = Down(128, name='down3')(x3, train)
-        x5 = Down(128, name='down4')(x4, train)
-        x = Up(64, name='up1')(x5, x4, train)
-        x = Up(32, name='up2')(x, x3, train)
-        x = Up(16, name='up3')(x, x2, train)
-        x = Up(16, name='up4')(x, x1, train)
-        x = RDB(8, 3, 'gelu', name='refine')(x)
-        return nn.sigmoid(OutConv(name='outc')(x))
+        x = conv(16, 9, name='conv9x9', dtype=self.dtype)(x)
+        x1 = DoubleConv(16, self.dtype, name='inc')(x, train)
+        x2 = Down(32, self.dtype, name='down1')(x1, train)
+        x3 = Down(64, self.dtype, name='down2')(x2, train)
+        x4 = Down(128, self.dtype, name='down3')(x3, train)
+        x5 = Down(128, self.dtype, name='down4')(x4, train)
+        x = Up(64, self.dtype, name='up1')(x5, x4, train)
+        x = Up(32, self.dtype, name='up2')(x, x3, train)
+        x = Up(16, self.dtype, name='up3')(x, x2, train)
+        x = Up(16, self.dtype, name='up4')(x, x1, train)
+        x = RDB(8, 3, 'gelu', self.dtype, name='refine')(x)
+        return nn.sigmoid(OutConv(self.dtype, name='outc')(x))

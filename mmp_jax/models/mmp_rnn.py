@@ -17,12 +17,19 @@ Data flow per frame t (the cell, scanned over time with shared weights):
 Then for each frame with `past_frames` before and `future_frames` after it:
     concat(f_{t-2..t+2}) -> channel attention -> 1x1 -> RDNet (n_b RDBs) -> two
     transposed convs -> 5x5 to RGB, plus a 9x9 conv of x_t (global skip).
+
+`dtype` is the compute dtype of every layer (`COMPUTE_DTYPES`; parameters and statistics stay
+float32, outputs are float32); the submodules' `dtype` None computes in the inputs' dtype.
+`remat` rematerialises the cell in `encode_sequence` (`REMAT_POLICIES`): the backward pass
+recomputes what the policy does not save, trading compute for training memory; it needs the
+recurrence as a loop (`scan_unroll=False`, see benchmarks/train_step_memory.py).
 """
 import dataclasses
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax.typing import Dtype
 
 from mmp_jax.models.layers import GlobalAvgPool, activation, conv, conv_transpose
 from mmp_jax.models.mmp_net import MIN_SIZE, MMPNet
@@ -30,6 +37,10 @@ from mmp_jax.models.rdb import RDB, RDBDownsample, RDNet
 
 PRIOR_SOURCES = ('mmpnet', 'given')
 DOWNSAMPLE = 4  # the cell works at 1/4 of the frame size
+
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+# What the backward pass keeps of the cell ('none': no rematerialisation, everything is kept).
+REMAT_POLICIES = {'none': None, 'full': jax.checkpoint_policies.nothing_saveable}
 
 Carry = tuple[jax.Array, jax.Array]  # (h: [B, H/4, W/4, C], l: [B, H/4, W/4, 2C])
 PRIOR_PATH = ('cell', 'prior')  # MMP-Net's variables inside MMP-RNN's, in each collection
@@ -76,10 +87,12 @@ def with_prior_variables(variables: dict, mmpnet: dict) -> dict:
     return out
 
 
-def mmpnet_prior(mmpnet: dict, frames: jax.Array, scaling: InputScaling = InputScaling()) -> jax.Array:
+def mmpnet_prior(mmpnet: dict, frames: jax.Array, scaling: InputScaling = InputScaling(),
+                 dtype: Dtype | None = None) -> jax.Array:
     """MMP-Net's prior `[N, H, W, 1]` in [0, 1] of frames `[N, H, W, 3]` in [0, 1], with its
-    variables `{'params', 'batch_stats'}` (`prior_variables`), as MMP-RNN's cell computes it."""
-    return MMPNet().apply(mmpnet, scaling.to_model(frames), train=False)
+    variables `{'params', 'batch_stats'}` (`prior_variables`), as MMP-RNN's cell computes it
+    (in compute dtype `dtype`; None: the frames')."""
+    return MMPNet(dtype).apply(mmpnet, scaling.to_model(frames), train=False)
 
 
 class MMAM(nn.Module):
@@ -87,12 +100,13 @@ class MMAM(nn.Module):
 
     x `[N, H, W, C]`, prior `[N, H, W, 1]` in [0, 1].
     """
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, prior: jax.Array) -> jax.Array:
         channels = x.shape[-1]
-        scale = nn.leaky_relu(conv(channels // 2, 1, name='MMAM_conv0')(prior), 0.1)
-        return x * (conv(channels, 1, name='MMAM_conv1')(scale) + 1.0)
+        scale = nn.leaky_relu(conv(channels // 2, 1, name='MMAM_conv0', dtype=self.dtype)(prior), 0.1)
+        return x * (conv(channels, 1, name='MMAM_conv1', dtype=self.dtype)(scale) + 1.0)
 
 
 class RDBCell(nn.Module):
@@ -110,20 +124,21 @@ class RDBCell(nn.Module):
     use_mmam: bool = True
     prior_source: str = 'mmpnet'
     transmit_ndf: bool = True
+    dtype: Dtype | None = None
 
     def setup(self):
-        c = self.n_features
-        self.F_B0 = conv(c, 5)
+        c, dtype = self.n_features, self.dtype
+        self.F_B0 = conv(c, 5, dtype=dtype)
         if self.use_mmam:
             if self.prior_source == 'mmpnet':
-                self.prior = MMPNet()
-            self.MMAM1 = MMAM()
-        self.F_B1 = RDBDownsample(c, 2 * c, 3, self.act)
-        self.F_B2 = RDBDownsample(3 * c // 2, 2 * c, 3, self.act)
-        self.F_R = RDNet(2 * c, self.n_blocks, 3, self.act)
-        self.F_h_0 = conv(c, 3)
-        self.F_h_1 = RDB(c, 3, self.act)
-        self.F_h_2 = conv(c, 3)
+                self.prior = MMPNet(dtype)
+            self.MMAM1 = MMAM(dtype)
+        self.F_B1 = RDBDownsample(c, 2 * c, 3, self.act, dtype)
+        self.F_B2 = RDBDownsample(3 * c // 2, 2 * c, 3, self.act, dtype)
+        self.F_R = RDNet(2 * c, self.n_blocks, 3, self.act, dtype)
+        self.F_h_0 = conv(c, 3, dtype=dtype)
+        self.F_h_1 = RDB(c, 3, self.act, dtype)
+        self.F_h_2 = conv(c, 3, dtype=dtype)
 
     def extract(self, x: jax.Array, prior: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
         """x `[N, H, W, 3]` normalised, prior as in the class doc -> (l `[N, H/4, W/4, 2C]`,
@@ -153,13 +168,14 @@ class RDBCell(nn.Module):
 class ChannelAttention(nn.Module):
     """The original's `CALayer` (reduction 16): x times a per-channel sigmoid gate."""
     reduction: int = 16
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         channels = x.shape[-1]
         y = GlobalAvgPool()(x)
-        y = nn.relu(conv(channels // self.reduction, 1, name='conv_du_0')(y))
-        return x * nn.sigmoid(conv(channels, 1, name='conv_du_2')(y))
+        y = nn.relu(conv(channels // self.reduction, 1, name='conv_du_0', dtype=self.dtype)(y))
+        return x * nn.sigmoid(conv(channels, 1, name='conv_du_2', dtype=self.dtype)(y))
 
 
 class Fusion(nn.Module):
@@ -167,12 +183,13 @@ class Fusion(nn.Module):
     optional channel attention -> 1x1 -> `[N, h, w, 5C]`."""
     n_features: int
     attention: bool = True
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.attention:
-            x = ChannelAttention(name='ca')(x)
-        return conv(5 * self.n_features, 1, name='fusion')(x)
+            x = ChannelAttention(dtype=self.dtype, name='ca')(x)
+        return conv(5 * self.n_features, 1, name='fusion', dtype=self.dtype)(x)
 
 
 class Reconstructor(nn.Module):
@@ -180,14 +197,15 @@ class Reconstructor(nn.Module):
     transposed convs (x2 each) -> 5x5 -> `[N, 4h, 4w, 3]`."""
     n_features: int
     n_blocks: int
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        c = self.n_features
-        x = RDNet(2 * c, self.n_blocks, 3, 'gelu', name='D_Net')(x)
-        x = conv_transpose(2 * c, 3, 2, 1, 1, name='model_0')(x)
-        x = conv_transpose(c, 3, 2, 1, 1, name='model_1')(x)
-        return conv(3, 5, name='model_2')(x)
+        c, dtype = self.n_features, self.dtype
+        x = RDNet(2 * c, self.n_blocks, 3, 'gelu', dtype, name='D_Net')(x)
+        x = conv_transpose(2 * c, 3, 2, 1, 1, name='model_0', dtype=dtype)(x)
+        x = conv_transpose(c, 3, 2, 1, 1, name='model_1', dtype=dtype)(x)
+        return conv(3, 5, name='model_2', dtype=dtype)(x)
 
 
 def _cell_step(cell: RDBCell, carry: Carry, inputs):
@@ -218,22 +236,37 @@ class MMPRNN(nn.Module):
     centralize: bool = True
     normalize: bool = True
     scan_unroll: bool = True  # True: the scan unrolled over all frames, False: a loop (see encode_sequence)
+    dtype: str = 'float32'  # compute dtype, a key of COMPUTE_DTYPES
+    remat: str = 'none'  # the cell's rematerialisation in encode_sequence, a key of REMAT_POLICIES
 
     def setup(self):
         activation(self.activation)  # fail early on an unknown name
         if self.prior_source not in PRIOR_SOURCES:
             raise ValueError(f'unknown prior_source {self.prior_source!r}; accepted: {PRIOR_SOURCES}')
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f'unknown remat {self.remat!r}; accepted: {tuple(REMAT_POLICIES)}')
+        if self.remat != 'none' and self.scan_unroll:
+            raise ValueError(f'remat {self.remat!r} needs scan_unroll=False: in the unrolled recurrence XLA '
+                             f'merges the recomputation back into the forward pass and saves nothing')
+        dtype = self.compute_dtype
         self.cell = RDBCell(self.n_features, self.n_blocks_a, self.activation, self.use_mmam,
-                            self.prior_source, self.transmit_ndf)
-        self.fusion = Fusion(self.n_features, self.fusion_attention)
-        self.recons = Reconstructor(self.n_features, self.n_blocks_b)
+                            self.prior_source, self.transmit_ndf, dtype)
+        self.fusion = Fusion(self.n_features, self.fusion_attention, dtype)
+        self.recons = Reconstructor(self.n_features, self.n_blocks_b, dtype)
         if self.do_skip:
-            self.skip = conv(3, 9)
+            self.skip = conv(3, 9, dtype=dtype)
 
     @property
     def window(self) -> int:
         """Frames whose features one output needs: past + current + future."""
         return self.past_frames + 1 + self.future_frames
+
+    @property
+    def compute_dtype(self) -> jnp.dtype:
+        try:
+            return COMPUTE_DTYPES[self.dtype]
+        except KeyError:
+            raise ValueError(f'unknown dtype {self.dtype!r}; accepted: {tuple(COMPUTE_DTYPES)}') from None
 
     @property
     def needs_prior(self) -> bool:
@@ -255,27 +288,31 @@ class MMPRNN(nn.Module):
             raise ValueError(f'frames of {width}x{height} are too small for MMP-Net '
                              f'(at least {MIN_SIZE}x{MIN_SIZE})')
 
-    def init_carry(self, batch: int, height: int, width: int, dtype=jnp.float32) -> Carry:
-        """Zero hidden state h `[B, H/4, W/4, C]` and non-deblurred features l `[.., 2C]`."""
+    def init_carry(self, batch: int, height: int, width: int, dtype=None) -> Carry:
+        """Zero hidden state h `[B, H/4, W/4, C]` and non-deblurred features l `[.., 2C]`
+        in `dtype` (None: the compute dtype)."""
         shape = (batch, height // DOWNSAMPLE, width // DOWNSAMPLE)
+        dtype = self.compute_dtype if dtype is None else dtype
         return (jnp.zeros(shape + (self.n_features,), dtype),
                 jnp.zeros(shape + (2 * self.n_features,), dtype))
 
     def encode(self, carry: Carry, frame: jax.Array, prior: jax.Array | None = None):
         """One frame `[B, H, W, 3]` in [0, 1] (and prior `[B, H, W, 1]` when given) ->
-        (carry', f `[B, H/4, W/4, 5C]`, prior `[B, H, W, 1]` or None without MMAM)."""
+        (carry', f `[B, H/4, W/4, 5C]`, prior `[B, H, W, 1]` or None without MMAM); carry and f
+        in the compute dtype, the prior float32."""
         self._check_frame(frame.shape, prior)
         carry, (feats, prior) = self.cell(
             carry, (self.scaling.to_model(frame), prior if self.needs_prior else None),
             return_prior=True)
-        return carry, feats, prior
+        return carry, feats, None if prior is None else prior.astype(jnp.float32)
 
     def extract(self, frames: jax.Array, priors: jax.Array | None = None):
         """Frames `[N, H, W, 3]` in [0, 1], of one or several videos in any order (priors
         `[N, H, W, 1]` when given) -> (l `[N, H/4, W/4, 2C]`, prior `[N, H, W, 1]` or None
-        without MMAM): the part of `encode` that depends on the frame alone."""
+        without MMAM, float32): the part of `encode` that depends on the frame alone."""
         self._check_frame(frames.shape, priors)
-        return self.cell.extract(self.scaling.to_model(frames), priors if self.needs_prior else None)
+        mids, priors = self.cell.extract(self.scaling.to_model(frames), priors if self.needs_prior else None)
+        return mids, None if priors is None else priors.astype(jnp.float32)
 
     def recur(self, carry: Carry, mids: jax.Array):
         """The rest of `encode`, over K frames in order: carry `[B, ...]` (as `init_carry`)
@@ -287,23 +324,27 @@ class MMPRNN(nn.Module):
 
     def decode(self, features: jax.Array, frame: jax.Array) -> jax.Array:
         """Concatenated f(t-P..t+F) `[N, H/4, W/4, window * 5C]` and frame t `[N, H, W, 3]`
-        in [0, 1] -> deblurred frame t `[N, H, W, 3]` in [0, 1] units."""
+        in [0, 1] -> deblurred frame t `[N, H, W, 3]` in [0, 1] units, float32."""
         out = self.recons(self.fusion(features))
         if self.do_skip:
             out = out + self.skip(self.scaling.to_model(frame))
-        return self.scaling.from_model(out)
+        return self.scaling.from_model(out.astype(jnp.float32))
 
     def encode_sequence(self, frames: jax.Array, priors: jax.Array | None = None) -> jax.Array:
         """Frames `[B, T, H, W, 3]` in [0, 1] -> features f `[B, T, H/4, W/4, 5C]`, the cell
         scanned over T from zero states. Unrolled (`scan_unroll=True`) a 10-frame training
         step runs 3-7x faster on CPU than as a loop (benchmarks/train_step_speed.py); compile
-        time then grows with T (False keeps one cell in the program for any T)."""
+        time then grows with T (False keeps one cell in the program for any T). Features in the
+        compute dtype."""
         self._check_frame(frames.shape, priors)
         batch, _, height, width, _ = frames.shape
-        scan = nn.scan(_cell_step, variable_broadcast=['params', 'batch_stats'],
+        step = _cell_step
+        if self.remat != 'none':
+            step = nn.remat(_cell_step, prevent_cse=False, policy=REMAT_POLICIES[self.remat])
+        scan = nn.scan(step, variable_broadcast=['params', 'batch_stats'],
                        split_rngs={'params': False}, in_axes=1, out_axes=1,
                        unroll=self.scan_unroll)
-        _, feats = scan(self.cell, self.init_carry(batch, height, width, frames.dtype),
+        _, feats = scan(self.cell, self.init_carry(batch, height, width),
                         (self.scaling.to_model(frames), priors if self.needs_prior else None))
         return feats
 

@@ -2,11 +2,13 @@
 
 Module and parameter names follow the PyTorch attribute names, with a Sequential or
 ModuleList index `name.i` written `name_i`, so checkpoint conversion is a name map.
-Feature maps are `[N, H, W, C]`.
+Feature maps are `[N, H, W, C]`; `dtype` is the compute dtype of every conv (None: the
+inputs'), parameters stay float32.
 """
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax.typing import Dtype
 
 from mmp_jax.models.layers import activation, conv
 
@@ -15,10 +17,11 @@ class DenseLayer(nn.Module):
     """3x3 conv + activation, output concatenated to the input: `C -> C + growth`."""
     growth: int
     act: str = 'gelu'
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        out = activation(self.act)(conv(self.growth, 3, name='conv')(x))
+        out = activation(self.act)(conv(self.growth, 3, name='conv', dtype=self.dtype)(x))
         return jnp.concatenate([x, out], axis=-1)
 
 
@@ -27,13 +30,14 @@ class RDB(nn.Module):
     growth: int
     num_layer: int = 3
     act: str = 'gelu'
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         out = x
         for i in range(self.num_layer):
-            out = DenseLayer(self.growth, self.act, name=f'dense_layers_{i}')(out)
-        return conv(x.shape[-1], 1, name='conv1x1')(out) + x
+            out = DenseLayer(self.growth, self.act, self.dtype, name=f'dense_layers_{i}')(out)
+        return conv(x.shape[-1], 1, name='conv1x1', dtype=self.dtype)(out) + x
 
 
 class RDBDownsample(nn.Module):
@@ -45,11 +49,12 @@ class RDBDownsample(nn.Module):
     out_channels: int
     num_layer: int = 3
     act: str = 'gelu'
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = RDB(self.growth, self.num_layer, self.act, name='rdb')(x)
-        return conv(self.out_channels, 5, stride=2, name='down_sampling')(x)
+        x = RDB(self.growth, self.num_layer, self.act, self.dtype, name='rdb')(x)
+        return conv(self.out_channels, 5, stride=2, name='down_sampling', dtype=self.dtype)(x)
 
 
 class RDNet(nn.Module):
@@ -59,13 +64,14 @@ class RDNet(nn.Module):
     num_blocks: int
     num_layer: int = 3
     act: str = 'gelu'
+    dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         channels = x.shape[-1]
         outs, h = [], x
         for i in range(self.num_blocks):
-            h = RDB(self.growth, self.num_layer, self.act, name=f'RDBs_{i}')(h)
+            h = RDB(self.growth, self.num_layer, self.act, self.dtype, name=f'RDBs_{i}')(h)
             outs.append(h)
-        out = conv(channels, 1, name='conv1x1')(jnp.concatenate(outs, axis=-1))
-        return conv(channels, 3, name='conv3x3')(out)
+        out = conv(channels, 1, name='conv1x1', dtype=self.dtype)(jnp.concatenate(outs, axis=-1))
+        return conv(channels, 3, name='conv3x3', dtype=self.dtype)(out)

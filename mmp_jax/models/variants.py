@@ -26,6 +26,8 @@ MODEL_DEFAULTS = {
     'centralize': True,           # input minus 0.5, as the original's data loader
     'normalize': True,            # input in units of 1/255 (off: units of 1)
     'scan_unroll': True,          # recurrence unrolled (3-7x faster steps on CPU); False: a loop
+    'dtype': 'float32',           # compute dtype: 'float32' or 'bfloat16' (parameters stay float32)
+    'remat': 'none',              # 'full': the cell recomputed in the backward pass (needs scan_unroll False)
 }
 
 
