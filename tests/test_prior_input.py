@@ -2,10 +2,10 @@
 `normalize` setting it sees the same input in the cell, the motion magnitude loss, the
 evaluation's heat maps and stage 1's training step."""
 import jax
-import ml_collections
 import numpy as np
 import pytest
 
+from configs import default
 from mmp_jax import evaluate, stages, train_step
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import prior_variables
@@ -32,8 +32,8 @@ def test_mmpnet_sees_the_same_input_everywhere(monkeypatch, centralize, normaliz
     monkeypatch.setattr(MMPNet, '__call__', recording)
     pixels = np.random.default_rng(0).integers(0, 256, (1, 16, 16, 3), dtype=np.uint8)
     frames = pixels.astype(np.float32) / 255.0
-    config = ml_collections.ConfigDict({'seed': 0, 'model': {'centralize': centralize, 'normalize': normalize},
-                                        'mmpnet': {'learning_rate': 1e-3, 'num_steps': 4, 'clip_norm': 0.0}})
+    config = default.get_config()
+    config.model.update(centralize=centralize, normalize=normalize)
     model.apply(variables, model.init_carry(1, 16, 16), frames, method=model.encode)
     train_step.prior_function(model, variables)(frames)
     with jax.disable_jit():  # the evaluation's prior is jitted
