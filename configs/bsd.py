@@ -13,14 +13,14 @@ Scoring the authors' released BSD weights instead (the original's test protocol)
     python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd_authors --mode=eval \\
         --config.eval.checkpoint=/weights/bsd_authors --config.data.eval_records=/data/records/bsd_test
 
-Paper: Adam 5e-4, cosine annealing, batch 8 of 10-frame 256 x 256 sequences, 500 epochs.
-An epoch is every 10-frame window (as the original's loader): 60 sequences of 100 frames
-give 5,460 windows, 683 steps of 8, so 500 epochs are 341,500 steps.
+Paper: Adam 5e-4, cosine annealing, batch 8 of 256 x 256 sequences of F = 8 frames, 500 epochs.
+An epoch is every 8-frame window (as the original's loader): 60 sequences of 100 frames
+give 5,580 windows, 697 steps of 8, so 500 epochs are 348,500 steps.
 """
 from configs import default
 
 
 def get_config():
     config = default.get_config()
-    config.mmprnn.num_steps = 341_500
+    config.mmprnn.num_steps = 348_500
     return config

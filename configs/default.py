@@ -40,10 +40,13 @@ def get_config() -> ml_collections.ConfigDict:
         'channel_order': '',          # that original file's frames: 'rgb' (the repository's) or 'bgr'
     })
 
-    # Stage 2, MMP-RNN (the paper: Adam 5e-4, cosine annealing, 10-frame 256 x 256 sequences,
-    # batch 8, flips and rot90). num_steps is set per data set (gopro.py, bsd.py).
+    # Stage 2, MMP-RNN (the paper: Adam 5e-4, cosine annealing, 256 x 256 sequences, batch 8,
+    # flips and rot90). num_steps is set per data set (gopro.py, bsd.py). A training sequence
+    # has the variant's F frames (config.model.variant A9B10C18F8: 8): the paper defines F as
+    # "the length of the input image sequence" and the released code trains para.frames = 8
+    # (the paper's "10-frame" in its implementation details disagrees with its own names).
     config.mmprnn = ml_collections.ConfigDict({
-        'batch_size': 8, 'frames': 10, 'patch': 256, 'learning_rate': 5e-4, 'num_steps': 240_000,
+        'batch_size': 8, 'patch': 256, 'learning_rate': 5e-4, 'num_steps': 240_000,
         'clip_norm': 0.0,             # > 0: clip gradients to this global norm (not in the paper)
         'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100,
         'init_checkpoint': '',        # fine-tuning: start from this model folder (converted or exported

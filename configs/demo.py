@@ -16,7 +16,7 @@ from configs import default
 def get_config():
     config = default.get_config()
     config.stages = ('mmpnet', 'mmprnn')
-    config.model.variant = 'A2B2C8F5'
+    config.model.variant = 'A2B2C8F10'  # 10-frame training sequences
     config.data.train_records = 'demo_out/records/train'
     config.data.eval_records = 'demo_out/records/eval'
     config.mmpnet.update(batch_size=8, patch=48, learning_rate=1e-3, num_steps=150,
@@ -24,7 +24,7 @@ def get_config():
     # Charbonnier + gradient as the released code trains (the motion magnitude term costs a
     # second MMP-Net pass per output, time this CPU budget does not have). 2e-3 is the
     # largest rate tried that stays finite (3e-3 diverges near step 300).
-    config.mmprnn.update(batch_size=4, frames=10, patch=32, learning_rate=2e-3, num_steps=1800,
+    config.mmprnn.update(batch_size=4, patch=32, learning_rate=2e-3, num_steps=1800,
                         checkpoint_every=600, eval_every=600, log_every=100,
                         loss_weights={'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 0.0})
     return config

@@ -13,14 +13,14 @@ Scoring the authors' released GOPRO weights instead (the original's test protoco
     python -m mmp_jax.main --config=configs/gopro.py --workdir=/runs/gopro_authors --mode=eval \\
         --config.eval.checkpoint=/weights/gopro_authors --config.data.eval_records=/data/records/gopro_test
 
-Paper: Adam 5e-4, cosine annealing, batch 8 of 10-frame 256 x 256 sequences, 1000 epochs.
-An epoch is every 10-frame window (as the original's loader): 2,103 frames in 22 sequences
-give 1,905 windows, 238 steps of 8, so 1000 epochs are 238,000 steps.
+Paper: Adam 5e-4, cosine annealing, batch 8 of 256 x 256 sequences of F = 8 frames, 1000 epochs.
+An epoch is every 8-frame window (as the original's loader): 2,103 frames in 22 sequences
+give 1,949 windows, 243 steps of 8, so 1000 epochs are 243,000 steps.
 """
 from configs import default
 
 
 def get_config():
     config = default.get_config()
-    config.mmprnn.num_steps = 238_000
+    config.mmprnn.num_steps = 243_000
     return config

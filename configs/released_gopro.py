@@ -26,7 +26,7 @@ from configs import gopro
 def released(config):
     """`config` with the released code's recipe (the module's docstring)."""
     config.mmpnet.loss_weights.gradient = 0.5
-    config.mmprnn.update(frames=8, patch=512, clip_norm=20.0)
+    config.mmprnn.update(patch=512, clip_norm=20.0)  # 8 frames: the variant's F8
     config.mmprnn.loss_weights.motion_magnitude = 0.0
     return config
 

@@ -10,10 +10,10 @@ from configs import demo
 
 def get_config():
     config = demo.get_config()
-    config.model.variant = 'A1B1C4F5'
+    config.model.variant = 'A1B1C4F6'  # 6-frame training sequences
     config.model.scan_unroll = False  # compiles faster; loop == unrolled: tests/models/test_mmp_rnn.py
     config.eval.chunk_frames = 6
     config.mmpnet.update(batch_size=4, patch=16, num_steps=4, checkpoint_every=2, log_every=2)
-    config.mmprnn.update(batch_size=2, frames=6, patch=16, num_steps=6, checkpoint_every=2, log_every=2,
+    config.mmprnn.update(batch_size=2, patch=16, num_steps=6, checkpoint_every=2, log_every=2,
                         eval_every=0)
     return config

@@ -36,6 +36,9 @@ def _missing_field(error: Exception, argv: list[str]) -> str:
     name = str(error).strip('"\'')
     overrides = [arg.split('=')[0] for arg in argv if arg.startswith('--config.')]
     override = next((arg for arg in overrides if name in arg.split('.')), name)
+    path = override.removeprefix('--config.')
+    if path in stages.RETIRED:
+        return f'{override}: config.{path} is now {stages.RETIRED[path]}'
     old = override.split('.')[1] if override.startswith('--config.') else None
     if old in stages.RENAMED:
         new = override.replace(f'--config.{old}.', f'--config.{stages.RENAMED[old]}.', 1)

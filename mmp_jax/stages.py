@@ -19,9 +19,10 @@ from mmp_jax import evaluate, starting_points, train_step
 from mmp_jax.convert import check_same_structure
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import InputScaling, prior_variables, with_prior_variables
-from mmp_jax.models.variants import model_from_config
+from mmp_jax.models.variants import model_from_config, parse_variant
 
-RENAMED = {'train': 'mmprnn'}  # config fields of earlier versions -> their names now
+RENAMED = {'train': 'mmprnn'}  # config sections of earlier versions -> their names now
+RETIRED = {'mmprnn.frames': "the variant's F (config.model.variant: A9B10C18F8 trains 8-frame sequences)"}
 
 
 class TrainingError(RuntimeError):
@@ -34,6 +35,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         if old in config:
             raise ValueError(f'config.{old} is now config.{new} (the settings of stage {new!r}, beside '
                              f'config.mmpnet): rename it in the config file and in --config.{old}.* overrides')
+    for field, now in RETIRED.items():
+        section, name = field.split('.')
+        if section in config and name in config[section]:
+            raise ValueError(f'config.{field} is now {now}: remove it from the config file')
 
 
 def scaling(config: ml_collections.ConfigDict) -> InputScaling:
@@ -128,7 +133,9 @@ class MMPRNNStage(Stage):
     exports_model = True
 
     def frames(self, config) -> int:
-        return self.settings(config).frames
+        """The variant's F: the paper's "length of the input image sequence", the original's
+        `para.frames`."""
+        return parse_variant(config.model.variant).frames
 
     def model(self, config):
         return model_from_config(config.model)

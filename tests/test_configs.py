@@ -1,6 +1,7 @@
 import pytest
 
 from configs import bsd, default, demo, gopro, mmpnet_gopro, released_bsd, released_gopro
+from mmp_jax import stages
 from mmp_jax.models.variants import model_from_config
 
 
@@ -20,10 +21,10 @@ def test_job_configs_carry_the_paper_hyper_parameters():
     stage_one = mmpnet_gopro.get_config()
     assert stage_one.stages == ('mmpnet',)
     assert (stage_one.mmpnet.batch_size, stage_one.mmpnet.patch, stage_one.mmpnet.learning_rate) == (8, 512, 3e-4)
-    for job, steps in ((gopro, 238_000), (bsd, 341_500)):
+    for job, steps in ((gopro, 243_000), (bsd, 348_500)):
         config = job.get_config()
         assert config.stages == ('mmprnn',) and config.mmprnn.num_steps == steps
-        assert (config.mmprnn.batch_size, config.mmprnn.frames, config.mmprnn.patch) == (8, 10, 256)
+        assert (config.mmprnn.batch_size, stages.get('mmprnn').frames(config), config.mmprnn.patch) == (8, 8, 256)
         assert config.mmprnn.learning_rate == 5e-4
         assert dict(config.mmprnn.loss_weights) == {'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 1.0}
 
@@ -38,8 +39,16 @@ def test_unknown_model_field_is_refused():
 def test_released_presets_train_as_the_authors_code():
     for job, steps in ((released_gopro, 243_000), (released_bsd, 348_500)):
         config = job.get_config()
-        assert (config.mmprnn.frames, config.mmprnn.patch, config.mmprnn.clip_norm) == (8, 512, 20.0)
+        assert (stages.get('mmprnn').frames(config), config.mmprnn.patch, config.mmprnn.clip_norm) == (8, 512, 20.0)
         assert dict(config.mmprnn.loss_weights) == {'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 0.0}
         assert config.mmpnet.loss_weights.gradient == 0.5 and config.mmprnn.num_steps == steps
     assert default.get_config().mmpnet.loss_weights.gradient == 0.0  # the paper's stays the default
-    assert bsd.get_config().mmprnn.frames == 10
+
+
+def test_a_training_sequence_has_the_variants_f_frames():
+    config = default.get_config()
+    config.model.variant = 'A9B10C18F10'
+    assert stages.get('mmprnn').frames(config) == 10
+    config.mmprnn.frames = 8  # the field of earlier versions
+    with pytest.raises(ValueError, match="config.mmprnn.frames is now the variant's F"):
+        stages.check_config(config)

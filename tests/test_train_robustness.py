@@ -118,6 +118,8 @@ def _damaged_metrics(tmp_path):
      "mmp_jax: error: --config=configs/nope.py: [Errno 2] No such file or directory: 'configs/nope.py'"),
     (_bad_workdir, 'mmp_jax: error: [Errno 20] Not a directory: '),
     (_config_of_an_earlier_version, 'mmp_jax: error: config.train is now config.mmprnn'),
+    (lambda tmp: (tmp / 'run', ['--config.mmprnn.frames=10']),
+     "mmp_jax: error: --config.mmprnn.frames: config.mmprnn.frames is now the variant's F"),
     (_damaged_metrics, 'metrics.json: not valid JSON (')])
 def test_main_reports_bad_input_in_one_line(tmp_path, case, line):
     workdir, overrides = case(tmp_path)

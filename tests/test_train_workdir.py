@@ -9,7 +9,7 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import traverse_util
 
-from mmp_jax import checkpoint, train
+from mmp_jax import checkpoint, stages, train
 from mmp_jax.data import input_pipeline
 from tests.test_train import records  # noqa: F401 (a fixture)
 from tests.test_train_robustness import _stage_two_config
@@ -43,7 +43,7 @@ def test_the_workdir_keeps_configs_the_best_model_and_exports_any_step(records, 
     rate = config.mmprnn.learning_rate * 0.5 * (1 + np.cos(np.pi * 1 / 4))  # cosine schedule at step 1
     assert 'mmprnn step 2: ' in caplog.text and f'learning_rate {rate:.3g}' in caplog.text
 
-    windows = train._train_windows(config, config.mmprnn.frames)
+    windows = train._train_windows(config, stages.get('mmprnn').frames(config))
     folders = [int(input_pipeline.item_plan(windows, g, 16, config.seed)[0] >= windows.offsets[1]) for g in range(8)]
     assert len(windows.offsets) == 3 and set(folders) == {0, 1}  # the run's 4 x 2 items: both folders
 
