@@ -1,4 +1,6 @@
 """Training batches from records, through tf.data and through the numpy reader."""
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,33 @@ def test_read_sequences_gives_whole_sequences_in_order(records):
     item = sequences['a']
     assert item['blurry'].shape == (5, 24, 40, 3) and item['mmp'].shape == (5, 24, 40, 1)
     np.testing.assert_array_equal(np.diff(item['blurry'].astype(int), axis=0), 10)  # in order
+
+
+@pytest.mark.parametrize('reader', ['numpy', 'tf'])
+def test_frames_read_from_disk_give_the_batches_of_frames_held_in_memory(records, reader):
+    held, on_disk = (input_pipeline.load_windows(records, 3, in_memory) for in_memory in (True, False))
+    assert isinstance(on_disk.records, input_pipeline.RecordsOnDisk) and on_disk.has_mmp
+    batches = (input_pipeline.numpy_train_batches if reader == 'numpy' else
+               lambda *args, **kw: input_pipeline.train_dataset(*args, **kw).as_numpy_iterator())
+
+    def global_batch(windows):  # two hosts' parts of a global batch of 4, at step 5 (past an epoch)
+        parts = [next(batches(windows, 16, 4, seed=4, start_step=5, process_index=i, process_count=2))
+                 for i in range(2)]
+        return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+
+    a, b = global_batch(held), global_batch(on_disk)
+    _check_batch(b)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_a_record_damaged_after_indexing_is_an_error_naming_it(records, tmp_path):
+    copy = tmp_path / 'shard'
+    copy.write_bytes(pathlib.Path(records[0]).read_bytes())
+    windows = input_pipeline.load_windows([str(copy)], 3, in_memory=False)
+    data = bytearray(copy.read_bytes())
+    offset = int(windows.records.places[1, 1])
+    data[offset + 40] ^= 0xFF  # inside the second frame's record
+    copy.write_bytes(bytes(data))
+    windows.records.encoded(0)  # the first frame is intact
+    with pytest.raises(ValueError, match=f'{copy}: record at byte {offset}: damaged record'):
+        windows.records.encoded(1)
