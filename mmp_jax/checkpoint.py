@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
 from flax import serialization
+from jax.experimental import multihost_utils
 
 from mmp_jax import sharding
 from mmp_jax.convert import check_same_structure
@@ -142,6 +143,7 @@ def set_aside(manager: ocp.CheckpointManager, step: int) -> None:
     if jax.process_index() == 0:
         folder = manager.directory / str(step)
         folder.rename(folder.with_name(f'{step}.damaged'))
+    multihost_utils.sync_global_devices(f'checkpoint {step} set aside')  # before the others list the steps
     manager.reload()
 
 

@@ -107,6 +107,17 @@ def _sharded_scores(jobs: list, load: Callable, run: Callable, score: Callable, 
     return out[:len(jobs)]
 
 
+def _on_every_host(found: dict, keys: list, like: Callable) -> dict:
+    """`found[key]` of each of `keys` found on some host, on every host: each was computed by one
+    host only (the frame's job ran there); `like(key)` is an array of its shape and dtype."""
+    if jax.process_count() == 1:
+        return found
+    stack = np.stack([found.get(key, np.zeros_like(like(key))) for key in keys])
+    present = np.array([key in found for key in keys])
+    stack, present = (np.sum(multihost_utils.process_allgather(x), axis=0, dtype=x.dtype) for x in (stack, present))
+    return {key: value for key, value, here in zip(keys, stack, present) if here}
+
+
 def devices_label() -> str:
     """What evaluated: e.g. 'cpu x 8' (the devices' kind x count)."""
     return f'{jax.devices()[0].device_kind} x {jax.device_count()}'
@@ -246,6 +257,7 @@ class MMPRNNEvaluator:
             if jax.process_index() == 0:
                 for name, seq in sequences.items():
                     write_comparison_video(outputs_dir, name, seq, range(past, len(seq['blurry']) - future))
+        samples = _on_every_host(samples, sorted(wanted), lambda key: sequences[key[0]]['sharp'][key[1]])
         return report, _mmprnn_samples(model, variables, sequences, samples, self.sample_images)
 
 
@@ -266,7 +278,7 @@ def write_comparison_video(outputs_dir: pathlib.Path, sequence: str, seq: dict, 
 
 
 def _mmprnn_samples(model, variables, sequences, outputs, count) -> dict[str, np.ndarray]:
-    """Strips for the middle scored frame of the first `count` sequences held on this host."""
+    """Strips for the middle scored frame of the first `count` sequences (`outputs`: its output)."""
     strips = {}
     for name in list(sequences)[:count]:
         seq = sequences[name]
@@ -335,6 +347,7 @@ def _evaluate_mmpnet(variables, sequences: dict[str, dict], mesh: jax.sharding.M
     report = {'scored_frames': 'every frame, whole', 'count': len(jobs), 'l1': float(np.mean(l1)),
               'sequences': {name: {'count': int(np.sum(names == name)), 'l1': float(np.mean(l1[names == name]))}
                             for name in sequences}}
+    priors = _on_every_host(priors, sorted(wanted), lambda key: sequences[key[0]]['mmp'][key[1]])
     strips = {}
     for name in list(sequences)[:sample_images]:
         t = len(sequences[name]['blurry']) // 2

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import ml_collections
 from absl import logging
 from clu import metric_writers, periodic_actions
+from jax.experimental import multihost_utils
 
 from mmp_jax import checkpoint, sharding, stages, train_step
 from mmp_jax.data import atomic, input_pipeline
@@ -96,8 +97,8 @@ def _variables(state: train_step.TrainState) -> dict:
 def _batches(config, stage: stages.Stage, start_step: int):
     settings = stage.settings(config)
     windows = input_pipeline.load_windows(input_pipeline.record_files(config.data.train_records),
-                                          stage.frames(config))
-    if stage.name == 'mmpnet' and not any(windows.mmp):
+                                          stage.frames(config), config.data.records_in_memory)
+    if stage.name == 'mmpnet' and not windows.has_mmp:
         raise TrainingError(f'{config.data.train_records}: the records hold no MMP; stage 1 needs data exported '
                             f'from sharp high-frame-rate video (--source gopro_raw or synthetic)')
     kwargs = dict(seed=config.seed, start_step=start_step, process_index=jax.process_index(),
@@ -229,6 +230,7 @@ def _export_model(directory: pathlib.Path, variables: dict, model_config) -> Non
     """The trained model for `tools.deblur`, replacing an older export."""
     if directory.exists() and jax.process_index() == 0:
         shutil.rmtree(directory)
+    multihost_utils.sync_global_devices('older model export removed')  # before the others look
     checkpoint.save_model(directory, jax.device_get(variables), dict(model_config))
 
 
@@ -238,10 +240,11 @@ def _run_stages(config: ml_collections.ConfigDict) -> list[stages.Stage]:
     return [stages.get(name) for name in config.stages]
 
 
+@sharding.failing_fast()
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """Runs the stages in `config.stages` in `workdir`; returns {stage: evaluation report}."""
     run = _run_stages(config)
-    sharding.initialize(config.multi_host)
+    sharding.initialize(config)
     workdir = pathlib.Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     _read_metrics(workdir)  # a damaged metrics file stops the run now, not after training
@@ -254,12 +257,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         writer.close()
 
 
+@sharding.failing_fast()
 def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """`--mode=eval`: evaluates the model folder `config.eval.checkpoint` (a converted original
     checkpoint or an exported model, as MMP-RNN), or else the latest checkpoint of each stage in
     `config.stages`; returns {stage: report} and records them in `workdir/eval/`."""
     run = _run_stages(config)
-    sharding.initialize(config.multi_host)
+    sharding.initialize(config)
     workdir = pathlib.Path(workdir).absolute()
     sequences = _eval_sequences(config)
     if sequences is None:
