@@ -115,10 +115,14 @@ def test_a_record_damaged_after_indexing_is_an_error_naming_it(records, tmp_path
     copy = tmp_path / 'shard'
     copy.write_bytes(pathlib.Path(records[0]).read_bytes())
     windows = input_pipeline.load_windows([str(copy)], 3, in_memory=False)
+    offsets = windows.records.places[:, 1]
     data = bytearray(copy.read_bytes())
-    offset = int(windows.records.places[1, 1])
-    data[offset + 40] ^= 0xFF  # inside the second frame's record
+    data[offsets[1]:offsets[1] + 8] = (1 << 40).to_bytes(8, 'little')  # a length past the end of the file
+    data[offsets[2] + 200] ^= 0xFF  # inside the third frame's blurry PNG
     copy.write_bytes(bytes(data))
     windows.records.encoded(0)  # the first frame is intact
-    with pytest.raises(ValueError, match=f'{copy}: record at byte {offset}: damaged record'):
+    with pytest.raises(ValueError, match=f'{copy}: record at byte {offsets[1]}: damaged record header'):
         windows.records.encoded(1)
+    blurry, _, _ = windows.records.encoded(2)
+    with pytest.raises(ValueError, match='not a PNG'):
+        tfrecords.decode_png(blurry)
