@@ -180,9 +180,13 @@ def save_training_state(manager: ocp.CheckpointManager, step: int, state, meta: 
 
 def latest_saved_state(directory: pathlib.Path) -> dict | None:
     """The `state` item of the latest training checkpoint in `directory` as saved (nested dicts
-    of arrays), or None where there is none."""
+    of arrays on this process's first device, whatever devices and processes saved it), or None
+    where there is none."""
     with ocp.CheckpointManager(directory, item_names=('state', 'meta')) as manager:
         step = manager.latest_step()
         if step is None:
             return None
-        return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
+        here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=here),
+                              manager.item_metadata(step)['state'])
+        return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))['state']

@@ -95,3 +95,12 @@ def test_state_drift(tmp_path):
                   '--block', '10', '--reset-every', '8', '--size', '48x32')
     assert [r['frames'] for r in result['rows']] == ['0..9', '10..19', '20..29']
     assert all(r['psnr_blurry'] > 15 and np.isfinite(r['psnr_carried']) for r in result['rows'])
+
+
+@pytest.mark.slow
+def test_records_reader(tmp_path):
+    result = _run(tmp_path, 'benchmarks.records_reader', '--gigabytes', '0.005', '--frame', '48', '--patch', '16',
+                  '--length', '3', '--batches', '2')
+    rows = result['rows']
+    assert [r['reader'] for r in rows] == ['frames held in memory', 'frames read by offset']
+    assert all(r['batches_per_s'] > 0 and r['peak_rss_mb'] > 20 for r in rows)
