@@ -182,7 +182,8 @@ def latest_saved_state(directory: pathlib.Path) -> dict | None:
     """The `state` item of the latest training checkpoint in `directory` as saved (nested dicts
     of arrays on this process's first device, whatever devices and processes saved it), or None
     where there is none."""
-    with ocp.CheckpointManager(directory, item_names=('state', 'meta')) as manager:
+    handlers = {'state': ocp.StandardCheckpointHandler(), 'meta': ocp.JsonCheckpointHandler()}
+    with ocp.CheckpointManager(directory, item_handlers=handlers) as manager:
         step = manager.latest_step()
         if step is None:
             return None
