@@ -103,8 +103,15 @@ def _sharded_scores(jobs: list, load: Callable, run: Callable, score: Callable, 
             if slot < len(jobs):  # padding slots (mask 0) are dropped
                 out[slot] = score(jobs[slot], np.asarray(shard.data)[0])
     if hosts > 1:
-        out = np.sum(multihost_utils.process_allgather(out), axis=0)
+        out = _merged_over_hosts(out)
     return out[:len(jobs)]
+
+
+def _merged_over_hosts(local: np.ndarray) -> np.ndarray:
+    """The union over hosts of arrays that each host fills where the others hold zeros: their
+    bits OR-ed, so exact in any dtype (through jax, float64 would travel as float32)."""
+    bits = np.ascontiguousarray(local).reshape(-1).view(np.uint8)
+    return np.bitwise_or.reduce(multihost_utils.process_allgather(bits), axis=0).view(local.dtype).reshape(local.shape)
 
 
 def _on_every_host(found: dict, keys: list, like: Callable) -> dict:
@@ -114,7 +121,7 @@ def _on_every_host(found: dict, keys: list, like: Callable) -> dict:
         return found
     stack = np.stack([found.get(key, np.zeros_like(like(key))) for key in keys])
     present = np.array([key in found for key in keys])
-    stack, present = (np.sum(multihost_utils.process_allgather(x), axis=0, dtype=x.dtype) for x in (stack, present))
+    stack, present = _merged_over_hosts(stack), _merged_over_hosts(present)
     return {key: value for key, value, here in zip(keys, stack, present) if here}
 
 

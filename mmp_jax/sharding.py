@@ -32,16 +32,17 @@ def initialize(config) -> None:
 
 
 @contextlib.contextmanager
-def failing_fast():
-    """In a job of several processes, an exception in the block ends this process at once: the
-    traceback to stderr, then `os._exit(1)`. A normal exit would wait at jax.distributed's shutdown
+def failing_fast(but: tuple[type[Exception], ...] = ()):
+    """In a job of several processes, an exception in the block (other than those in `but`,
+    raised by every process together) ends this process at once: the traceback to stderr, then
+    `os._exit(1)`. A normal exit would wait at jax.distributed's shutdown
     barrier for the others while they wait for this process in their next collective (a hang
     until its shutdown timeout, 5 minutes); gone, the others' next collective fails at once (or
     their heartbeat check, within `heartbeat_timeout_seconds`), and they end the same way."""
     try:
         yield
-    except Exception:  # pylint: disable=broad-exception-caught
-        if jax.process_count() == 1:
+    except Exception as error:  # pylint: disable=broad-exception-caught
+        if jax.process_count() == 1 or isinstance(error, but):
             raise
         print(f'process {jax.process_index()} of {jax.process_count()} stopped the job:', file=sys.stderr)
         traceback.print_exc()

@@ -240,7 +240,7 @@ def _run_stages(config: ml_collections.ConfigDict) -> list[stages.Stage]:
     return [stages.get(name) for name in config.stages]
 
 
-@sharding.failing_fast()
+@sharding.failing_fast(but=(Preempted,))  # all processes stop at the same step
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """Runs the stages in `config.stages` in `workdir`; returns {stage: evaluation report}."""
     run = _run_stages(config)

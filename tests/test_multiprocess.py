@@ -15,19 +15,21 @@ from mmp_jax import checkpoint, evaluate
 from tests.conftest import finish_processes, start_processes
 from tests.test_train import records  # noqa: F401 (the fixture)
 
-# argv: COORDINATOR PROCESSES ID RECORDS WORKDIR MMPRNN_STEPS EVALUATE FAIL ('process:step' or '-')
+# argv: COORDINATOR PROCESSES ID RECORDS WORKDIR STOP EVALUATE FAIL: 6 steps (the learning-rate
+# schedule's), stopped after step STOP as SIGTERM stops them (a checkpoint of it saved); FAIL
+# 'process:step' raises in that process as it takes that step's batch ('-': none)
 JOB = r'''
-import hashlib, json, sys
+import hashlib, json, os, signal, sys
 from configs import test as test_config
 from mmp_jax import train
 from mmp_jax.data import atomic
 
-coordinator, processes, index, records, workdir, steps, evaluating, fail = sys.argv[1:]
+coordinator, processes, index, records, workdir, stop, evaluating, fail = sys.argv[1:]
 config = test_config.get_config()
 config.data.train_records = records + '/train'
 config.data.eval_records = records + '/eval' if evaluating == '1' else ''
 config.stages, config.model.use_mmam, config.mmprnn.loss_weights.motion_magnitude = ('mmprnn',), False, 0.0
-config.mmprnn.update(num_steps=int(steps), batch_size=8)  # a batch over 8 devices
+config.mmprnn.update(num_steps=6, batch_size=8)  # a batch over 8 devices
 config.eval.chunk_frames = 5  # 3 chunks per 7-frame sequence: the second sequence's sample is on process 1
 if int(processes) > 1:
     config.multi_host = True
@@ -41,6 +43,8 @@ def recorded(batches_of):
         for step, batch in enumerate(batches_of(config, stage, start), start + 1):
             if fail == f'{index}:{step}':
                 raise RuntimeError(f'failing on purpose at step {step}')
+            if step == int(stop):  # every process: all stop after this step
+                os.kill(os.getpid(), signal.SIGTERM)
             batches.setdefault(stage.name, {})[step] = [
                 hashlib.sha256(b''.join(batch[k][i].tobytes() for k in sorted(batch))).hexdigest()[:16]
                 for i in range(len(batch['blurry']))]
@@ -55,15 +59,20 @@ def noted(write):
 
 train._batches = recorded(train._batches)
 train.write_png, atomic.write_json = noted(train.write_png), noted(atomic.write_json)
-reports = train.train_and_evaluate(config, workdir)
+try:
+    reports = train.train_and_evaluate(config, workdir)
+except train.Preempted:
+    reports = {}
 print(json.dumps({'reports': reports, 'batches': batches, 'writes': writes}))
 '''
 
 
 def _job(run, records, workdir, processes: int, steps: int = 6) -> list[dict]:
-    """Trains in `workdir` on `processes` x 8/`processes` devices to step `steps` (evaluating
-    after step 6); what each process printed (reports, batch digests, files it wrote)."""
-    results = run(JOB, processes, 8 // processes, str(records), str(workdir), str(steps), str(int(steps == 6)), '-')
+    """Trains in `workdir` on `processes` x 8/`processes` devices to step `steps` of 6 (stopped
+    there as by SIGTERM; evaluating after step 6); what each process printed (reports, batch
+    digests, files it wrote)."""
+    results = run(JOB, processes, 8 // processes, str(records), str(workdir), str(steps % 6), str(int(steps == 6)),
+                  '-')
     for result in results:
         assert result.returncode == 0, result.stderr[-3000:]
     return [json.loads(result.stdout.strip().splitlines()[-1]) for result in results]
@@ -129,7 +138,7 @@ def test_one_process_failing_ends_the_job_in_bounded_time(records, tmp_path, how
     logs = tmp_path / 'logs'
     logs.mkdir()
     fail = '1:1' if how == 'error' else '-'
-    started = start_processes(JOB, 2, 4, logs, str(records), str(tmp_path / 'run'), '6', '0', fail)
+    started = start_processes(JOB, 2, 4, logs, str(records), str(tmp_path / 'run'), '0', '0', fail)
     if how == 'killed':
         stage = tmp_path / 'run' / 'checkpoints' / 'mmprnn'
         deadline = time.monotonic() + 600
