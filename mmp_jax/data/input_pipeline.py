@@ -59,7 +59,7 @@ class RecordsOnDisk:
     record's CRCs were checked when the files were indexed; a read checks the header's CRC and
     bounds the length by the file's size (`tfrecords.read_record_at`), and decoding checks the
     PNGs' own CRCs, so a file changed since is an error, not a wrong batch or a runaway read (the
-    data's CRC, in numpy, would cost 4x the decoding)."""
+    data's CRC, in numpy, would cost more than the decoding)."""
 
     def __init__(self, files: list[str], places: np.ndarray, sizes: list[int]):
         self.files = files
