@@ -13,7 +13,13 @@ from mmp_jax.models.variants import MODEL_DEFAULTS
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0                   # model initialisation and the data plan
-    config.multi_host = False         # True: jax.distributed.initialize() first (TPU pods, SLURM)
+    config.multi_host = False         # True: jax.distributed.initialize() first (TPU pods, SLURM: README)
+    config.distributed = ml_collections.ConfigDict({  # with multi_host; the defaults read the cluster
+        'coordinator_address': '',    # 'host:port' of process 0 ('' = the cluster's, or $JAX_COORDINATOR_ADDRESS)
+        'num_processes': 0,           # 0 = the cluster's
+        'process_id': -1,             # this process, 0 .. num_processes - 1 (-1 = the cluster's)
+        'heartbeat_timeout_seconds': 100,  # a process silent this long is dead: the others stop
+    })
     config.stages = ('mmprnn',)       # in order; 'mmpnet' (stage 1) and/or 'mmprnn' (stage 2)
     config.keep_checkpoints = 3       # per stage, the latest N
 
@@ -25,6 +31,8 @@ def get_config() -> ml_collections.ConfigDict:
         'train_weights': '',          # with several folders: their shares 'w_a,w_b' ('' = by window count)
         'eval_records': '',           # the same for held-back sequences ('' = no evaluation)
         'reader': 'tf',               # 'tf' (tf.data) or 'numpy' (machines without TensorFlow)
+        'records_in_memory': True,    # False: keep each frame's place in the files and read it when a
+                                      # batch needs it (training data larger than memory)
     })
 
     # Stage 1, MMP-Net (the paper: 400 epochs, batch 8, Adam 3e-4 halved after 200 epochs,

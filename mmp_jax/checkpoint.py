@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
 from flax import serialization
+from jax.experimental import multihost_utils
 
 from mmp_jax import sharding
 from mmp_jax.convert import check_same_structure
@@ -47,12 +48,12 @@ def replace_model(directory: str | pathlib.Path, variables: Mapping, model_confi
         if leftover.exists() and jax.process_index() == 0:
             shutil.rmtree(leftover)
     save_model(fresh, variables, model_config)
-    if jax.process_index() != 0:
-        return
-    if directory.exists():
-        directory.rename(old)
-    fresh.rename(directory)
-    shutil.rmtree(old, ignore_errors=True)
+    if jax.process_index() == 0:
+        if directory.exists():
+            directory.rename(old)
+        fresh.rename(directory)
+        shutil.rmtree(old, ignore_errors=True)
+    multihost_utils.sync_global_devices(f'{directory} replaced')  # before the others look at it
 
 
 def model_folder(directory: str | pathlib.Path) -> pathlib.Path:
@@ -160,6 +161,7 @@ def set_aside(manager: ocp.CheckpointManager, step: int) -> None:
     if jax.process_index() == 0:
         folder = manager.directory / str(step)
         folder.rename(folder.with_name(f'{step}.damaged'))
+    multihost_utils.sync_global_devices(f'checkpoint {step} set aside')  # before the others list the steps
     manager.reload()
 
 
@@ -196,9 +198,14 @@ def save_training_state(manager: ocp.CheckpointManager, step: int, state, meta: 
 
 def latest_saved_state(directory: pathlib.Path) -> dict | None:
     """The `state` item of the latest training checkpoint in `directory` as saved (nested dicts
-    of arrays), or None where there is none."""
-    with ocp.CheckpointManager(directory, item_names=('state', 'meta')) as manager:
+    of arrays on this process's first device, whatever devices and processes saved it), or None
+    where there is none."""
+    handlers = {'state': ocp.StandardCheckpointHandler(), 'meta': ocp.JsonCheckpointHandler()}
+    with ocp.CheckpointManager(directory, item_handlers=handlers) as manager:
         step = manager.latest_step()
         if step is None:
             return None
-        return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
+        here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=here),
+                              manager.item_metadata(step)['state'])
+        return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))['state']

@@ -103,8 +103,26 @@ def _sharded_scores(jobs: list, load: Callable, run: Callable, score: Callable, 
             if slot < len(jobs):  # padding slots (mask 0) are dropped
                 out[slot] = score(jobs[slot], np.asarray(shard.data)[0])
     if hosts > 1:
-        out = np.sum(multihost_utils.process_allgather(out), axis=0)
+        out = _merged_over_hosts(out)
     return out[:len(jobs)]
+
+
+def _merged_over_hosts(local: np.ndarray) -> np.ndarray:
+    """The union over hosts of arrays that each host fills where the others hold zeros: their
+    bits OR-ed, so exact in any dtype (through jax, float64 would travel as float32)."""
+    bits = np.ascontiguousarray(local).reshape(-1).view(np.uint8)
+    return np.bitwise_or.reduce(multihost_utils.process_allgather(bits), axis=0).view(local.dtype).reshape(local.shape)
+
+
+def _on_every_host(found: dict, keys: list, like: Callable) -> dict:
+    """`found[key]` of each of `keys` found on some host, on every host: each was computed by one
+    host only (the frame's job ran there); `like(key)` is an array of its shape and dtype."""
+    if jax.process_count() == 1:
+        return found
+    stack = np.stack([found.get(key, np.zeros_like(like(key))) for key in keys])
+    present = np.array([key in found for key in keys])
+    stack, present = _merged_over_hosts(stack), _merged_over_hosts(present)
+    return {key: value for key, value, here in zip(keys, stack, present) if here}
 
 
 def devices_label() -> str:
@@ -246,6 +264,7 @@ class MMPRNNEvaluator:
             if jax.process_index() == 0:
                 for name, seq in sequences.items():
                     write_comparison_video(outputs_dir, name, seq, range(past, len(seq['blurry']) - future))
+        samples = _on_every_host(samples, sorted(wanted), lambda key: sequences[key[0]]['sharp'][key[1]])
         return report, _mmprnn_samples(model, variables, sequences, samples, self.sample_images)
 
 
@@ -266,7 +285,7 @@ def write_comparison_video(outputs_dir: pathlib.Path, sequence: str, seq: dict, 
 
 
 def _mmprnn_samples(model, variables, sequences, outputs, count) -> dict[str, np.ndarray]:
-    """Strips for the middle scored frame of the first `count` sequences held on this host."""
+    """Strips for the middle scored frame of the first `count` sequences (`outputs`: its output)."""
     strips = {}
     for name in list(sequences)[:count]:
         seq = sequences[name]
@@ -335,6 +354,7 @@ def _evaluate_mmpnet(variables, sequences: dict[str, dict], mesh: jax.sharding.M
     report = {'scored_frames': 'every frame, whole', 'count': len(jobs), 'l1': float(np.mean(l1)),
               'sequences': {name: {'count': int(np.sum(names == name)), 'l1': float(np.mean(l1[names == name]))}
                             for name in sequences}}
+    priors = _on_every_host(priors, sorted(wanted), lambda key: sequences[key[0]]['mmp'][key[1]])
     strips = {}
     for name in list(sequences)[:sample_images]:
         t = len(sequences[name]['blurry']) // 2

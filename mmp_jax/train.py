@@ -106,7 +106,8 @@ def _train_windows(config, length: int) -> input_pipeline.Windows:
     folders = [f for f in config.data.train_records.split(',') if f.strip()]
     if not folders:
         raise ValueError('training needs records: set --config.data.train_records (a folder, or folders a,b)')
-    parts = [input_pipeline.load_windows(input_pipeline.record_files(f.strip()), length) for f in folders]
+    parts = [input_pipeline.load_windows(input_pipeline.record_files(f.strip()), length, config.data.records_in_memory)
+             for f in folders]
     weights = None
     if config.data.train_weights:
         try:
@@ -123,7 +124,7 @@ def _train_windows(config, length: int) -> input_pipeline.Windows:
 def _batches(config, stage: stages.Stage, start_step: int):
     settings = stage.settings(config)
     windows = _train_windows(config, stage.frames(config))
-    if stage.name == 'mmpnet' and not any(windows.mmp):
+    if stage.name == 'mmpnet' and not windows.has_mmp:
         raise TrainingError(f'{config.data.train_records}: the records hold no MMP; stage 1 needs data exported '
                             f'from sharp high-frame-rate video (--source gopro_raw or synthetic)')
     kwargs = dict(seed=config.seed, start_step=start_step, process_index=jax.process_index(),
@@ -308,10 +309,11 @@ def _run_stages(config: ml_collections.ConfigDict) -> list[stages.Stage]:
     return [stages.get(name) for name in config.stages]
 
 
+@sharding.failing_fast(but=(Preempted,))  # all processes stop at the same step
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """Runs the stages in `config.stages` in `workdir`; returns {stage: evaluation report}."""
     run = _run_stages(config)
-    sharding.initialize(config.multi_host)
+    sharding.initialize(config)
     workdir = pathlib.Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     _read_metrics(workdir)  # a damaged metrics file stops the run now, not after training
@@ -325,12 +327,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         writer.close()
 
 
+@sharding.failing_fast()
 def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """`--mode=eval`: evaluates the model folder `config.eval.checkpoint` (a converted original
     checkpoint or an exported model, as MMP-RNN), or else the latest checkpoint of each stage in
     `config.stages`; returns {stage: report} and records them in `workdir/eval/`."""
     run = _run_stages(config)
-    sharding.initialize(config.multi_host)
+    sharding.initialize(config)
     workdir = pathlib.Path(workdir).absolute()
     sequences = _eval_sequences(config)
     if sequences is None:

@@ -1,8 +1,11 @@
-"""Shared test helpers: a Python subprocess on N forced host CPU devices. (`tests` is a package,
-so pytest puts the repository root on sys.path: the tests import `configs` and `tools` from it.)"""
+"""Shared test helpers: Python subprocesses on N forced host CPU devices, alone or as the
+processes of one `jax.distributed` job on localhost. (`tests` is a package, so pytest puts the
+repository root on sys.path: the tests import `configs` and `tools` from it.)"""
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -10,14 +13,67 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _cpu_env(devices: int) -> dict:
+    """The environment of a process on `devices` host CPU devices (the XLA flag must be set
+    before jax starts, hence subprocesses)."""
+    return dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu')
+
+
 def run_on_cpu_devices(script: str, devices: int) -> subprocess.CompletedProcess:
-    """`python -c script` from the repository root on `devices` host CPU devices (the XLA flag
-    must be set before jax starts, hence a subprocess); output captured as text."""
-    env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu')
-    return subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, env=env, cwd=REPO)
+    """`python -c script` from the repository root on `devices` host CPU devices; output captured as text."""
+    return subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, env=_cpu_env(devices),
+                          cwd=REPO)
 
 
 @pytest.fixture
 def cpu_devices_run():
     """`run_on_cpu_devices`, for the tests that compare runs over several devices."""
     return run_on_cpu_devices
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(('localhost', 0))
+        return probe.getsockname()[1]
+
+
+def start_processes(script: str, processes: int, devices: int, logs: Path, *args: str) -> list[subprocess.Popen]:
+    """The processes of one job on this machine: `python -c script COORDINATOR PROCESSES ID *args`
+    for ID in 0 .. `processes` - 1, each on `devices` host CPU devices, from the repository root;
+    the script joins the job with `jax.distributed.initialize(COORDINATOR, PROCESSES, ID)` (or
+    `config.distributed`), COORDINATOR a free localhost port. Process ID's stdout and stderr go to
+    `logs`/ID.out and ID.err (files, so that no pipe fills up while the job runs)."""
+    coordinator = f'localhost:{_free_port()}'
+    started = []
+    for index in range(processes):
+        with open(logs / f'{index}.out', 'w') as out, open(logs / f'{index}.err', 'w') as err:
+            started.append(subprocess.Popen([sys.executable, '-c', script, coordinator, str(processes), str(index), *args],
+                                            stdout=out, stderr=err, env=_cpu_env(devices), cwd=REPO))
+    return started
+
+
+def finish_processes(started: list[subprocess.Popen], logs: Path, timeout: float) -> list[subprocess.CompletedProcess]:
+    """Waits for `start_processes`' processes (killing all of them past `timeout` seconds from
+    now, then failing the test); their exit codes and output."""
+    deadline = time.monotonic() + timeout
+    try:
+        for process in started:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        for process in started:
+            process.kill()
+        pytest.fail(f'the processes did not end within {timeout} s: logs in {logs}')
+    return [subprocess.CompletedProcess(process.args, process.returncode, (logs / f'{i}.out').read_text(),
+                                        (logs / f'{i}.err').read_text()) for i, process in enumerate(started)]
+
+
+@pytest.fixture
+def job_of_processes(tmp_path):
+    """`run(script, processes, devices, *args, timeout=900)`: `start_processes` then
+    `finish_processes` (logs in a fresh folder under tmp_path)."""
+    def run(script: str, processes: int, devices: int, *args: str,
+            timeout: float = 900) -> list[subprocess.CompletedProcess]:
+        logs = tmp_path / f'logs{len(list(tmp_path.glob("logs*")))}'
+        logs.mkdir()
+        return finish_processes(start_processes(script, processes, devices, logs, *args), logs, timeout)
+    return run

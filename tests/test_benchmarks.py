@@ -163,3 +163,12 @@ def test_accelerator_speed(tmp_path):
     assert all(r['fps'] > 0 and r['shape'] == '32x16' for r in rows[:2])
     assert all(r['frames_per_s'] == pytest.approx(5 * r['steps_per_s']) and r['steps_per_s'] > 0 for r in rows[2:])
     assert all(r['shape'] == '1x5x16x16' for r in rows[2:])
+
+
+@pytest.mark.slow
+def test_records_reader(tmp_path):
+    result = _run(tmp_path, 'benchmarks.records_reader', '--gigabytes', '0.005', '--frame', '48', '--patch', '16',
+                  '--length', '3', '--batches', '2')
+    rows = result['rows']
+    assert [r['reader'] for r in rows] == ['frames held in memory', 'frames read by offset']
+    assert all(r['batches_per_s'] > 0 and r['peak_rss_mb'] > 20 for r in rows)

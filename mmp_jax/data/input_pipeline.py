@@ -5,9 +5,11 @@ The batches are a pure function of (seed, step): item `g` of the global stream (
 slot `b` of the global batch, `g = s * global_batch + b`) takes window `perm_e[g mod N]`
 (`perm_e` a seeded permutation of the N windows for epoch `e = g // N`; records folders mixed
 with weights: a folder drawn by weight and one of its windows, from `(seed, g)`, see `mix`) and
-a crop and flips drawn from `(seed, g)`. So a resumed run continues at its step with nothing else saved, and
-the data do not depend on the number of devices or hosts: every host holds the records
-(encoded, in memory) and takes its own slots of each global batch.
+a crop and flips drawn from `(seed, g)`. So a resumed run continues at its step with nothing else
+saved, and the data do not depend on the number of devices or hosts: every host lists the windows
+of all records and takes its own slots of each global batch, its frames held (encoded, in memory)
+or, for data larger than memory, read from the record files by byte offset when its slots need
+them (`load_windows(..., in_memory=False)`, `config.data.records_in_memory=False`).
 
 Two readers of the same plan, giving the same arrays:
 - `train_dataset`: tf.data, PNGs decoded and patches cut in parallel, prefetched.
@@ -18,8 +20,10 @@ Batches are dicts of float32 arrays in [0, 1]: `blurry`, `sharp` `[B, T, P, P, 3
 """
 import dataclasses
 import functools
+import os
 import pathlib
 import struct
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -39,13 +43,75 @@ def record_files(directory: str | pathlib.Path) -> list[str]:
 
 
 @dataclasses.dataclass
-class Windows:
-    """Every T-frame window of consecutive frames of one sequence, frames still encoded."""
+class RecordsInMemory:
+    """Every frame's PNGs, held (the records read once, at the start)."""
     blurry: list[bytes]          # PNG per frame of the data set
     sharp: list[bytes]
     mmp: list[bytes]             # 16-bit PNG, b'' where the records hold no MMP
+
+    def encoded(self, frame: int) -> tuple[bytes, bytes, bytes]:
+        """(blurry, sharp, mmp) PNGs of frame `frame`."""
+        return self.blurry[frame], self.sharp[frame], self.mmp[frame]
+
+    def __len__(self) -> int:
+        return len(self.blurry)
+
+
+class RecordsOnDisk:
+    """Every frame's place in the record files, its PNGs read when a batch needs them (for data
+    larger than memory): a frame is one record, read by its byte offset, from any thread. Every
+    record's CRCs were checked when the files were indexed; a read checks the header's CRC and
+    bounds the length by the file's size (`tfrecords.read_record_at`), and decoding checks the
+    PNGs' own CRCs, so a file changed since is an error, not a wrong batch or a runaway read (the
+    data's CRC, in numpy, would cost more than the decoding)."""
+
+    def __init__(self, files: list[str], places: np.ndarray, sizes: list[int]):
+        self.files = files
+        self.places = places          # int64 [F, 2]: (file number, byte offset) of each frame's record
+        self.sizes = sizes            # bytes of each file when indexed
+        self._descriptors: dict[int, int] = {}
+        self._opening = threading.Lock()
+
+    def _descriptor(self, file: int) -> int:
+        with self._opening:
+            if file not in self._descriptors:
+                self._descriptors[file] = os.open(self.files[file], os.O_RDONLY)
+            return self._descriptors[file]
+
+    def encoded(self, frame: int) -> tuple[bytes, bytes, bytes]:
+        """(blurry, sharp, mmp) PNGs of frame `frame`."""
+        file, offset = (int(x) for x in self.places[frame])
+        raw = tfrecords.parse_example(tfrecords.read_record_at(self._descriptor(file), offset, self.sizes[file],
+                                                               self.files[file], check_data=False))
+        return raw['blurry'][0], raw['sharp'][0], raw['mmp'][0] if 'mmp' in raw else b''
+
+    def __len__(self) -> int:
+        return len(self.places)
+
+    def __del__(self):
+        for descriptor in self._descriptors.values():
+            os.close(descriptor)
+
+
+def _joined(parts: list[RecordsInMemory | RecordsOnDisk]) -> RecordsInMemory | RecordsOnDisk:
+    """The frames of several records as one, numbered in order (all held, or all on disk)."""
+    if all(isinstance(part, RecordsInMemory) for part in parts):
+        return RecordsInMemory(*([x for part in parts for x in getattr(part, name)]
+                                 for name in ('blurry', 'sharp', 'mmp')))
+    files, places, sizes = [], [], []
+    for part in parts:
+        places.append(part.places + np.array([len(files), 0], np.int64))
+        files, sizes = files + part.files, sizes + part.sizes
+    return RecordsOnDisk(files, np.concatenate(places), sizes)
+
+
+@dataclasses.dataclass
+class Windows:
+    """Every T-frame window of consecutive frames of one sequence, frames still encoded."""
+    records: RecordsInMemory | RecordsOnDisk  # the frames' PNGs: `records.encoded(frame)`
     frames: np.ndarray           # int [N, T]: the frames of each window
     sizes: np.ndarray            # int [N, 2]: (height, width) of each window's frames
+    has_mmp: bool                # whether the records hold MMP (stage 1 needs it)
     offsets: np.ndarray | None = None  # int [S + 1]: windows offsets[s]:offsets[s+1] are folder s's (`mix`)
     weights: np.ndarray | None = None  # float [S]: each folder's share of the items, summing to 1
 
@@ -56,25 +122,33 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return height, width
 
 
-def load_windows(files: list[str], length: int) -> Windows:
-    """Reads the shards (not decoding the PNGs) and lists the windows of `length` frames."""
-    blurry, sharp, mmp, frames = [], [], [], []
-    for path in files:
-        first = len(blurry)
+def load_windows(files: list[str], length: int, in_memory: bool = True) -> Windows:
+    """Reads the shards once (not decoding the PNGs) and lists the windows of `length` frames;
+    the frames held (`in_memory`) or their places in the files (`RecordsOnDisk`)."""
+    held: tuple[list, list, list] = ([], [], [])
+    places, frames, sizes, has_mmp, count = [], [], [], False, 0
+    for number, path in enumerate(files):
         meta = []
-        for record in tfrecords.read_records(path):
+        for offset, record in tfrecords.indexed_records(path):
             raw = tfrecords.parse_example(record)
-            blurry.append(raw['blurry'][0])
-            sharp.append(raw['sharp'][0])
-            mmp.append(raw['mmp'][0] if 'mmp' in raw else b'')
+            encoded = (raw['blurry'][0], raw['sharp'][0], raw['mmp'][0] if 'mmp' in raw else b'')
+            if in_memory:
+                for kept, value in zip(held, encoded):
+                    kept.append(value)
+            places.append((number, offset))
+            sizes.append(_png_size(encoded[0]))
+            has_mmp |= bool(encoded[2])
             meta.append((raw['sequence'][0], raw['index'][0]))
         for start in range(len(meta) - length + 1):
             name, index = meta[start]
             if all(meta[start + i] == (name, index + i) for i in range(length)):
-                frames.append(range(first + start, first + start + length))
+                frames.append(range(count + start, count + start + length))
+        count += len(meta)
     if not frames:
         raise ValueError(f'no sequence in {files} has {length} consecutive frames')
-    return Windows(blurry, sharp, mmp, np.array(frames), np.array([_png_size(blurry[f[0]]) for f in frames]))
+    records = (RecordsInMemory(*held) if in_memory else
+               RecordsOnDisk(files, np.array(places, np.int64), [os.path.getsize(path) for path in files]))
+    return Windows(records, np.array(frames), np.array([sizes[f[0]] for f in frames]), has_mmp)
 
 
 def mix(parts: list[Windows], weights: list[float] | None = None) -> Windows:
@@ -82,10 +156,10 @@ def mix(parts: list[Windows], weights: list[float] | None = None) -> Windows:
     likely (each folder in proportion to its windows, epochs as one folder's); with them
     (one per folder, >= 0, not all 0) item `g` takes folder s with probability weights[s] / sum and
     one of its windows uniformly, both drawn from (seed, g)."""
-    lists = {name: [x for part in parts for x in getattr(part, name)] for name in ('blurry', 'sharp', 'mmp')}
-    starts = np.cumsum([0] + [len(part.blurry) for part in parts])
+    starts = np.cumsum([0] + [len(part.records) for part in parts])
     frames = np.concatenate([part.frames + start for part, start in zip(parts, starts)])
-    mixed = Windows(**lists, frames=frames, sizes=np.concatenate([part.sizes for part in parts]))
+    mixed = Windows(_joined([part.records for part in parts]), frames, np.concatenate([part.sizes for part in parts]),
+                    any(part.has_mmp for part in parts))
     if weights is None:
         return mixed
     weights = np.asarray(weights, np.float64)
@@ -161,12 +235,11 @@ def _numpy_batches(windows, patch, global_batch, seed, step, process_index, proc
         items = []
         for item in host_items(step, global_batch, host_batch, process_index):
             window, params = item_plan(windows, item, patch, seed)
-            ids = windows.frames[window]
             decoded = [np.concatenate(
-                [tfrecords.decode_png(windows.blurry[i]).astype(np.float32) / 255.0,
-                 tfrecords.decode_png(windows.sharp[i]).astype(np.float32) / 255.0,
-                 (tfrecords.png_to_mmp(windows.mmp[i]) if windows.mmp[i]
-                  else np.zeros(tuple(windows.sizes[window]) + (1,), np.float32))], axis=-1) for i in ids]
+                [tfrecords.decode_png(blurry).astype(np.float32) / 255.0,
+                 tfrecords.decode_png(sharp).astype(np.float32) / 255.0,
+                 (tfrecords.png_to_mmp(mmp) if mmp else np.zeros(tuple(windows.sizes[window]) + (1,), np.float32))],
+                axis=-1) for blurry, sharp, mmp in map(windows.records.encoded, windows.frames[window])]
             items.append(_crop_and_turn(np.stack(decoded), params, patch))
         yield _split(np.stack(items))
         step += 1
@@ -186,9 +259,9 @@ def train_dataset(windows: Windows, patch: int, global_batch: int, seed: int, st
         step, slot = divmod(int(position), host_batch)
         item = host_items(step, global_batch, host_batch, process_index)[slot]
         window, params = item_plan(windows, item, patch, seed)
-        ids = windows.frames[window]
-        encoded = lambda source: np.array([source[i] for i in ids], dtype=object)
-        return encoded(windows.blurry), encoded(windows.sharp), encoded(windows.mmp), params
+        blurry, sharp, mmp = (np.array(kind, dtype=object)
+                              for kind in zip(*map(windows.records.encoded, windows.frames[window])))
+        return blurry, sharp, mmp, params
 
     def decode(position):
         blurry, sharp, mmp, params = tf.numpy_function(fetch, [position], [tf.string] * 3 + [tf.int32],

@@ -1,4 +1,6 @@
 """Training batches from records, through tf.data and through the numpy reader."""
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -96,7 +98,10 @@ def test_folders_mix_as_one_or_by_weight(records):
     whole = input_pipeline.load_windows(records, 3)
     parts = [input_pipeline.load_windows([shard], 3) for shard in records]
     mixed = input_pipeline.mix(parts)
-    assert np.array_equal(mixed.frames, whole.frames) and mixed.blurry == whole.blurry
+    assert np.array_equal(mixed.frames, whole.frames) and mixed.records.blurry == whole.records.blurry
+    on_disk = input_pipeline.mix([input_pipeline.load_windows([shard], 3, in_memory=False) for shard in records])
+    assert [on_disk.records.encoded(f) for f in range(len(whole.records))] == \
+           [whole.records.encoded(f) for f in range(len(whole.records))]
     assert [input_pipeline.item_plan(mixed, g, 16, 0)[0] for g in range(12)] == \
            [input_pipeline.item_plan(whole, g, 16, 0)[0] for g in range(12)]
 
@@ -111,3 +116,37 @@ def test_folders_mix_as_one_or_by_weight(records):
     _check_batch(batch)
     with pytest.raises(ValueError, match=r'2 records folders need 2 weights, >= 0 and not all 0; got \[1.0, 0'):
         input_pipeline.mix(parts, [1, 0, 2])
+
+
+@pytest.mark.parametrize('reader', ['numpy', 'tf'])
+def test_frames_read_from_disk_give_the_batches_of_frames_held_in_memory(records, reader):
+    held, on_disk = (input_pipeline.load_windows(records, 3, in_memory) for in_memory in (True, False))
+    assert isinstance(on_disk.records, input_pipeline.RecordsOnDisk) and on_disk.has_mmp
+    batches = (input_pipeline.numpy_train_batches if reader == 'numpy' else
+               lambda *args, **kw: input_pipeline.train_dataset(*args, **kw).as_numpy_iterator())
+
+    def global_batch(windows):  # two hosts' parts of a global batch of 4, at step 5 (past an epoch)
+        parts = [next(batches(windows, 16, 4, seed=4, start_step=5, process_index=i, process_count=2))
+                 for i in range(2)]
+        return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+
+    a, b = global_batch(held), global_batch(on_disk)
+    _check_batch(b)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_a_record_damaged_after_indexing_is_an_error_naming_it(records, tmp_path):
+    copy = tmp_path / 'shard'
+    copy.write_bytes(pathlib.Path(records[0]).read_bytes())
+    windows = input_pipeline.load_windows([str(copy)], 3, in_memory=False)
+    offsets = windows.records.places[:, 1]
+    data = bytearray(copy.read_bytes())
+    data[offsets[1]:offsets[1] + 8] = (1 << 40).to_bytes(8, 'little')  # a length past the end of the file
+    data[offsets[2] + 200] ^= 0xFF  # inside the third frame's blurry PNG
+    copy.write_bytes(bytes(data))
+    windows.records.encoded(0)  # the first frame is intact
+    with pytest.raises(ValueError, match=f'{copy}: record at byte {offsets[1]}: damaged record header'):
+        windows.records.encoded(1)
+    blurry, _, _ = windows.records.encoded(2)
+    with pytest.raises(ValueError, match='not a PNG'):
+        tfrecords.decode_png(blurry)
