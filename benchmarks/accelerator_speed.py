@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.report import median_seconds, report
-from benchmarks.train_step_speed import jitted_step
+from benchmarks.report import report
+from benchmarks.train_step_speed import random_batch, step_seconds
 from mmp_jax.infer import StreamingDeblurrer
 from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.models.variants import model_from_variant
@@ -33,19 +33,6 @@ def inference_fps(model: MMPRNN, frames: np.ndarray) -> float:
     start = time.perf_counter()
     count = sum(1 for _ in deblurrer(iter(frames)))
     return count / (time.perf_counter() - start)
-
-
-def training_seconds(model: MMPRNN, shape: tuple[int, ...], steps: int) -> float:
-    """Median seconds of one stage-2 training step of `model` on random frames `[B, T, P, P, 3]`."""
-    rng = np.random.default_rng(0)
-    step, state, batch = jitted_step(model, {'blurry': rng.random(shape, np.float32),
-                                             'sharp': rng.random(shape, np.float32)})
-    state = [state]
-
-    def run():
-        state[0], metrics = step(state[0], batch)
-        jax.block_until_ready(metrics)
-    return median_seconds(run, steps)
 
 
 def main():
@@ -69,7 +56,7 @@ def main():
                      's_per_frame': 1 / fps})
         print(rows[-1], flush=True)
     for dtype in args.dtypes.split(','):
-        seconds = training_seconds(model_from_variant(args.variant, dtype=dtype), train_shape, args.steps)
+        seconds = step_seconds(model_from_variant(args.variant, dtype=dtype), random_batch(train_shape), args.steps)
         rows.append({'measure': 'training', 'dtype': dtype, 'shape': args.train_batch,
                      'steps_per_s': 1 / seconds, 'frames_per_s': train_shape[0] * train_shape[1] / seconds})
         print(rows[-1], flush=True)

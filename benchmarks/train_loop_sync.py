@@ -14,10 +14,9 @@ import statistics
 import time
 
 import jax
-import numpy as np
 
 from benchmarks.report import report
-from benchmarks.train_step_speed import jitted_step
+from benchmarks.train_step_speed import jitted_step, random_batch
 from mmp_jax.models.variants import model_from_variant
 
 
@@ -43,9 +42,7 @@ def main():
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    shape = (args.batch, args.frames, args.patch, args.patch, 3)
-    batch = {'blurry': rng.random(shape, np.float32), 'sharp': rng.random(shape, np.float32)}
+    batch = random_batch((args.batch, args.frames, args.patch, args.patch, 3))
     step, state, batch = jitted_step(model_from_variant(args.variant), batch, checked=True)
     _, state = loop_seconds(step, state, batch, 2, 1)  # compiles
     modes = {'every step': 1, f'every {args.log_every} steps': args.log_every}

@@ -36,6 +36,12 @@ def jitted_step(model: MMPRNN, batch: dict[str, np.ndarray], checked: bool = Fal
     return step, state, sharding.shard_batch(batch, mesh)
 
 
+def random_batch(shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Seeded uniform `blurry` and `sharp` frames `[B, T, P, P, 3]`."""
+    rng = np.random.default_rng(0)
+    return {'blurry': rng.random(shape, np.float32), 'sharp': rng.random(shape, np.float32)}
+
+
 def step_seconds(model: MMPRNN, batch: dict[str, np.ndarray], repeats: int) -> float:
     """Median seconds of one training step of `model` on `batch` (`blurry`, `sharp` [B, T, P, P, 3])."""
     step, state, batch = jitted_step(model, batch)
@@ -56,9 +62,7 @@ def main():
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    shape = (args.batch, args.frames, args.patch, args.patch, 3)
-    batch = {'blurry': rng.random(shape, np.float32), 'sharp': rng.random(shape, np.float32)}
+    batch = random_batch((args.batch, args.frames, args.patch, args.patch, 3))
     rows = []
     for variant in args.variants.split(','):
         looped = step_seconds(model_from_variant(variant, scan_unroll=False), batch, args.repeats)
