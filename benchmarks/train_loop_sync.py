@@ -42,7 +42,8 @@ def main():
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
     args = parser.parse_args()
-    batch = random_batch((args.batch, args.frames, args.patch, args.patch, 3))
+    shape = (args.batch, args.frames, args.patch, args.patch, 3)
+    batch = random_batch(shape)
     step, state, batch = jitted_step(model_from_variant(args.variant), batch, checked=True)
     _, state = loop_seconds(step, state, batch, 2, 1)  # compiles
     modes = {'every step': 1, f'every {args.log_every} steps': args.log_every}

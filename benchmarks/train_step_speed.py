@@ -62,7 +62,8 @@ def main():
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
     args = parser.parse_args()
-    batch = random_batch((args.batch, args.frames, args.patch, args.patch, 3))
+    shape = (args.batch, args.frames, args.patch, args.patch, 3)
+    batch = random_batch(shape)
     rows = []
     for variant in args.variants.split(','):
         looped = step_seconds(model_from_variant(variant, scan_unroll=False), batch, args.repeats)
