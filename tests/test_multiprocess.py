@@ -123,7 +123,7 @@ def test_two_processes_resume_one_and_are_resumed_by_it_as_one_of_eight_devices(
     assert last[0]['reports']['mmprnn']['count'] > 0 and _untimed(last[0]['reports']) == _untimed(last[1]['reports'])
     assert last[1]['writes'] == []
     assert sorted(last[0]['writes']) == sorted(path.replace('/one/', '/chain/') for path in one[0]['writes'])
-    assert len(one[0]['writes']) == 3  # metrics.json and the strips of both sequences
+    assert len(one[0]['writes']) == 4  # config.json, metrics.json and the strips of both sequences
     assert len(list(chain.glob('events.out.tfevents.*'))) == 3  # one per run, each by process 0
     assert (chain / 'model' / 'variables').is_dir()
 
