@@ -368,7 +368,7 @@ def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathl
 def export_checkpoint(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """`--mode=export`: writes `workdir/model` (replacing it) from stage 2's checkpoint of step
     `config.export.step` (0: the latest), at any step of the run; returns {}."""
-    sharding.initialize(config.multi_host)
+    sharding.initialize(config)
     workdir = pathlib.Path(workdir).absolute()
     stage = stages.get('mmprnn')
     model, _, state = _fresh_state(config, stage)
