@@ -33,6 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
         'reader': 'tf',               # 'tf' (tf.data) or 'numpy' (machines without TensorFlow)
         'records_in_memory': True,    # False: keep each frame's place in the files and read it when a
                                       # batch needs it (training data larger than memory)
+        'device_prefetch': 2,         # training batches placed on the devices ahead of their step, by a
+                                      # thread, while the current one runs (0 = off; the same batches)
     })
 
     # Stage 1, MMP-Net (the paper: 400 epochs, batch 8, Adam 3e-4 halved after 200 epochs,

@@ -27,6 +27,7 @@ ends bit-identical to one that never stopped. A resume with other model, data or
 """
 import contextlib
 import datetime
+import itertools
 import json
 import pathlib
 import signal
@@ -40,7 +41,7 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 
 from mmp_jax import checkpoint, sharding, stages, train_step
-from mmp_jax.data import atomic, input_pipeline
+from mmp_jax.data import atomic, input_pipeline, prefetch
 from mmp_jax.stages import TrainingError
 from mmp_jax.visualize import write_png
 
@@ -136,6 +137,15 @@ def _batches(config, stage: stages.Stage, start_step: int):
     raise ValueError(f"unknown config.data.reader {config.data.reader!r}; accepted: 'tf', 'numpy'")
 
 
+def _device_batches(config, stage: stages.Stage, start_step: int, mesh):
+    """A context giving the global batches `[B_global, ...]` of steps `start_step + 1` to the
+    stage's last on the devices (`sharding.shard_batch`), up to `config.data.device_prefetch` of
+    them made ready ahead while the steps run (`prefetch.prefetched`; 0: each when its step comes)."""
+    steps = stage.settings(config).num_steps - start_step
+    return prefetch.prefetched(itertools.islice(_batches(config, stage, start_step), steps),
+                               lambda host: sharding.shard_batch(host, mesh), config.data.device_prefetch)
+
+
 @contextlib.contextmanager
 def _stop_on_sigterm():
     """A flag set by SIGTERM while the block runs (the loop saves and stops at the next step)."""
@@ -213,7 +223,8 @@ def train_stage(config, stage: stages.Stage, workdir: pathlib.Path, mesh, writer
     step_fn = train_step.checked(stage.step(config, model, optimizer))
     evaluator = stage.evaluator(config, model, workdir)
     sequences = _eval_sequences(config)
-    with checkpoint.training_manager(workdir, stage.name, config.keep_checkpoints) as manager:
+    with checkpoint.training_manager(workdir, stage.name, config.keep_checkpoints) as manager, \
+            contextlib.ExitStack() as stack:
         meta = {}
         if manager.latest_step() is not None:
             state, meta = _restore(manager, state, mesh)
@@ -226,12 +237,12 @@ def train_stage(config, stage: stages.Stage, workdir: pathlib.Path, mesh, writer
         last_train = meta.get('train', {})
         if start < settings.num_steps:
             logging.info('%s: training steps %d..%d', stage.name, start + 1, settings.num_steps)
-            batches = _batches(config, stage, start)
             step_fn = train_step.jit_step(step_fn, sharding.replicated(mesh), sharding.batch_sharding(mesh))
             progress = periodic_actions.ReportProgress(num_train_steps=settings.num_steps, writer=writer,
                                                        every_steps=settings.log_every, every_secs=None)
+            batches = stack.enter_context(_device_batches(config, stage, start, mesh))
             for step in range(start + 1, settings.num_steps + 1):
-                batch = sharding.shard_batch(next(batches), mesh)
+                batch = next(batches)
                 state, (metrics, sound) = step_fn(state, batch)
                 progress(step)
                 logging_now = step % settings.log_every == 0 or step == settings.num_steps

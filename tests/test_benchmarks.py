@@ -147,10 +147,16 @@ def test_train_step_memory(tmp_path):
 @pytest.mark.slow
 def test_train_loop_sync(tmp_path):
     result = _run(tmp_path, 'benchmarks.train_loop_sync', '--variant', 'A1B1C4F5', '--batch', '1', '--frames', '5',
-                  '--patch', '16', '--steps', '2', '--log-every', '2', '--repeats', '1')
-    every, logged = result['rows']
-    assert (every['sync'], logged['sync']) == ('every step', 'every 2 steps') and every['vs_every_step'] == 1
+                  '--patch', '16', '--steps', '2', '--log-every', '2', '--repeats', '1', '--prefetch', '0,2',
+                  '--frame', '32')
+    every, logged, read, prefetched = result['rows']
+    assert [(r['sync'], r['batches']) for r in result['rows']] == [
+        ('every step', 'on the device'), ('every 2 steps', 'on the device'),
+        ('every 2 steps', 'read, prefetch 0'), ('every 2 steps', 'read, prefetch 2')]
+    assert every['vs_every_step'] == 1 and read['vs_prefetch_0'] == 1 and 'vs_prefetch_0' not in logged
     assert logged['s_per_step'] > 0 and logged['vs_every_step'] == every['s_per_step'] / logged['s_per_step']
+    assert prefetched['vs_prefetch_0'] == read['s_per_step'] / prefetched['s_per_step']
+    assert len(result['load_average']) == 3
 
 
 @pytest.mark.slow

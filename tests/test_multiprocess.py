@@ -17,9 +17,11 @@ from tests.test_train import records  # noqa: F401 (the fixture)
 
 # argv: COORDINATOR PROCESSES ID RECORDS WORKDIR STOP EVALUATE FAIL: 6 steps (the learning-rate
 # schedule's), stopped after step STOP as SIGTERM stops them (a checkpoint of it saved); FAIL
-# 'process:step' raises in that process as it takes that step's batch ('-': none)
+# 'process:step' raises in that process as it takes that step's batch ('-': none). Batches are
+# prefetched (config.data.device_prefetch, 2): their digests are taken as the thread pulls them,
+# kept for the steps the loop takes.
 JOB = r'''
-import hashlib, json, os, signal, sys
+import contextlib, hashlib, json, os, signal, sys
 from configs import test as test_config
 from mmp_jax import train
 from mmp_jax.data import atomic
@@ -35,20 +37,32 @@ if int(processes) > 1:
     config.multi_host = True
     config.distributed.update(coordinator_address=coordinator, num_processes=int(processes),
                               process_id=int(index), heartbeat_timeout_seconds=10)
-batches, writes = {}, []
+pulled, batches, writes = {}, {}, []
 
 def recorded(batches_of):
-    """The host batches the loop takes: a digest of each item, by stage and step."""
+    """The host batches pulled (ahead of the loop): a digest of each item, by stage and step."""
     def wrapped(config, stage, start):
         for step, batch in enumerate(batches_of(config, stage, start), start + 1):
-            if fail == f'{index}:{step}':
-                raise RuntimeError(f'failing on purpose at step {step}')
-            if step == int(stop):  # every process: all stop after this step
-                os.kill(os.getpid(), signal.SIGTERM)
-            batches.setdefault(stage.name, {})[step] = [
+            pulled[stage.name, step] = [
                 hashlib.sha256(b''.join(batch[k][i].tobytes() for k in sorted(batch))).hexdigest()[:16]
                 for i in range(len(batch['blurry']))]
             yield batch
+    return wrapped
+
+def taken(device_batches):
+    """The batches the loop takes: their digests, by stage and step."""
+    @contextlib.contextmanager
+    def wrapped(config, stage, start, mesh):
+        def steps(feed):
+            for step, batch in enumerate(feed, start + 1):
+                if fail == f'{index}:{step}':
+                    raise RuntimeError(f'failing on purpose at step {step}')
+                if step == int(stop):  # every process: all stop after this step
+                    os.kill(os.getpid(), signal.SIGTERM)
+                batches.setdefault(stage.name, {})[step] = pulled[stage.name, step]
+                yield batch
+        with device_batches(config, stage, start, mesh) as feed:
+            yield steps(feed)
     return wrapped
 
 def noted(write):
@@ -57,7 +71,7 @@ def noted(write):
         return write(path, *args, **kwargs)
     return wrapped
 
-train._batches = recorded(train._batches)
+train._batches, train._device_batches = recorded(train._batches), taken(train._device_batches)
 train.write_png, atomic.write_json = noted(train.write_png), noted(atomic.write_json)
 try:
     reports = train.train_and_evaluate(config, workdir)
