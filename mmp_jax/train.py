@@ -335,7 +335,7 @@ def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | os.Pa
     `config.stages`; returns {stage: report} and records them in `workdir/eval/`."""
     run = _run_stages(config)
     sharding.initialize(config)
-    workdir = paths.as_path(workdir)  # orbax reads it only without config.eval.checkpoint
+    workdir = paths.as_path(workdir) if config.eval.checkpoint else checkpoint.orbax_folder(workdir)
     sequences = _eval_sequences(config)
     if sequences is None:
         raise ValueError('evaluation needs held-back sequences: set --config.data.eval_records')
