@@ -141,7 +141,8 @@ def training_manager(workdir: str | os.PathLike, stage: str, keep: int) -> ocp.C
     """The asynchronous manager of `workdir`/checkpoints/`stage` (items `state` and `meta`),
     keeping the latest `keep` steps."""
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True, create=True)
-    return ocp.CheckpointManager(orbax_folder(workdir) / 'checkpoints' / stage, options=options, item_names=('state', 'meta'))
+    return ocp.CheckpointManager(orbax_folder(workdir) / 'checkpoints' / stage, options=options,
+                                 item_names=('state', 'meta'))
 
 
 def restore_training_step(manager: ocp.CheckpointManager, step: int, state, mesh):
