@@ -3,18 +3,20 @@ reads (written by `tools.convert_checkpoint` and at the end of training), its mo
 variables; and the training checkpoints of each stage (`training_manager`), restored with their
 shardings, a damaged one set aside. The mapping of PyTorch names is `mmp_jax.convert`.
 """
-import pathlib
-import shutil
+import contextlib
+import os
 from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 from flax import serialization
 from jax.experimental import multihost_utils
 
 from mmp_jax import sharding
+from mmp_jax.data import paths
 from mmp_jax.convert import check_same_structure
 from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.models.variants import model_from_config
@@ -24,13 +26,26 @@ class CheckpointError(ValueError):
     """A missing, unreadable or non-matching checkpoint, with its path and the problem."""
 
 
-def save_model(directory: str | pathlib.Path, variables: Mapping, model_config: Mapping) -> None:
+ORBAX_SCHEMES = ('gs',)  # TensorStore's kvstore drivers as orbax picks them: gs:// -> gcs, else file
+
+
+def orbax_folder(directory: str | os.PathLike) -> epath.Path:
+    """`directory` as orbax can write and read it: a local folder (made absolute) or a gs:// URL.
+    Any other URL is a CheckpointError: orbax writes the arrays with TensorStore, and hands it
+    every path but gs:// as a local file path (`ram://x` would become the local folder `ram:/x`)."""
+    if paths.is_url(directory) and os.fspath(directory).split('://')[0] not in ORBAX_SCHEMES:
+        raise CheckpointError(f'{os.fspath(directory)}: orbax checkpoints need a local folder or a gs:// URL '
+                              f'(TensorStore, which writes the arrays, has no driver for this scheme)')
+    return paths.as_path(directory)
+
+
+def save_model(directory: str | os.PathLike, variables: Mapping, model_config: Mapping) -> None:
     """Writes an inference checkpoint: the model config (JSON) and its variables (orbax).
 
     Orbax writes into a temporary folder and renames it when complete, so an interrupted
     save leaves no checkpoint behind. `directory` must not exist yet.
     """
-    directory = pathlib.Path(directory).absolute()
+    directory = orbax_folder(directory)
     if directory.exists():
         raise CheckpointError(f'{directory}: already exists; choose a new folder')
     with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
@@ -39,27 +54,28 @@ def save_model(directory: str | pathlib.Path, variables: Mapping, model_config: 
             variables=ocp.args.StandardSave(dict(variables))))
 
 
-def replace_model(directory: str | pathlib.Path, variables: Mapping, model_config: Mapping) -> None:
+def replace_model(directory: str | os.PathLike, variables: Mapping, model_config: Mapping) -> None:
     """`save_model` into `directory`, replacing the model folder there if any: written beside it
     first, so that an interrupted save leaves the old one (or none) whole. Process 0 moves."""
-    directory = pathlib.Path(directory).absolute()
+    directory = orbax_folder(directory)
     fresh, old = (directory.with_name(f'.{directory.name}.{kind}') for kind in ('new', 'old'))
     for leftover in (fresh, old):  # of an earlier replacement that was killed
         if leftover.exists() and jax.process_index() == 0:
-            shutil.rmtree(leftover)
+            leftover.rmtree()
     save_model(fresh, variables, model_config)
     if jax.process_index() == 0:
         if directory.exists():
             directory.rename(old)
         fresh.rename(directory)
-        shutil.rmtree(old, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the new one is in place; a leftover goes at the next replacement
+            old.rmtree()
     multihost_utils.sync_global_devices(f'{directory} replaced')  # before the others look at it
 
 
-def model_folder(directory: str | pathlib.Path) -> pathlib.Path:
+def model_folder(directory: str | os.PathLike) -> epath.Path:
     """The model folder of `directory`: itself (written by `save_model`) or, for a training
     workdir, its `model/`; CheckpointError naming what was expected where."""
-    directory = pathlib.Path(directory).absolute()
+    directory = orbax_folder(directory)
     if not directory.is_dir():
         raise CheckpointError(f'{directory}: no such checkpoint folder')
     if (directory / 'model' / 'variables').is_dir():
@@ -73,7 +89,7 @@ def model_folder(directory: str | pathlib.Path) -> pathlib.Path:
     return directory
 
 
-def _restore(directory: pathlib.Path, **items) -> dict:
+def _restore(directory: epath.Path, **items) -> dict:
     """Orbax items of a model folder; a damaged folder is a CheckpointError naming it."""
     try:
         with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
@@ -83,7 +99,7 @@ def _restore(directory: pathlib.Path, **items) -> dict:
         raise CheckpointError(f'{directory}: cannot be read: {problem}') from None
 
 
-def load_model_config(directory: str | pathlib.Path) -> dict:
+def load_model_config(directory: str | os.PathLike) -> dict:
     """The model config stored by `save_model` (a `config.model`-style dict)."""
     directory = model_folder(directory)
     config = _restore(directory, model=ocp.args.JsonRestore())['model']
@@ -92,7 +108,7 @@ def load_model_config(directory: str | pathlib.Path) -> dict:
     return dict(config)
 
 
-def load_variables(directory: str | pathlib.Path, expected: Mapping) -> dict:
+def load_variables(directory: str | os.PathLike, expected: Mapping) -> dict:
     """Variables stored by `save_model`, checked against `expected` (a tree of shapes,
     e.g. from `jax.eval_shape(model.init, ...)`)."""
     directory = model_folder(directory)
@@ -108,7 +124,7 @@ def expected_variables(model: MMPRNN) -> dict:
     return jax.eval_shape(model.init, jax.random.key(0), frames, priors)
 
 
-def load_model(directory: str | pathlib.Path) -> tuple[MMPRNN, dict, dict]:
+def load_model(directory: str | os.PathLike) -> tuple[MMPRNN, dict, dict]:
     """(model, variables, model config) of a checkpoint written by `save_model`."""
     directory = model_folder(directory)
     config = load_model_config(directory)
@@ -121,11 +137,12 @@ def load_model(directory: str | pathlib.Path) -> tuple[MMPRNN, dict, dict]:
 
 # Training checkpoints: <workdir>/checkpoints/<stage>/<step>/ with the items `state` and `meta`.
 
-def training_manager(workdir: pathlib.Path, stage: str, keep: int) -> ocp.CheckpointManager:
+def training_manager(workdir: str | os.PathLike, stage: str, keep: int) -> ocp.CheckpointManager:
     """The asynchronous manager of `workdir`/checkpoints/`stage` (items `state` and `meta`),
     keeping the latest `keep` steps."""
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True, create=True)
-    return ocp.CheckpointManager(workdir / 'checkpoints' / stage, options=options, item_names=('state', 'meta'))
+    return ocp.CheckpointManager(orbax_folder(workdir) / 'checkpoints' / stage, options=options,
+                                 item_names=('state', 'meta'))
 
 
 def restore_training_step(manager: ocp.CheckpointManager, step: int, state, mesh):
@@ -196,12 +213,12 @@ def save_training_state(manager: ocp.CheckpointManager, step: int, state, meta: 
                                                meta=ocp.args.JsonSave(meta)), force=True)
 
 
-def latest_saved_state(directory: pathlib.Path) -> dict | None:
+def latest_saved_state(directory: epath.Path) -> dict | None:
     """The `state` item of the latest training checkpoint in `directory` as saved (nested dicts
     of arrays on this process's first device, whatever devices and processes saved it), or None
     where there is none."""
     handlers = {'state': ocp.StandardCheckpointHandler(), 'meta': ocp.JsonCheckpointHandler()}
-    with ocp.CheckpointManager(directory, item_handlers=handlers) as manager:
+    with ocp.CheckpointManager(orbax_folder(directory), item_handlers=handlers) as manager:
         step = manager.latest_step()
         if step is None:
             return None

@@ -26,14 +26,17 @@ Sequences: `{name: {'blurry', 'sharp': uint8 [T, H, W, 3], 'mmp': float32 [T, H,
 """
 import dataclasses
 import functools
+import os
 import pathlib
 import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
+from etils import epath
 from jax.experimental import multihost_utils
 
+from mmp_jax.data import paths
 from mmp_jax.data.sources import read_frame
 from mmp_jax import metrics, sharding
 from mmp_jax.frame_writers import FrameWriter
@@ -157,7 +160,7 @@ class MMPRNNEvaluator:
     chunk_frames: int = 20
     sample_images: int = 2
     quantization: str = 'truncate'
-    outputs_dir: pathlib.Path | None = None
+    outputs_dir: epath.Path | None = None
     videos: bool = False
 
     REPORT_KEYS = {
@@ -268,9 +271,9 @@ class MMPRNNEvaluator:
         return report, _mmprnn_samples(model, variables, sequences, samples, self.sample_images)
 
 
-def output_path(outputs_dir: pathlib.Path, sequence: str, index: int) -> pathlib.Path:
+def output_path(outputs_dir: str | os.PathLike, sequence: str, index: int) -> epath.Path:
     """Where the deblurred frame `index` (its position in the sequence) of `sequence` is written."""
-    return pathlib.Path(outputs_dir) / sequence / f'{index:08d}.png'
+    return paths.path(outputs_dir) / sequence / f'{index:08d}.png'
 
 
 def write_comparison_video(outputs_dir: pathlib.Path, sequence: str, seq: dict, frames: range,

@@ -9,14 +9,15 @@ variables, evaluator and summary line. `train.py` runs any stage through this in
 Both stages scale MMP-Net's input the same way: `InputScaling` of `config.model`.
 """
 import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+from etils import epath
 
 from mmp_jax import evaluate, starting_points, train_step
 from mmp_jax.convert import check_same_structure
+from mmp_jax.data import paths
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import InputScaling, prior_variables, with_prior_variables
 from mmp_jax.models.variants import model_from_config, parse_variant
@@ -96,11 +97,11 @@ class Stage:
         """The training step (not jitted; `train_step.make_step`)."""
         return train_step.make_step(model, optimizer, self.name, self.loss_weights(config), scaling(config))
 
-    def starting_variables(self, config, workdir: pathlib.Path, model, variables: dict) -> dict:
+    def starting_variables(self, config, workdir: epath.Path, model, variables: dict) -> dict:
         """The variables a run without checkpoints starts from (default: `variables`, fresh)."""
         return variables
 
-    def evaluator(self, config, model, workdir: pathlib.Path):
+    def evaluator(self, config, model, workdir: epath.Path):
         raise NotImplementedError
 
 
@@ -123,7 +124,7 @@ class MMPNetStage(Stage):
     def init(self, config, model) -> dict:
         return jax.jit(model.init)(jax.random.key(config.seed), jnp.zeros((1, 16, 16, 3)))
 
-    def evaluator(self, config, model, workdir: pathlib.Path) -> evaluate.MMPNetEvaluator:
+    def evaluator(self, config, model, workdir: epath.Path) -> evaluate.MMPNetEvaluator:
         return evaluate.MMPNetEvaluator(scaling(config), config.eval.sample_images)
 
 
@@ -155,7 +156,7 @@ class MMPRNNStage(Stage):
                              'prior_source given): set --config.mmprnn.loss_weights.motion_magnitude=0')
         return weights
 
-    def starting_variables(self, config, workdir: pathlib.Path, model, variables: dict) -> dict:
+    def starting_variables(self, config, workdir: epath.Path, model, variables: dict) -> dict:
         """The fresh variables, or those of `config.mmprnn.init_checkpoint` (fine-tuning); with
         MMP-Net in the model, stage 1's MMP-Net put in them (from this job or
         `config.mmpnet.checkpoint`; optional after an init_checkpoint, which holds one)."""
@@ -171,8 +172,11 @@ class MMPRNNStage(Stage):
             check_same_structure(mmpnet[collection], tree, 'stage-1 MMP-Net')
         return with_prior_variables(variables, jax.tree.map(jnp.asarray, mmpnet))
 
-    def evaluator(self, config, model, workdir: pathlib.Path) -> evaluate.MMPRNNEvaluator:
+    def evaluator(self, config, model, workdir: epath.Path) -> evaluate.MMPRNNEvaluator:
         outputs_dir = workdir / 'eval' / 'outputs' if config.eval.save_outputs else None
+        if outputs_dir is not None and config.eval.save_videos and paths.is_url(workdir):
+            raise TrainingError(f'{outputs_dir}: comparison videos are encoded to local files (PyAV); with a URL '
+                                f'workdir set --config.eval.save_videos=False (the PNGs are written)')
         return evaluate.MMPRNNEvaluator(model, config.eval.chunk_frames, config.eval.sample_images,
                                         config.eval.quantization, outputs_dir, config.eval.save_videos)
 
@@ -187,12 +191,12 @@ def get(name: str) -> Stage:
     return STAGES[name]
 
 
-def _mmpnet_source(config, workdir: pathlib.Path) -> str:
+def _mmpnet_source(config, workdir: epath.Path) -> str:
     """Where stage 1's MMP-Net is: this job's workdir, or config.mmpnet.checkpoint ('' if neither)."""
     return str(workdir) if 'mmpnet' in config.stages else config.mmpnet.checkpoint
 
 
-def _stage_one_mmpnet(config, workdir: pathlib.Path) -> dict:
+def _stage_one_mmpnet(config, workdir: epath.Path) -> dict:
     """MMP-Net's variables from stage 1 of this job, or from config.mmpnet.checkpoint (a stage-1
     workdir, a model folder or an original MMP-Net file: `starting_points.mmpnet_variables`)."""
     source = _mmpnet_source(config, workdir)

@@ -19,6 +19,7 @@ import pathlib
 import numpy as np
 
 from mmp_jax import checkpoint, convert
+from mmp_jax.data import paths
 from mmp_jax.models.mmp_rnn import prior_variables
 from mmp_jax.torch_pickle import load_state_dict
 
@@ -47,9 +48,12 @@ def _original_file_variables(source: pathlib.Path, channel_order: str) -> dict:
 def mmpnet_variables(source: str | pathlib.Path, channel_order: str = '') -> dict:
     """MMP-Net's variables from `source`: a stage-1 workdir, a model folder or an original file
     (see the module's docstring); `channel_order` applies to an original file only."""
-    source = pathlib.Path(source).absolute()
+    source = paths.as_path(source)
     if source.is_file():
-        return _original_file_variables(source, channel_order)
+        if paths.is_url(source):
+            raise ValueError(f'config.mmpnet.checkpoint={source}: an original MMP-Net file is read as a local '
+                             f'file (zip or pickle); copy it to this machine')
+        return _original_file_variables(pathlib.Path(source), channel_order)
     if channel_order:
         raise ValueError(f'config.mmpnet.channel_order={channel_order!r} applies to an original MMP-Net file; '
                          f'{source} is a folder (its weights already take RGB frames): leave it empty')

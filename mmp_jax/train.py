@@ -29,7 +29,7 @@ import contextlib
 import datetime
 import itertools
 import json
-import pathlib
+import os
 import signal
 import sys
 import threading
@@ -39,9 +39,10 @@ import jax.numpy as jnp
 import ml_collections
 from absl import logging
 from clu import metric_writers, periodic_actions
+from etils import epath
 
 from mmp_jax import checkpoint, sharding, stages, train_step
-from mmp_jax.data import atomic, input_pipeline, prefetch
+from mmp_jax.data import atomic, input_pipeline, paths, prefetch
 from mmp_jax.stages import TrainingError
 from mmp_jax.visualize import write_png
 
@@ -160,7 +161,7 @@ def _stop_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _record_evaluation(workdir: pathlib.Path, stage: str, step: int, report: dict, strips: dict,
+def _record_evaluation(workdir: epath.Path, stage: str, step: int, report: dict, strips: dict,
                        writer: metric_writers.MetricWriter) -> None:
     scalars = {f'{stage}/eval_{k}': v for k, v in report.items() if isinstance(v, float)}
     writer.write_scalars(step, scalars)
@@ -176,7 +177,7 @@ def _record_evaluation(workdir: pathlib.Path, stage: str, step: int, report: dic
         atomic.write_json(workdir / 'eval' / 'metrics.json', everything)
 
 
-def _read_metrics(workdir: pathlib.Path) -> dict:
+def _read_metrics(workdir: epath.Path) -> dict:
     """`eval/metrics.json` of `workdir` ({} if none); a TrainingError naming it if it is not JSON."""
     path = workdir / 'eval' / 'metrics.json'
     try:
@@ -185,7 +186,7 @@ def _read_metrics(workdir: pathlib.Path) -> dict:
         raise TrainingError(f'{path}: not valid JSON ({error}); repair or delete it') from error
 
 
-def _record_run(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
+def _record_run(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
     """Appends this run (its resolved config and command line) to `workdir/config.json`, a list
     of runs, rewritten whole (`atomic`); a TrainingError naming it if it is not such a list."""
     path = workdir / 'config.json'
@@ -207,7 +208,7 @@ def _eval_sequences(config):
     return input_pipeline.read_sequences(input_pipeline.record_files(config.data.eval_records))
 
 
-def train_stage(config, stage: stages.Stage, workdir: pathlib.Path, mesh, writer, stop: threading.Event) -> dict:
+def train_stage(config, stage: stages.Stage, workdir: epath.Path, mesh, writer, stop: threading.Event) -> dict:
     """Trains one stage to `num_steps` (resuming if it has a checkpoint), evaluates it; returns
     the evaluation report (empty without eval records).
 
@@ -285,7 +286,7 @@ def train_stage(config, stage: stages.Stage, workdir: pathlib.Path, mesh, writer
     return report
 
 
-def _check_resume(directory: pathlib.Path, meta: dict, settings: dict) -> None:
+def _check_resume(directory: epath.Path, meta: dict, settings: dict) -> None:
     """A TrainingError naming every setting of `settings` that differs from the checkpoint's
     (`Stage.resume_settings`; checkpoints of older versions hold only the seed)."""
     stored = meta.get('settings', {'seed': meta['seed']})
@@ -296,12 +297,12 @@ def _check_resume(directory: pathlib.Path, meta: dict, settings: dict) -> None:
                             f'({"; ".join(differences)}); resume with those, or use a new workdir')
 
 
-def _best_folder(workdir: pathlib.Path, stage: stages.Stage) -> pathlib.Path:
+def _best_folder(workdir: epath.Path, stage: stages.Stage) -> epath.Path:
     """The model folder of the best evaluated state of a stage that exports its model."""
     return workdir / 'checkpoints' / f'{stage.name}_best'
 
 
-def _keep_best(workdir: pathlib.Path, config, stage: stages.Stage, step: int, report: dict, state) -> None:
+def _keep_best(workdir: epath.Path, config, stage: stages.Stage, step: int, report: dict, state) -> None:
     """For a stage that exports its model: `report['best']` = {'step', 'psnr'} of the best
     evaluation so far (this one, or the one `eval/metrics.json` records), and the state saved to
     `_best_folder` when this one is the best."""
@@ -321,11 +322,11 @@ def _run_stages(config: ml_collections.ConfigDict) -> list[stages.Stage]:
 
 
 @sharding.failing_fast(but=(Preempted,))  # all processes stop at the same step
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     """Runs the stages in `config.stages` in `workdir`; returns {stage: evaluation report}."""
     run = _run_stages(config)
     sharding.initialize(config)
-    workdir = pathlib.Path(workdir).absolute()
+    workdir = checkpoint.orbax_folder(workdir)  # a URL orbax cannot write stops the run before anything is written
     workdir.mkdir(parents=True, exist_ok=True)
     _read_metrics(workdir)  # a damaged metrics file stops the run now, not after training
     _record_run(workdir, config)
@@ -339,13 +340,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
 
 @sharding.failing_fast()
-def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     """`--mode=eval`: evaluates the model folder `config.eval.checkpoint` (a converted original
     checkpoint or an exported model, as MMP-RNN), or else the latest checkpoint of each stage in
     `config.stages`; returns {stage: report} and records them in `workdir/eval/`."""
     run = _run_stages(config)
     sharding.initialize(config)
-    workdir = pathlib.Path(workdir).absolute()
+    workdir = paths.as_path(workdir) if config.eval.checkpoint else checkpoint.orbax_folder(workdir)
     sequences = _eval_sequences(config)
     if sequences is None:
         raise ValueError('evaluation needs held-back sequences: set --config.data.eval_records')
@@ -357,7 +358,7 @@ def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathl
             model, variables, _ = checkpoint.load_model(config.eval.checkpoint)
             stage = stages.get('mmprnn')
             report, strips = stage.evaluator(config, model, workdir)(variables, sequences, mesh)
-            report['checkpoint'] = str(pathlib.Path(config.eval.checkpoint).absolute())
+            report['checkpoint'] = str(paths.as_path(config.eval.checkpoint))
             _record_evaluation(workdir, stage.name, 0, report, strips, writer)
             return {stage.name: report}
         for stage in run:
@@ -376,11 +377,11 @@ def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | pathl
     return reports
 
 
-def export_checkpoint(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+def export_checkpoint(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     """`--mode=export`: writes `workdir/model` (replacing it) from stage 2's checkpoint of step
     `config.export.step` (0: the latest), at any step of the run; returns {}."""
     sharding.initialize(config)
-    workdir = pathlib.Path(workdir).absolute()
+    workdir = checkpoint.orbax_folder(workdir)
     stage = stages.get('mmprnn')
     model, _, state = _fresh_state(config, stage)
     mesh = sharding.make_mesh()

@@ -29,6 +29,7 @@ import pathlib
 import signal
 import sys
 
+from mmp_jax.data.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES, SourceError, list_videos, open_frames
 from mmp_jax.checkpoint import CheckpointError, load_model
 from mmp_jax.frame_writers import OutputError, check_distinct, check_output, is_video_path
@@ -128,6 +129,10 @@ def plan_outputs(inputs: list[pathlib.Path], output: str, prior: str | None) -> 
 def run(args: argparse.Namespace) -> list[tuple[str, int]]:
     """Deblurs as `args` say; returns (output, frames written) per input. Every input is
     opened and every output checked before the first is written; one program per frame size."""
+    for given in (*args.input, args.output, args.prior):
+        if given is not None and is_url(given):
+            raise OutputError(f'{given}: deblur reads and writes local videos and frame folders (OpenCV, PyAV); '
+                              f'copy it here (the --checkpoint may be a gs:// URL)')
     model, variables, config = load_model(args.checkpoint)
     if args.variant and args.variant != config['variant']:
         raise CheckpointError(f'{args.checkpoint}: holds {config["variant"]}, --variant says {args.variant}')

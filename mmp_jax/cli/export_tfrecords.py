@@ -26,11 +26,11 @@ run the command again) and a folder that cannot be written.
 import argparse
 import contextlib
 import dataclasses
-import hashlib
 import multiprocessing
 import os
 import pathlib
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -39,7 +39,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import tqdm
 
-from mmp_jax.data import atomic, build, flow, flow_service, sources, synthetic, tfrecords
+from mmp_jax.data import atomic, build, flow, flow_service, paths, sources, synthetic, tfrecords
 from mmp_jax.data.blur import gamma_response, load_crf_npy
 from mmp_jax.raft_backend import raft_backend
 
@@ -141,9 +141,21 @@ def shard_records(job: Job) -> Iterator[bytes]:
 
 
 def make_shard(job: Job) -> dict:
-    """Writes one shard, records streamed to disk; returns its manifest entry."""
-    path = pathlib.Path(job.args.out) / tfrecords.shard_name(job.args.name, job.shard, job.args.num_shards)
+    """Writes one shard, records streamed to disk; returns its manifest entry. With `--out` a
+    URL the shard is written to the local `args.staging` folder and the parent copies it
+    (`publish`): a filesystem in memory (ram://) is one process's own."""
+    folder = job.args.staging or job.args.out
+    path = paths.as_path(folder) / tfrecords.shard_name(job.args.name, job.shard, job.args.num_shards)
     return tfrecords.write_shard(path, shard_records(job))
+
+
+def publish(args, shard: dict) -> None:
+    """Copies a shard written to `args.staging` into `--out` (whole, `atomic.copy_file`), then
+    removes the staged file; nothing to do where the workers wrote into `--out`."""
+    if args.staging:
+        staged = paths.as_path(args.staging) / shard['file']
+        atomic.copy_file(staged, paths.as_path(args.out) / shard['file'])
+        staged.unlink()
 
 
 def settings(args) -> dict:
@@ -153,23 +165,22 @@ def settings(args) -> dict:
     return {**{k: getattr(args, k) for k in keys}, 'windows': window_mode(args)}
 
 
-def remove_temporaries(out: pathlib.Path, names: list[str]) -> None:
+def remove_temporaries(out, names: list[str]) -> None:
     """Removes the temporary files that a killed export left for `names` (nothing else)."""
     for name in names:
         for stale in atomic.temporaries(out / name):
             stale.unlink(missing_ok=True)
 
 
-def shard_is_intact(out: pathlib.Path, entry: dict) -> bool:
+def shard_is_intact(out, entry: dict) -> bool:
     """Whether the shard of a manifest entry is on disk with the size and SHA-256 listed."""
     path = out / entry['file']
-    if not path.is_file() or path.stat().st_size != entry['bytes']:
+    if not path.is_file() or path.stat().length != entry['bytes']:
         return False
-    with open(path, 'rb') as handle:
-        return hashlib.file_digest(handle, 'sha256').hexdigest() == entry['sha256']
+    return tfrecords.sha256(path) == entry['sha256']
 
 
-def intact_shards(out: pathlib.Path, shards: dict, quiet: bool) -> dict:
+def intact_shards(out, shards: dict, quiet: bool) -> dict:
     """The manifest's shards that are intact; the others are reported (unless quiet) and dropped,
     to be written again."""
     intact = {}
@@ -186,7 +197,7 @@ def describe(job: Job) -> str:
     """The shard file of a job and its sequences, for messages."""
     name = tfrecords.shard_name(job.args.name, job.shard, job.args.num_shards)
     sequences = ', '.join(sequence_name(entry) for _, entry in job.sequences)
-    return f'{pathlib.Path(job.args.out) / name} ({sequences})'
+    return f'{paths.as_path(job.args.out) / name} ({sequences})'
 
 
 def worker_died(out: str, in_progress: list[Job]) -> WorkerDied:
@@ -232,8 +243,15 @@ def export(args) -> dict:
         for entry in entries:
             blur_frames(args, entry)  # every sequence has its N before anything is written
     args.num_shards = min(args.num_shards, len(entries))
-    out = pathlib.Path(args.out)
+    out = paths.as_path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    with (tempfile.TemporaryDirectory(prefix='mmp-export-') if paths.is_url(out) else contextlib.nullcontext()) \
+            as args.staging:
+        return _write_shards(args, entries, out)
+
+
+def _write_shards(args, entries: list, out) -> dict:
+    """`export` once the sequences are checked and `out` exists: the missing shards written."""
     names = [tfrecords.shard_name(args.name, s, args.num_shards) for s in range(args.num_shards)]
     remove_temporaries(out, names + [tfrecords.MANIFEST])
     manifest = tfrecords.load_manifest(out)
@@ -251,6 +269,7 @@ def export(args) -> dict:
           service or contextlib.nullcontext()):
         try:
             for job, shard in run_jobs(jobs, count, service):
+                publish(args, shard)
                 manifest['shards'][str(job.shard)] = shard
                 tfrecords.save_manifest(out, manifest)
                 bar.update(1)
@@ -294,6 +313,7 @@ def parse_args(argv=None):
                         help='synthetic: largest motion in pixels per sharp frame (blur of up to 13x it)')
     parser.add_argument('--store-flows', action='store_true', help='also store each window\'s flows (float16)')
     parser.add_argument('--quiet', action='store_true')
+    parser.set_defaults(staging=None)  # a local folder for the shards of a URL --out (`export`)
     args = parser.parse_args(argv)
     if args.source != 'synthetic' and not args.input:
         parser.error(f'--input is needed for --source {args.source}')

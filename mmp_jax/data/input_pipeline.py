@@ -21,19 +21,18 @@ Batches are dicts of float32 arrays in [0, 1]: `blurry`, `sharp` `[B, T, P, P, 3
 import dataclasses
 import functools
 import os
-import pathlib
 import struct
 import threading
 from collections.abc import Iterator
 
 import numpy as np
 
-from mmp_jax.data import tfrecords
+from mmp_jax.data import paths, random_access, tfrecords
 
 
-def record_files(directory: str | pathlib.Path) -> list[str]:
-    """The finished shards listed in the directory's manifest, in order."""
-    directory = pathlib.Path(directory)
+def record_files(directory: str | os.PathLike) -> list[str]:
+    """The finished shards listed in the directory's manifest (local or a URL), in order."""
+    directory = paths.path(directory)
     manifest = tfrecords.load_manifest(directory)
     if not manifest.get('shards'):
         raise FileNotFoundError(f'{directory}: no finished shards (no {tfrecords.MANIFEST}); '
@@ -69,19 +68,19 @@ class RecordsOnDisk:
         self.files = files
         self.places = places          # int64 [F, 2]: (file number, byte offset) of each frame's record
         self.sizes = sizes            # bytes of each file when indexed
-        self._descriptors: dict[int, int] = {}
+        self._readers: dict[int, random_access.LocalReader | random_access.UrlReader] = {}
         self._opening = threading.Lock()
 
-    def _descriptor(self, file: int) -> int:
+    def _reader(self, file: int) -> random_access.LocalReader | random_access.UrlReader:
         with self._opening:
-            if file not in self._descriptors:
-                self._descriptors[file] = os.open(self.files[file], os.O_RDONLY)
-            return self._descriptors[file]
+            if file not in self._readers:
+                self._readers[file] = random_access.open_reader(self.files[file])
+            return self._readers[file]
 
     def encoded(self, frame: int) -> tuple[bytes, bytes, bytes]:
         """(blurry, sharp, mmp) PNGs of frame `frame`."""
         file, offset = (int(x) for x in self.places[frame])
-        raw = tfrecords.parse_example(tfrecords.read_record_at(self._descriptor(file), offset, self.sizes[file],
+        raw = tfrecords.parse_example(tfrecords.read_record_at(self._reader(file), offset, self.sizes[file],
                                                                self.files[file], check_data=False))
         return raw['blurry'][0], raw['sharp'][0], raw['mmp'][0] if 'mmp' in raw else b''
 
@@ -89,8 +88,8 @@ class RecordsOnDisk:
         return len(self.places)
 
     def __del__(self):
-        for descriptor in self._descriptors.values():
-            os.close(descriptor)
+        for reader in self._readers.values():
+            reader.close()
 
 
 def _joined(parts: list[RecordsInMemory | RecordsOnDisk]) -> RecordsInMemory | RecordsOnDisk:
@@ -147,7 +146,7 @@ def load_windows(files: list[str], length: int, in_memory: bool = True) -> Windo
     if not frames:
         raise ValueError(f'no sequence in {files} has {length} consecutive frames')
     records = (RecordsInMemory(*held) if in_memory else
-               RecordsOnDisk(files, np.array(places, np.int64), [os.path.getsize(path) for path in files]))
+               RecordsOnDisk(files, np.array(places, np.int64), [paths.size(path) for path in files]))
     return Windows(records, np.array(frames), np.array([sizes[f[0]] for f in frames]), has_mmp)
 
 

@@ -25,14 +25,13 @@ import functools
 import hashlib
 import json
 import os
-import pathlib
 import struct
 from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
 
-from mmp_jax.data import atomic
+from mmp_jax.data import atomic, paths, random_access
 
 MMP_SCALE = 65535.0
 MANIFEST = 'manifest.json'
@@ -87,7 +86,7 @@ def frame_example(source: str, sequence: str, index: int, window: int, blurry: n
     return example.SerializeToString(deterministic=True)  # map order fixed: same bytes every run
 
 
-def write_shard(path: pathlib.Path, records: Iterable[bytes]) -> dict:
+def write_shard(path: str | os.PathLike, records: Iterable[bytes]) -> dict:
     """Writes `records` (taken one at a time: a generator keeps memory flat) to `path`
     atomically; returns its manifest entry. A failed write (disk full, ...) is an OSError
     naming `path`."""
@@ -102,14 +101,22 @@ def write_shard(path: pathlib.Path, records: Iterable[bytes]) -> dict:
         raise OSError(errno.EIO, error.message, str(path)) from error
     except OSError as error:  # named after the shard, not its temporary file
         raise OSError(error.errno, error.strerror, str(path)) from error
-    with open(path, 'rb') as handle:
-        digest = hashlib.file_digest(handle, 'sha256').hexdigest()
-    return {'file': path.name, 'records': count, 'bytes': path.stat().st_size, 'sha256': digest}
+    path = paths.as_path(path)
+    return {'file': path.name, 'records': count, 'bytes': path.stat().length, 'sha256': sha256(path)}
 
 
-def load_manifest(directory: pathlib.Path) -> dict:
+def sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (local or a URL), read in chunks."""
+    digest = hashlib.sha256()
+    with paths.as_path(path).open('rb') as handle:
+        while chunk := handle.read(1 << 22):  # gfile handles have no `readinto` for file_digest
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_manifest(directory: str | os.PathLike) -> dict:
     """The directory's manifest (`{}` where it has none); a damaged one is a ValueError naming it."""
-    path = pathlib.Path(directory) / MANIFEST
+    path = paths.as_path(directory) / MANIFEST
     if not path.exists():
         return {}
     try:
@@ -121,8 +128,8 @@ def load_manifest(directory: pathlib.Path) -> dict:
     return manifest
 
 
-def save_manifest(directory: pathlib.Path, manifest: dict) -> None:
-    atomic.write_json(directory / MANIFEST, manifest)
+def save_manifest(directory: str | os.PathLike, manifest: dict) -> None:
+    atomic.write_json(paths.as_path(directory) / MANIFEST, manifest)
 
 
 # --- TensorFlow-free reading -------------------------------------------------------------
@@ -192,17 +199,17 @@ def _record_length(header: bytes, room: int, where: str) -> int:
     return length
 
 
-def read_record_at(descriptor: int, offset: int, size: int, path: str | pathlib.Path,
-                   check_data: bool = True) -> bytes:
-    """The record at byte `offset` of the open TFRecord file `descriptor` (`path`, `size` bytes
-    long), its header's CRC and its length checked (so that no read runs past the file), and its
-    data's CRC where `check_data` (in numpy, ~60 ms per MB on this machine's CPU): a damaged or
-    truncated record is a ValueError naming the file and the offset. Thread-safe (`os.pread`:
-    no shared file position)."""
+def read_record_at(reader: random_access.LocalReader | random_access.UrlReader, offset: int, size: int,
+                   path: str | os.PathLike, check_data: bool = True) -> bytes:
+    """The record at byte `offset` of the open TFRecord file `reader` (`random_access.open_reader`
+    of `path`, `size` bytes long), its header's CRC and its length checked (so that no read runs
+    past the file), and its data's CRC where `check_data` (in numpy, ~60 ms per MB on this
+    machine's CPU): a damaged or truncated record is a ValueError naming the file and the offset.
+    Thread-safe (the readers' `pread`)."""
     where = f'{path}: record at byte {offset}'
-    length = _record_length(os.pread(descriptor, 12, offset), size - offset - 16, where)
-    data = os.pread(descriptor, length, offset + 12)
-    footer = os.pread(descriptor, 4, offset + 12 + length)
+    length = _record_length(reader.pread(12, offset), size - offset - 16, where)
+    data = reader.pread(length, offset + 12)
+    footer = reader.pread(4, offset + 12 + length)
     if len(data) < length or len(footer) < 4:
         raise ValueError(f'{where}: truncated record')
     if check_data and masked_crc(data) != struct.unpack('<I', footer)[0]:
@@ -210,20 +217,21 @@ def read_record_at(descriptor: int, offset: int, size: int, path: str | pathlib.
     return data
 
 
-def indexed_records(path: str | pathlib.Path) -> Iterator[tuple[int, bytes]]:
-    """(byte offset, record) of each record of a TFRecord file, in order (`read_record_at`)."""
-    descriptor = os.open(path, os.O_RDONLY)
+def indexed_records(path: str | os.PathLike) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, record) of each record of a TFRecord file (local or a URL), in order
+    (`read_record_at`)."""
+    reader = random_access.open_reader(path)
     try:
-        size, offset = os.fstat(descriptor).st_size, 0
+        size, offset = reader.size, 0
         while offset < size:
-            data = read_record_at(descriptor, offset, size, path)
+            data = read_record_at(reader, offset, size, path)
             yield offset, data
             offset += 16 + len(data)
     finally:
-        os.close(descriptor)
+        reader.close()
 
 
-def read_records(path: str | pathlib.Path) -> Iterator[bytes]:
+def read_records(path: str | os.PathLike) -> Iterator[bytes]:
     """The records of a TFRecord file, lengths and CRCs checked: a damaged or truncated file is a
     ValueError naming it and the byte offset of the bad record."""
     return (record for _, record in indexed_records(path))
@@ -318,7 +326,7 @@ def decode_frame(raw: dict[str, list]) -> dict:
             'flow_forward': flow('flow_forward'), 'flow_backward': flow('flow_backward')}
 
 
-def read_examples(path: str | pathlib.Path) -> Iterator[dict]:
+def read_examples(path: str | os.PathLike) -> Iterator[dict]:
     """Decoded frames of a shard: dicts with source, sequence, index, window, blurry, sharp
     (uint8 `[H, W, 3]`), mmp (float32 `[H, W, 1]` or None) and flow_forward, flow_backward
     (float32 `[N-1, H, W, 2]` or None). A record that is not a frame is a ValueError naming the

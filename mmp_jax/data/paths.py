@@ -1,0 +1,34 @@
+"""Paths as URLs: every file the project reads or writes goes through `etils.epath` (the file
+layer orbax already uses), so a workdir, records, checkpoints or exports may be `gs://bucket/x`
+(or any scheme epath routes: `s3://`, `az://`, through TensorFlow's gfile or fsspec) as well as a
+local folder. URLs are kept as given (a URL has no current folder to resolve against); an
+unknown scheme is a ValueError naming the path."""
+import os
+import pathlib
+
+from etils import epath
+
+
+def is_url(path: str | os.PathLike) -> bool:
+    """Whether `path` names a file on a non-local filesystem (`scheme://...`)."""
+    return '://' in os.fspath(path)
+
+
+def path(name: str | os.PathLike) -> epath.Path:
+    """`name` as an `epath.Path`, a local path as given (relative or not)."""
+    try:
+        return epath.Path(os.fspath(name))
+    except KeyError:  # epath's table of schemes
+        raise ValueError(f'{os.fspath(name)}: no filesystem for the scheme {os.fspath(name).split("://")[0]}:// '
+                         f'(etils.epath knows gs://, s3://, az://, hf:// and local paths)') from None
+
+
+def as_path(name: str | os.PathLike) -> epath.Path:
+    """`path(name)`, a local path made absolute as `pathlib.Path.absolute` does (not resolved:
+    `..` and symbolic links kept as named)."""
+    return path(name) if is_url(name) else epath.Path(pathlib.Path(name).absolute())
+
+
+def size(name: str | os.PathLike) -> int:
+    """Bytes of the file `name` (local or a URL)."""
+    return path(name).stat().length if is_url(name) else os.path.getsize(name)
