@@ -6,11 +6,13 @@
 - gradients clipped at global norm 20 (`clip_grad_norm_(..., max_norm=20)` in train/dp.py);
 - loss `1*L1_Charbonnier_loss_color|0.5*L1GradientLoss`: no motion magnitude term;
 - MMP-Net, where this job trains it (`--config.stages=mmpnet,mmprnn`), with L1 + 0.5 gradient
-  as LearningMMP/MMPtraining.ipynb.
+  as LearningMMP/MMPtraining.ipynb;
+- the frozen MMP-Net's BatchNorm on batch statistics in training, its running statistics
+  updated (`model.prior_batch_norm = 'batch'`): `model.train()` in train/dp.py reaches it.
+  Evaluation and the exported model use the running statistics, as the original's `model.eval()`.
 
-Not reproduced: `model.train()` in train/dp.py also puts the frozen MMP-Net's BatchNorm in
-training mode (batch statistics, running statistics updated); here the prior always runs on
-its running statistics.
+Not reproduced: nn.DataParallel over 4 GPUs normalised each GPU's 2 sequences on their own
+statistics (and kept GPU 0's running statistics); here the statistics are the global batch's.
 
     python -m mmp_jax.main --config=configs/released_gopro.py --workdir=/runs/gopro_released \\
         --config.data.train_records=/data/records/gopro_train \\
@@ -28,6 +30,7 @@ def released(config):
     config.mmpnet.loss_weights.gradient = 0.5
     config.mmprnn.update(patch=512, clip_norm=20.0)  # 8 frames: the variant's F8
     config.mmprnn.loss_weights.motion_magnitude = 0.0
+    config.model.prior_batch_norm = 'batch'
     return config
 
 

@@ -25,6 +25,10 @@ from mmp_jax.torch_pickle import load_state_dict
 
 # Model config fields that do not change what the weights compute (how the recurrence compiles).
 NOT_MODEL_FIELDS = ('scan_unroll',)
+# ... and those that change how stage 2 trains, not what the weights compute (evaluation and
+# inference run MMP-Net on its running statistics either way): a resume keeps them, a start
+# from other weights may change them.
+TRAINING_FIELDS = ('prior_batch_norm',)
 
 
 def _weights_part(variant):
@@ -74,8 +78,8 @@ def mmpnet_variables(source: str | pathlib.Path, channel_order: str = '') -> dic
 
 def model_differences(stored: dict, configured: dict) -> list[str]:
     """'field: stored X, config Y' for each model config field that differs (`NOT_MODEL_FIELDS`
-    aside; the variants compared without F)."""
-    fields = sorted((stored.keys() | configured.keys()) - set(NOT_MODEL_FIELDS))
+    and `TRAINING_FIELDS` aside; the variants compared without F)."""
+    fields = sorted((stored.keys() | configured.keys()) - set(NOT_MODEL_FIELDS) - set(TRAINING_FIELDS))
     stored, configured = ({**c, 'variant': _weights_part(c.get('variant'))} for c in (stored, configured))
     return [f'{field}: stored {stored.get(field)!r}, config {configured.get(field)!r}'
             for field in fields if stored.get(field) != configured.get(field)]

@@ -4,9 +4,11 @@ Stage 1 (`stage='mmpnet'`): MMP-Net regresses the prior, L1 (paper Sec. 4.1), pl
 term (`losses.gradient_l1` of the MMP, uncentred) weighted by `weights['gradient']` where given, as
 the authors' notebook trains it; its BatchNorm statistics update from the batch. Stage 2
 (`stage='mmprnn'`): MMP-RNN with MMP-Net frozen (its weights are not differentiated or updated;
-it runs on running statistics), loss
-`losses.total_loss`. Optimisers: Adam with step halving (stage 1: lr halved half-way)
-or cosine annealing over `num_steps` (stage 2), as the paper trains.
+with the model's `prior_batch_norm` 'running' it runs on its running statistics, with 'batch' on
+the batch's, its running statistics updated in the state as the released code's), loss
+`losses.total_loss` (whose motion magnitude term takes the prior on the running statistics).
+Optimisers: Adam with step halving (stage 1: lr halved half-way) or cosine annealing over
+`num_steps` (stage 2), as the paper trains.
 
 Batches: `blurry`, `sharp` `[B, T, P, P, 3]`, `mmp` `[B, T, P, P, 1]`, float32 in [0, 1];
 stage 1 uses frame 0 of each window (windows of T = 1 suffice), scaled for MMP-Net as stage 2's
@@ -99,7 +101,12 @@ def make_step(model: nn.Module, optimizer: optax.GradientTransformation, stage: 
 
     def mmprnn_loss(params, frozen, batch_stats, batch):
         variables = {'params': merge(params, frozen), 'batch_stats': batch_stats}
-        output = model.apply(variables, batch['blurry'], batch['mmp'] if model.needs_prior else None)
+        priors = batch['mmp'] if model.needs_prior else None
+        if model.trains_prior_statistics:
+            output, updates = model.apply(variables, batch['blurry'], priors, train=True, mutable=['batch_stats'])
+            batch_stats = jax.lax.stop_gradient(updates['batch_stats'])
+        else:
+            output = model.apply(variables, batch['blurry'], priors)
         target = batch['sharp'][:, model.past_frames:batch['sharp'].shape[1] - model.future_frames]
         prior_of = prior_function(model, variables) if frozen else None
         loss, terms = losses.total_loss(output, target, prior_of, weights)

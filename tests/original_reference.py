@@ -23,6 +23,9 @@ TORCH_FIXTURE = DATA_DIR / 'small_torch_save.pth'
 TRAINER_CHECKPOINT = DATA_DIR / 'original_trainer_checkpoint.pth.tar'
 TEST_FIGURES = DATA_DIR / 'original_test_figures.json'
 TEST_OUTPUTS = DATA_DIR / 'original_test_outputs.npz'
+# The original in training mode, MMP-Net's BatchNorm on batch statistics
+# (tests/data/make_prior_batch_norm_reference.py), on `prior_batch_frames()`.
+PRIOR_BATCH_NORM_FILE = DATA_DIR / 'original_prior_batch_norm.npz'
 
 # A tiny variant (A2B2C8) that still has every layer kind, on frames that exercise the
 # UNet's pad-to-size step (36 x 44 -> ... -> 2 x 2 -> 4 x 4 padded to 4 x 5).
@@ -80,6 +83,18 @@ def reference_frames(seed: int = SEED) -> np.ndarray:
     ramp = np.linspace(0, 200, WIDTH)[None, None, None, :, None]
     noise = rng.integers(0, 56, (1, FRAMES, HEIGHT, WIDTH, 3))
     return (ramp + noise).astype(np.uint8)
+
+
+PRIOR_BATCH_SHAPE = (2, 5, 32, 32)  # B, T, H, W: MMP-Net's coarsest level has 2 x 2 x 2 values
+
+
+def prior_batch_frames(seed: int = SEED) -> np.ndarray:
+    """8-bit frames `[B, T, H, W, 3]` (uint8) of `PRIOR_BATCH_SHAPE`: uniform noise, each frame
+    brighter than the last, so that every frame's batch statistics differ."""
+    rng = np.random.default_rng([seed, 2])
+    batch, frames, height, width = PRIOR_BATCH_SHAPE
+    noise = rng.integers(0, 160, (batch, frames, height, width, 3))
+    return (noise + 20 * np.arange(frames)[None, :, None, None, None]).astype(np.uint8)
 
 
 BSD_SEQUENCES = ('000', '001')

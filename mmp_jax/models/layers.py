@@ -132,3 +132,39 @@ class GlobalAvgPool(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         return jnp.mean(x, axis=(1, 2), keepdims=True)
+
+
+class TrainingBatchNorm(nn.Module):
+    """`nn.BatchNorm2d(momentum=0.1, eps=1e-5)` in PyTorch's training mode on `[N, H, W, C]`.
+
+    Normalises with the batch's mean and biased variance over N, H, W (computed in float32),
+    then scales and shifts. Where `batch_stats` is mutable, the running statistics move towards
+    the batch's, `running = (1 - momentum) running + momentum batch`, the variance's as PyTorch
+    keeps it: the unbiased estimate (biased times n / (n - 1), n = N H W), where flax's
+    `nn.BatchNorm` keeps the biased one. The variables are `nn.BatchNorm`'s (`scale`, `bias`;
+    `mean`, `var`), so the two read each other's. Output in `dtype` (None: the input's).
+    """
+    momentum: float = 0.1
+    epsilon: float = 1e-5
+    dtype: Dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        features = x.shape[-1]
+        count = x.size // features
+        if count < 2:
+            raise ValueError(f'batch statistics need more than one value per channel; got input {x.shape}')
+        scale = self.param('scale', nn.initializers.ones, (features,), jnp.float32)
+        bias = self.param('bias', nn.initializers.zeros, (features,), jnp.float32)
+        running_mean = self.variable('batch_stats', 'mean', jnp.zeros, (features,), jnp.float32)
+        running_var = self.variable('batch_stats', 'var', jnp.ones, (features,), jnp.float32)
+        x32 = x.astype(jnp.float32)
+        axes = tuple(range(x.ndim - 1))
+        mean = jnp.mean(x32, axes)
+        var = jnp.mean(jnp.square(x32 - mean), axes)
+        if self.is_mutable_collection('batch_stats') and not self.is_initializing():
+            keep = 1.0 - self.momentum
+            running_mean.value = keep * running_mean.value + self.momentum * mean
+            running_var.value = keep * running_var.value + self.momentum * var * (count / (count - 1))
+        y = (x32 - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
+        return y.astype(self.dtype or x.dtype)

@@ -23,6 +23,14 @@ float32, outputs are float32); the submodules' `dtype` None computes in the inpu
 `remat` rematerialises the cell in `encode_sequence` (`REMAT_POLICIES`): the backward pass
 recomputes what the policy does not save, trading compute for training memory; it needs the
 recurrence as a loop (`scan_unroll=False`, see benchmarks/train_step_memory.py).
+
+`prior_batch_norm` is how the frozen MMP-Net's BatchNorm runs in training (`train=True`;
+evaluation and inference always use the running statistics): 'running' (the paper's frozen
+prior) on its running statistics, left unchanged; 'batch' (the released code, whose
+`model.train()` in train/dp.py reaches the prior) on each frame's batch statistics, the
+running statistics updated frame by frame as PyTorch does (`layers.TrainingBatchNorm`; apply
+with `mutable=['batch_stats']`). Under data parallelism the statistics are the global batch's,
+where the original's nn.DataParallel normalised each GPU's share on its own.
 """
 import dataclasses
 
@@ -36,6 +44,7 @@ from mmp_jax.models.mmp_net import MIN_SIZE, MMPNet
 from mmp_jax.models.rdb import RDB, RDBDownsample, RDNet
 
 PRIOR_SOURCES = ('mmpnet', 'given')
+PRIOR_BATCH_NORMS = ('running', 'batch')  # the prior's BatchNorm in training (see the module's doc)
 DOWNSAMPLE = 4  # the cell works at 1/4 of the frame size
 
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -116,7 +125,7 @@ class RDBCell(nn.Module):
 
     x `[N, H, W, 3]` normalised; prior `[N, H, W, 1]` or None (then MMP-Net computes it);
     f `[N, H/4, W/4, 5C]`. With `return_prior` the output is `(f, prior)` (prior None
-    without MMAM).
+    without MMAM). `train_prior`: MMP-Net in training mode (batch statistics, PyTorch's).
     """
     n_features: int
     n_blocks: int
@@ -131,7 +140,7 @@ class RDBCell(nn.Module):
         self.F_B0 = conv(c, 5, dtype=dtype)
         if self.use_mmam:
             if self.prior_source == 'mmpnet':
-                self.prior = MMPNet(dtype)
+                self.prior = MMPNet(dtype, torch_batch_norm=True)
             self.MMAM1 = MMAM(dtype)
         self.F_B1 = RDBDownsample(c, 2 * c, 3, self.act, dtype)
         self.F_B2 = RDBDownsample(3 * c // 2, 2 * c, 3, self.act, dtype)
@@ -140,13 +149,14 @@ class RDBCell(nn.Module):
         self.F_h_1 = RDB(c, 3, self.act, dtype)
         self.F_h_2 = conv(c, 3, dtype=dtype)
 
-    def extract(self, x: jax.Array, prior: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
+    def extract(self, x: jax.Array, prior: jax.Array | None,
+                train_prior: bool = False) -> tuple[jax.Array, jax.Array | None]:
         """x `[N, H, W, 3]` normalised, prior as in the class doc -> (l `[N, H/4, W/4, 2C]`,
         prior `[N, H, W, 1]`, the given one without MMAM)."""
         out = self.F_B0(x)
         if self.use_mmam:
             if self.prior_source == 'mmpnet':
-                prior = self.prior(x, train=False)
+                prior = self.prior(x, train=train_prior)
             out = self.MMAM1(out, prior)
         return self.F_B2(self.F_B1(out)), prior
 
@@ -159,8 +169,8 @@ class RDBCell(nn.Module):
         return (self.F_h_2(self.F_h_1(self.F_h_0(out))), mid), out
 
     def __call__(self, carry: Carry, inputs: tuple[jax.Array, jax.Array | None],
-                 return_prior: bool = False):
-        mid, prior = self.extract(*inputs)
+                 return_prior: bool = False, train_prior: bool = False):
+        mid, prior = self.extract(*inputs, train_prior)
         carry, out = self.recur(carry, mid)
         return carry, ((out, prior) if return_prior else out)
 
@@ -212,6 +222,10 @@ def _cell_step(cell: RDBCell, carry: Carry, inputs):
     return cell(carry, inputs)
 
 
+def _cell_step_training_prior(cell: RDBCell, carry: Carry, inputs):
+    return cell(carry, inputs, train_prior=True)
+
+
 def _recur_step(cell: RDBCell, carry: Carry, mid: jax.Array):
     return cell.recur(carry, mid)
 
@@ -233,6 +247,7 @@ class MMPRNN(nn.Module):
     use_mmam: bool = True
     transmit_ndf: bool = True
     prior_source: str = 'mmpnet'
+    prior_batch_norm: str = 'running'  # a key of PRIOR_BATCH_NORMS
     centralize: bool = True
     normalize: bool = True
     scan_unroll: bool = True  # True: the scan unrolled over all frames, False: a loop (see encode_sequence)
@@ -243,6 +258,8 @@ class MMPRNN(nn.Module):
         activation(self.activation)  # fail early on an unknown name
         if self.prior_source not in PRIOR_SOURCES:
             raise ValueError(f'unknown prior_source {self.prior_source!r}; accepted: {PRIOR_SOURCES}')
+        if self.prior_batch_norm not in PRIOR_BATCH_NORMS:
+            raise ValueError(f'unknown prior_batch_norm {self.prior_batch_norm!r}; accepted: {PRIOR_BATCH_NORMS}')
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f'unknown remat {self.remat!r}; accepted: {tuple(REMAT_POLICIES)}')
         if self.remat != 'none' and self.scan_unroll:
@@ -271,6 +288,12 @@ class MMPRNN(nn.Module):
     @property
     def needs_prior(self) -> bool:
         return self.use_mmam and self.prior_source == 'given'
+
+    @property
+    def trains_prior_statistics(self) -> bool:
+        """Whether training (`train=True`) runs MMP-Net on batch statistics and updates its
+        running ones (`prior_batch_norm` 'batch', with MMP-Net in the model)."""
+        return self.use_mmam and not self.needs_prior and self.prior_batch_norm == 'batch'
 
     @property
     def scaling(self) -> InputScaling:
@@ -330,31 +353,37 @@ class MMPRNN(nn.Module):
             out = out + self.skip(self.scaling.to_model(frame))
         return self.scaling.from_model(out.astype(jnp.float32))
 
-    def encode_sequence(self, frames: jax.Array, priors: jax.Array | None = None) -> jax.Array:
+    def encode_sequence(self, frames: jax.Array, priors: jax.Array | None = None,
+                        train: bool = False) -> jax.Array:
         """Frames `[B, T, H, W, 3]` in [0, 1] -> features f `[B, T, H/4, W/4, 5C]`, the cell
         scanned over T from zero states. Unrolled (`scan_unroll=True`) a 10-frame training
         step runs 3-7x faster on CPU than as a loop (benchmarks/train_step_speed.py); compile
         time then grows with T (False keeps one cell in the program for any T). Features in the
-        compute dtype."""
+        compute dtype. `train`: see `__call__`."""
         self._check_frame(frames.shape, priors)
         batch, _, height, width, _ = frames.shape
-        step = _cell_step
+        train_prior = train and self.trains_prior_statistics
+        step = _cell_step_training_prior if train_prior else _cell_step
         if self.remat != 'none':
-            step = nn.remat(_cell_step, prevent_cse=False, policy=REMAT_POLICIES[self.remat])
-        scan = nn.scan(step, variable_broadcast=['params', 'batch_stats'],
+            step = nn.remat(step, prevent_cse=False, policy=REMAT_POLICIES[self.remat])
+        # MMP-Net's running statistics, where they change, pass from frame to frame as the original's.
+        statistics = {'variable_carry': 'batch_stats'} if train_prior else {}
+        scan = nn.scan(step, variable_broadcast=['params'] if train_prior else ['params', 'batch_stats'],
                        split_rngs={'params': False}, in_axes=1, out_axes=1,
-                       unroll=self.scan_unroll)
+                       unroll=self.scan_unroll, **statistics)
         _, feats = scan(self.cell, self.init_carry(batch, height, width),
                         (self.scaling.to_model(frames), priors if self.needs_prior else None))
         return feats
 
-    def __call__(self, frames: jax.Array, priors: jax.Array | None = None) -> jax.Array:
+    def __call__(self, frames: jax.Array, priors: jax.Array | None = None, train: bool = False) -> jax.Array:
         """Frames `[B, T, H, W, 3]` in [0, 1] (priors `[B, T, H, W, 1]` when given) ->
-        outputs `[B, T - P - F, H, W, 3]` for frames P .. T-F-1, as the original's forward."""
+        outputs `[B, T - P - F, H, W, 3]` for frames P .. T-F-1, as the original's forward.
+        `train`: the original's training mode, which changes only MMP-Net's BatchNorm with
+        `prior_batch_norm` 'batch' (see the module's doc)."""
         batch, length = frames.shape[:2]
         if length < self.window:
             raise ValueError(f'a sequence needs at least {self.window} frames; got {length}')
-        feats = self.encode_sequence(frames, priors)
+        feats = self.encode_sequence(frames, priors, train)
         n_out = length - self.window + 1
         windows = jnp.concatenate([feats[:, k:k + n_out] for k in range(self.window)], axis=-1)
         centre = frames[:, self.past_frames:self.past_frames + n_out]

@@ -23,6 +23,8 @@ MODEL_DEFAULTS = {
     'use_mmam': True,             # Table 4 "MMAM": off removes MMAM and MMP-Net
     'transmit_ndf': True,         # Table 4 "NDF": off feeds zeros for l(t-1)
     'prior_source': 'mmpnet',     # Table 5: 'mmpnet' (VI) or 'given' (I-III: GT MMP fed in)
+    'prior_batch_norm': 'running',  # MMP-Net's BatchNorm in stage-2 training: 'running' statistics
+                                  # (the paper's frozen prior) or 'batch' ones (the released code's)
     'centralize': True,           # input minus 0.5, as the original's data loader
     'normalize': True,            # input in units of 1/255 (off: units of 1)
     'scan_unroll': True,          # recurrence unrolled (3-7x faster steps on CPU); False: a loop

@@ -62,10 +62,12 @@ def test_unknown_options_are_refused(variables):
 
 
 def test_an_export_without_the_new_keys_loads_with_the_defaults(tmp_path, variables):
-    old_config = {k: v for k, v in MODEL_DEFAULTS.items() if k not in ('dtype', 'remat')}
+    new_keys = ('dtype', 'remat', 'prior_batch_norm')
+    old_config = {k: v for k, v in MODEL_DEFAULTS.items() if k not in new_keys}
     old_config.update(variant='A1B1C4F5', scan_unroll=False)
     save_model(tmp_path / 'model', variables, old_config)
     model, restored, config = load_model(tmp_path / 'model')
     assert config == old_config
-    assert (model.dtype, model.remat) == ('float32', 'none') == (MODEL_DEFAULTS['dtype'], MODEL_DEFAULTS['remat'])
+    assert tuple(getattr(model, k) for k in new_keys) == ('float32', 'none', 'running') \
+        == tuple(MODEL_DEFAULTS[k] for k in new_keys)
     np.testing.assert_array_equal(restored['params']['skip']['kernel'], variables['params']['skip']['kernel'])
