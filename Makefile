@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/python -m mmp_jax.main --config=configs/demo.py --workdir=demo_out
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --timeout=900 --durations=25
+	$(BIN)/python -m pytest -q --timeout=900 --durations=25 -n 2
 
 # The quick tier (a few minutes on 2 CPU cores): every test not marked `slow`.
 test-fast: $(STAMP)
