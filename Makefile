@@ -28,7 +28,7 @@ test: $(STAMP)
 
 # The quick tier (a few minutes on 2 CPU cores): every test not marked `slow`.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q --timeout=900 -m "not slow"
+	$(BIN)/python -m pytest -q --timeout=900 -n 2 -m "not slow"
 
 clean:
 	rm -rf $(VENV) demo_out *.egg-info

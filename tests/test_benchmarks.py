@@ -161,17 +161,17 @@ def test_train_loop_sync(tmp_path):
 
 @pytest.mark.slow
 def test_accelerator_speed(tmp_path):
-    """Every (dtype, K) inference row, then every dtype:remat training row (one of each here: the
-    training step's compilation is the expensive part, and train_step_speed covers the rest)."""
+    """Every (dtype, K) inference row, several videos in lockstep. No training row: its step is
+    `train_step_speed`'s (tested there) and its compilation would double the test's time; the
+    training rows were measured on an H200 (`benchmarks/results/accelerator_speed_h200_train.json`)."""
     result = _run(tmp_path, 'benchmarks.accelerator_speed', '--variant', 'A1B1C4F5', '--size', '32x16',
-                  '--frames', '4', '--dtypes', 'float32,bfloat16', '--chunks', '2', '--videos', '2',
-                  '--train-batch', '1x5x16x16', '--steps', '1', '--train-settings', 'bfloat16:full')
+                  '--frames', '4', '--dtypes', 'float32,bfloat16', '--chunks', '1,2', '--videos', '2',
+                  '--train-settings', '')
     rows = result['rows']
-    assert [(r['measure'], r['dtype'], r.get('chunk'), r.get('remat')) for r in rows] == [
-        ('inference', 'float32', 2, None), ('inference', 'bfloat16', 2, None), ('training', 'bfloat16', None, 'full')]
-    assert all(r['fps'] > 0 and r['shape'] == '32x16' and r['videos'] == 2 for r in rows[:2])
-    assert rows[2]['frames_per_s'] == pytest.approx(5 * rows[2]['steps_per_s']) and rows[2]['steps_per_s'] > 0
-    assert rows[2]['shape'] == '1x5x16x16'
+    assert [(r['measure'], r['dtype'], r['chunk']) for r in rows] == [
+        ('inference', 'float32', 1), ('inference', 'float32', 2), ('inference', 'bfloat16', 1),
+        ('inference', 'bfloat16', 2)]
+    assert all(r['fps'] > 0 and r['shape'] == '32x16' and r['videos'] == 2 for r in rows)
 
 
 @pytest.mark.slow

@@ -70,8 +70,11 @@ def _final_params(workdir, stage='mmprnn'):
 
 @pytest.mark.slow
 def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_bits(records, tmp_path):
+    """A run straight through without device prefetch, against one killed (SIGKILL) after its
+    first stage-2 checkpoint, with batches prefetched and unused (depth 2, the default), and
+    resumed at another depth (3): the same parameters, bit for bit, and the same evaluation."""
     overrides = tiny_overrides(records)
-    straight = _main(tmp_path / 'straight', *overrides)
+    straight = _main(tmp_path / 'straight', *overrides, '--config.data.device_prefetch=0')
     assert straight.wait(timeout=600) == 0, straight.stderr.read()[-3000:]
 
     killed = _main(tmp_path / 'killed', *overrides)
@@ -83,7 +86,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_bits(records, tmp_p
     killed.wait()
     assert killed.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
     assert 'mmprnn' not in json.loads((tmp_path / 'killed' / 'eval' / 'metrics.json').read_text())  # stage 1's only
-    resumed = _main(tmp_path / 'killed', *overrides)
+    resumed = _main(tmp_path / 'killed', *overrides, '--config.data.device_prefetch=3')
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()[-3000:]
     assert 'mmprnn: training steps 11..30' in resumed.stderr.read()  # it resumed, not restarted
     assert resumed.stdout.read().splitlines()[-1].startswith('mmprnn: PSNR ')  # the summary it prints
