@@ -33,7 +33,7 @@ def orbax_folder(directory: str | os.PathLike) -> epath.Path:
     """`directory` as orbax can write and read it: a local folder (made absolute) or a gs:// URL.
     Any other URL is a CheckpointError: orbax writes the arrays with TensorStore, and hands it
     every path but gs:// as a local file path (`ram://x` would become the local folder `ram:/x`)."""
-    if paths.is_url(directory) and os.fspath(directory).split('://')[0] not in ORBAX_SCHEMES:
+    if paths.is_url(directory) and paths.scheme(directory) not in ORBAX_SCHEMES:
         raise CheckpointError(f'{os.fspath(directory)}: orbax checkpoints need a local folder or a gs:// URL '
                               f'(TensorStore, which writes the arrays, has no driver for this scheme)')
     return paths.as_path(directory)

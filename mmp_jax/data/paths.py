@@ -14,12 +14,17 @@ def is_url(path: str | os.PathLike) -> bool:
     return '://' in os.fspath(path)
 
 
+def scheme(name: str | os.PathLike) -> str | None:
+    """The scheme of a URL (`'gs'` of `gs://bucket/x`); None for a local path."""
+    return os.fspath(name).split('://')[0] if is_url(name) else None
+
+
 def path(name: str | os.PathLike) -> epath.Path:
     """`name` as an `epath.Path`, a local path as given (relative or not)."""
     try:
         return epath.Path(os.fspath(name))
     except KeyError:  # epath's table of schemes
-        raise ValueError(f'{os.fspath(name)}: no filesystem for the scheme {os.fspath(name).split("://")[0]}:// '
+        raise ValueError(f'{os.fspath(name)}: no filesystem for the scheme {scheme(name)}:// '
                          f'(etils.epath knows gs://, s3://, az://, hf:// and local paths)') from None
 
 
