@@ -32,14 +32,20 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def report(name: str, rows: list[dict], json_path: str | None = None, **meta) -> pathlib.Path:
-    """Prints `rows` as a table and writes `{machine, meta, rows}` as JSON (atomically)."""
+def report(name: str, rows: list[dict], json_path: str | None = None, markdown: bool = False,
+           **meta) -> pathlib.Path:
+    """Prints `rows` as a table (aligned columns, or a markdown table) and writes
+    `{machine, meta, rows}` as JSON (atomically)."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
     cell = lambda v: f'{v:.3f}' if isinstance(v, float) else str(v)
-    widths = [max(len(c), *(len(cell(r.get(c, ''))) for r in rows)) for c in columns]
-    print('  '.join(c.rjust(w) for c, w in zip(columns, widths)))
-    for row in rows:
-        print('  '.join(cell(row.get(c, '')).rjust(w) for c, w in zip(columns, widths)))
+    if markdown:
+        for line in (columns, ['---'] * len(columns), *([cell(r.get(c, '')) for c in columns] for r in rows)):
+            print('| ' + ' | '.join(line) + ' |')
+    else:
+        widths = [max(len(c), *(len(cell(r.get(c, ''))) for r in rows)) for c in columns]
+        print('  '.join(c.rjust(w) for c, w in zip(columns, widths)))
+        for row in rows:
+            print('  '.join(cell(row.get(c, '')).rjust(w) for c, w in zip(columns, widths)))
     path = pathlib.Path(json_path) if json_path else RESULTS_DIR / f'{name}.json'
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix='.tmp')

@@ -181,3 +181,21 @@ def test_records_reader(tmp_path):
     rows = result['rows']
     assert [r['reader'] for r in rows] == ['frames held in memory', 'frames read by offset']
     assert all(r['batches_per_s'] > 0 and r['peak_rss_mb'] > 20 for r in rows)
+
+
+def test_layer_speed(tmp_path):
+    """Every convolution of a frame is in the table once: 54 + 4 (n_a + n_b) calls for MMP-RNN
+    (MMP-Net 24; the cell 21 + 4 n_a; fusion, reconstruction and skip 9 + 4 n_b), and with the
+    frame's other MACs they add up to `network_stats`."""
+    from mmp_jax.models.macs import network_stats  # noqa: PLC0415
+    result = _run(tmp_path, 'benchmarks.layer_speed', '--variant', 'A2B1C4F5', '--size', '32x16',
+                  '--repeats', '1', '--torch-python', '')
+    *rows, total = result['rows']
+    assert total['layer'] == 'all convolutions'
+    assert sum(row['count'] for row in rows) == total['count'] == 54 + 4 * (2 + 1)
+    assert len({(row['layer'], row['channels'], row['input']) for row in rows}) == len(rows)
+    assert sum(row['ours_ms_per_frame'] for row in rows) == pytest.approx(total['ours_ms_per_frame'])
+    assert all(row['ours_ms'] > 0 and row['ours_gflops'] > 0 and 'torch_ms' not in row for row in rows)
+    macs = result['conv_macs_per_frame']
+    assert macs == pytest.approx(total['gmacs_per_call'] * 1e9)
+    assert macs + result['other_macs_per_frame'] == network_stats('A2B1C4F5', 16, 32)['macs']

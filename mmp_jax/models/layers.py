@@ -44,18 +44,82 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
 def conv(features: int, kernel: int | tuple[int, int], stride: int = 1,
          name: str | None = None, dtype: Dtype | None = None) -> nn.Conv:
     """`nn.Conv2d(k, stride, padding=k // 2, bias=True)`: symmetric PyTorch padding
-    (a `(kh, kw)` kernel gets `(kh // 2, kw // 2)`). Computes in `dtype` (None: the inputs'
-    and parameters' promoted dtype); parameters are float32 either way."""
+    (a `(kh, kw)` kernel gets `(kh // 2, kw // 2)`); 3x3 stride 1 as `WinogradConv`. Computes
+    in `dtype` (None: the inputs' and parameters' promoted dtype); parameters are float32
+    either way."""
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-    return nn.Conv(features, (kh, kw), strides=(stride, stride),
-                   padding=((kh // 2, kh // 2), (kw // 2, kw // 2)), kernel_init=torch_like_init,
-                   dtype=dtype, name=name)
+    cls = WinogradConv if (kh, kw, stride) == (3, 3, 1) else nn.Conv
+    return cls(features, (kh, kw), strides=(stride, stride),
+               padding=((kh // 2, kh // 2), (kw // 2, kw // 2)), kernel_init=torch_like_init,
+               dtype=dtype, name=name)
+
+
+# Winograd F(2x2, 3x3): Y = A^T [(G g G^T) * (B^T d B)] A for a 4x4 input tile d and 3x3 kernel g.
+_WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
+
+
+def _winograd_input_rows(d0, d1, d2, d3) -> list[jax.Array]:
+    """B^T applied along one axis to the four input rows of a tile."""
+    return [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+
+
+def _winograd_output_rows(m0, m1, m2, m3) -> list[jax.Array]:
+    """A^T applied along one axis: four transformed rows to the tile's two output rows."""
+    return [m0 + m1 + m2, m1 - m2 - m3]
+
+
+def winograd_conv3x3(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Array:
+    """3x3 stride-1 conv with zero padding 1 (`nn.Conv2d(3, padding=1)` without bias) by
+    Winograd's F(2x2, 3x3): x `[N, H, W, C]`, kernel `[3, 3, C, K]` -> `[N, H, W, K]`.
+
+    The output in 2x2 tiles, each from a 4x4 input tile: the tiles transformed (additions
+    only) into 16 maps `[N H/2 W/2, C]`, each multiplied by its transformed kernel `[C, K]`
+    (16 matmuls: 4 multiplies per output pixel and channel pair where the direct conv does 9),
+    then transformed back and interleaved. Odd H or W: one more zero row or column, cropped.
+    Differs from the direct conv by float32 rounding (a few 1e-6 at unit-scale values).
+    """
+    n, h, w, c = x.shape
+    th, tw = -(-h // 2), -(-w // 2)
+    tiles = jnp.pad(x, ((0, 0), (1, 2 * th - h + 1), (1, 2 * tw - w + 1), (0, 0))).reshape(n, th + 1, 2, tw + 1, 2, c)
+    rows = _winograd_input_rows(tiles[:, :-1, 0], tiles[:, :-1, 1], tiles[:, 1:, 0], tiles[:, 1:, 1])
+    inputs = [v for r in rows
+              for v in _winograd_input_rows(r[:, :, :-1, 0], r[:, :, :-1, 1], r[:, :, 1:, 0], r[:, :, 1:, 1])]
+    weights = jnp.einsum('ai,ijck,bj->abck', _WINOGRAD_G, kernel, _WINOGRAD_G,
+                         precision=jax.lax.Precision.HIGHEST).reshape(16, c, -1)
+    products = [jnp.matmul(v.reshape(n * th * tw, c), weights[i], precision=precision).reshape(n, th, tw, -1)
+                for i, v in enumerate(inputs)]
+    by_column = [_winograd_output_rows(*products[b::4]) for b in range(4)]  # [b][output row]
+    out = [_winograd_output_rows(*(column[r] for column in by_column)) for r in (0, 1)]
+    y = jnp.stack([jnp.stack(row, axis=3) for row in out], axis=2)  # [N, H/2, 2, W/2, 2, K]
+    return y.reshape(n, 2 * th, 2 * tw, -1)[:, :h, :w]
 
 
 def _conv_valid(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
     """Unpadded stride-1 conv, x `[N, H, W, C]`, kernel `[kh, kw, C, out]`."""
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), 'VALID', precision=precision,
                                         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+class WinogradConv(nn.Conv):
+    """`nn.Conv2d(3, stride=1, padding=1)`: `winograd_conv3x3` plus the bias where the input
+    has at least `min_channels` channels (there it runs faster on CPU than XLA's convolution;
+    below, the transforms cost more than the multiplies saved: benchmarks/README.md), else
+    XLA's convolution. The parameters are `nn.Conv`'s: kernel `[3, 3, C, features]`, bias
+    `[features]`."""
+    min_channels: int = 64
+
+    def uses_winograd(self, channels: int) -> bool:
+        return channels >= self.min_channels
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param('kernel', self.kernel_init, (3, 3, x.shape[-1], self.features), self.param_dtype)
+        bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+        x, kernel, bias = self.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        if self.uses_winograd(x.shape[-1]):
+            return winograd_conv3x3(x, kernel, self.precision) + bias
+        return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)), precision=self.precision,
+                                            dimension_numbers=('NHWC', 'HWIO', 'NHWC')) + bias
 
 
 class SubPixelConvTranspose(nn.ConvTranspose):

@@ -8,6 +8,7 @@ average pooling `(H * W + 1) * out_elements`; activations, pooling maxima, conca
 padding, additions and products count zero. The model is traced with `jax.eval_shape` and
 each layer call is seen through `flax.linen.intercept_methods`.
 """
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -34,21 +35,38 @@ def _layer_macs(module: nn.Module, x, y) -> int:
     return 0
 
 
-def count_macs(fn: Callable, *args) -> int:
-    """MACs of `fn(*args)` (e.g. `model.apply` with variables first); args are arrays or
-    `jax.ShapeDtypeStruct`s."""
-    total = 0
+@dataclasses.dataclass(frozen=True)
+class LayerCall:
+    """One call of a Flax module: the (bound) module, the shape of its first input and of
+    its output (`jax.ShapeDtypeStruct` trees), and its MACs (`_layer_macs`; 0 for modules
+    that only contain layers)."""
+    module: nn.Module
+    x: jax.ShapeDtypeStruct
+    y: object
+    macs: int
+
+
+def layer_calls(fn: Callable, *args) -> list[LayerCall]:
+    """Every module call of `fn(*args)` (e.g. `model.apply` with variables first), innermost
+    first; args are arrays or `jax.ShapeDtypeStruct`s."""
+    calls = []
+    shape_of = lambda tree: jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
 
     def interceptor(next_fun, call_args, call_kwargs, context):
-        nonlocal total
         out = next_fun(*call_args, **call_kwargs)
         if context.method_name == '__call__' and call_args:
-            total += _layer_macs(context.module, call_args[0], out)
+            calls.append(LayerCall(context.module, shape_of(call_args[0]), shape_of(out),
+                                   _layer_macs(context.module, call_args[0], out)))
         return out
 
     with nn.intercept_methods(interceptor):
         jax.eval_shape(fn, *args)
-    return total
+    return calls
+
+
+def count_macs(fn: Callable, *args) -> int:
+    """MACs of `fn(*args)`, as `layer_calls`."""
+    return sum(call.macs for call in layer_calls(fn, *args))
 
 
 def count_params(params) -> int:
@@ -56,29 +74,34 @@ def count_params(params) -> int:
     return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params))
 
 
-def network_stats(variant: str, height: int, width: int, **overrides) -> dict[str, float]:
-    """Params and MACs per frame of `variant` ('mmpnet' or e.g. 'A9B10C18F8') at H x W.
+def frame_layer_calls(variant: str, height: int, width: int,
+                      **overrides) -> tuple[dict, list[LayerCall]]:
+    """The variables (shapes only) and every layer call (`layer_calls`) of one frame of
+    `variant` ('mmpnet' or e.g. 'A9B10C18F8') at H x W, batch 1.
 
     For MMP-RNN a frame costs one cell step (MMP-Net included) plus one fusion,
     reconstruction and skip, as the original's `profile_forward` counts it. `overrides` are
-    `MMPRNN` fields (ablation switches). Returns `{'params', 'macs', 'gmacs'}`.
+    `MMPRNN` fields (ablation switches).
     """
     frame = jax.ShapeDtypeStruct((1, height, width, 3), 'float32')
     if variant.lower() == 'mmpnet':
         net = MMPNet()
         variables = jax.eval_shape(net.init, jax.random.key(0), frame)
-        macs = count_macs(net.apply, variables, frame)
-    else:
-        net = model_from_variant(variant, **overrides)
-        clip = jax.ShapeDtypeStruct((1, net.window, height, width, 3), 'float32')
-        priors = jax.ShapeDtypeStruct((1, net.window, height, width, 1), 'float32')
-        variables = jax.eval_shape(net.init, jax.random.key(0), clip, priors)
-        carry = net.init_carry(1, height, width)
-        prior = jax.ShapeDtypeStruct((1, height, width, 1), 'float32')
-        feats = jax.ShapeDtypeStruct(carry[0].shape[:3] + (net.window * 5 * net.n_features,),
-                                     'float32')
-        macs = (count_macs(functools.partial(net.apply, method=net.encode), variables, carry,
-                           frame, prior)
-                + count_macs(functools.partial(net.apply, method=net.decode), variables, feats,
-                             frame))
+        return variables, layer_calls(net.apply, variables, frame)
+    net = model_from_variant(variant, **overrides)
+    clip = jax.ShapeDtypeStruct((1, net.window, height, width, 3), 'float32')
+    priors = jax.ShapeDtypeStruct((1, net.window, height, width, 1), 'float32')
+    variables = jax.eval_shape(net.init, jax.random.key(0), clip, priors)
+    carry = net.init_carry(1, height, width)
+    prior = jax.ShapeDtypeStruct((1, height, width, 1), 'float32')
+    feats = jax.ShapeDtypeStruct(carry[0].shape[:3] + (net.window * 5 * net.n_features,), 'float32')
+    return variables, (layer_calls(functools.partial(net.apply, method=net.encode), variables, carry, frame, prior)
+                       + layer_calls(functools.partial(net.apply, method=net.decode), variables, feats, frame))
+
+
+def network_stats(variant: str, height: int, width: int, **overrides) -> dict[str, float]:
+    """Params and MACs per frame of `variant` at H x W (`frame_layer_calls`). Returns
+    `{'params', 'macs', 'gmacs'}`."""
+    variables, calls = frame_layer_calls(variant, height, width, **overrides)
+    macs = sum(call.macs for call in calls)
     return {'params': count_params(variables['params']), 'macs': macs, 'gmacs': macs / 1e9}

@@ -44,6 +44,27 @@ def test_subpixel_conv_transpose_is_the_transposed_conv(shape):
     _same_function(new, old, _x(*shape))
 
 
+@pytest.mark.parametrize('shape', [(1, 8, 10, 5), (2, 7, 9, 3), (1, 5, 1, 70)])
+def test_winograd_conv3x3_is_the_padded_conv(shape):
+    """Even and odd sizes, batches, a single column; unit-scale kernels as the layers'."""
+    x = _x(*shape)
+    kernel = jax.random.normal(jax.random.key(2), (3, 3, shape[-1], 6)) / (3 * shape[-1] ** 0.5)
+    direct = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)), precision='highest',
+                                          dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    np.testing.assert_allclose(jax.jit(layers.winograd_conv3x3)(x, kernel), direct, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize('channels', [8, 70])
+def test_winograd_conv_is_the_3x3_conv(channels):
+    """`conv(k=3, stride 1)` is a `WinogradConv` (Winograd from `min_channels` input channels
+    up, XLA's conv below) with `nn.Conv`'s parameters and outputs."""
+    new = layers.conv(12, 3)
+    assert isinstance(new, layers.WinogradConv) and new.uses_winograd(channels) == (channels >= 64)
+    assert type(layers.conv(12, 3, stride=2)) is type(layers.conv(12, 5)) is nn.Conv
+    old = nn.Conv(12, (3, 3), padding=((1, 1), (1, 1)), kernel_init=layers.torch_like_init)
+    _same_function(new, old, _x(2, 9, 6, channels))
+
+
 def test_xla_flags_are_appended_and_the_users_kept():
     environ = {}
     backend.set_xla_flags(environ)

@@ -1,0 +1,221 @@
+"""Milliseconds per convolution of one frame, ours and PyTorch's, layer shape by layer shape.
+
+    python -m benchmarks.layer_speed [--variant A9B10C18F8] [--size 640x480] [--repeats 7] \\
+        [--torch-python /path/to/python-with-torch]
+
+The layers are every convolution one frame runs (one cell step, MMP-Net included, plus one
+fusion + reconstruction + skip), read from the model by `macs.frame_layer_calls` and grouped
+by shape: kernel, stride, transposed or not, channels in -> out, input H x W, and our
+formulation ('ours_as': `_formulation`). Ours: that module, cloned with its fields,
+jitted alone on a batch-1 float32 input under the project's XLA flags. PyTorch's
+(`benchmarks/torch_layers.py`, in a process of its own with `torch.set_num_threads(2)`):
+nn.Conv2d / nn.ConvTranspose2d with the same shapes, NCHW. The two sides alternate round by
+round (one call of every layer per side and round), so load falls on both alike; the first
+round warms up, the figures are medians over `--repeats` rounds. GFLOP/s counts 2 FLOPs per
+MAC of `macs` (a transposed conv's MACs as thop counts them, output elements x in x k x k).
+
+`--torch-python` defaults to this interpreter if it can import torch; without torch only our
+side runs.
+"""
+import argparse
+import collections
+import dataclasses
+import importlib.util
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.report import report
+from mmp_jax.models.layers import SubPixelConvTranspose, WinogradConv
+from mmp_jax.models.macs import LayerCall, frame_layer_calls
+
+TORCH_WORKER = pathlib.Path(__file__).with_name('torch_layers.py')
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerShape:
+    """One distinct convolution: what `torch_layers` builds (PyTorch's padding and output
+    padding), plus our formulation; input `[1, height, width, in]`."""
+    formulation: str
+    transposed: bool
+    kernel: int
+    stride: int
+    padding: int
+    output_padding: int
+    in_channels: int
+    out_channels: int
+    height: int
+    width: int
+
+    def torch_spec(self) -> dict:
+        return {'transposed': self.transposed, 'in': self.in_channels, 'out': self.out_channels,
+                'kernel': self.kernel, 'stride': self.stride, 'padding': self.padding,
+                'output_padding': self.output_padding, 'height': self.height, 'width': self.width}
+
+
+def _formulation(module: nn.Module, channels: int) -> str:
+    """How our layer computes: 'winograd' (`layers.winograd_conv3x3`), 'sub-pixel'
+    (`layers.SubPixelConvTranspose`), else XLA's convolution ('lax.conv')."""
+    if isinstance(module, WinogradConv) and module.uses_winograd(channels):
+        return 'winograd'
+    return 'sub-pixel' if isinstance(module, SubPixelConvTranspose) else 'lax.conv'
+
+
+def layer_shape(call: LayerCall) -> LayerShape:
+    """The shape of a square-kernel, equal-stride conv or transposed conv call."""
+    module = call.module
+    (kernel, _), (stride, _) = module.kernel_size, module.strides
+    (lo, hi), _ = module.padding
+    transposed = isinstance(module, nn.ConvTranspose)
+    _, height, width, channels = call.x.shape
+    return LayerShape(_formulation(module, channels), transposed, kernel, stride,
+                      kernel - 1 - lo if transposed else lo, hi - lo if transposed else 0,
+                      channels, module.features, height, width)
+
+
+def frame_convolutions(variant: str, height: int, width: int) -> tuple[dict[LayerShape, list[LayerCall]], int]:
+    """The convolution calls of one frame grouped by `LayerShape` (first-seen order), and the
+    frame's MACs outside convolutions (BatchNorm, upsampling, pooling)."""
+    _, calls = frame_layer_calls(variant, height, width)
+    groups = collections.defaultdict(list)
+    other_macs = 0
+    for call in calls:
+        if isinstance(call.module, (nn.Conv, nn.ConvTranspose)):
+            groups[layer_shape(call)].append(call)
+        else:
+            other_macs += call.macs
+    return dict(groups), other_macs
+
+
+def _our_layer(call: LayerCall):
+    """A zero-argument call of the layer on random input and parameters (drawn on the host: no
+    compilation but the layer's), blocking until done."""
+    module = call.module.clone(parent=None, name=None)
+    rng = np.random.default_rng(0)
+    random = lambda a: jnp.asarray(rng.standard_normal(a.shape, np.float32).astype(a.dtype))
+    x = random(call.x)
+    variables = jax.tree.map(random, jax.eval_shape(module.init, jax.random.key(0), x))
+    apply = jax.jit(module.apply)
+    return lambda: apply(variables, x).block_until_ready()
+
+
+def _timed(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+class TorchLayers:
+    """`torch_layers.py` in a subprocess of `python`, holding the layers of `specs`."""
+
+    def __init__(self, python: str, specs: list[dict]):
+        self.process = subprocess.Popen([python, str(TORCH_WORKER)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        self._send(json.dumps(specs))
+        if self.process.stdout.readline().strip() != 'ready':
+            raise RuntimeError(f'{TORCH_WORKER.name} under {python} did not start')
+
+    def _send(self, line: str) -> None:
+        self.process.stdin.write(line + '\n')
+        self.process.stdin.flush()
+
+    def time_round(self) -> list[float]:
+        self._send('time')
+        return json.loads(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def time_layers(shapes: list[LayerShape], ours: list, torch: TorchLayers | None,
+                repeats: int) -> dict[str, list[float]]:
+    """Median seconds per call of every layer, `{'ours': [...], 'torch': [...]}` (no 'torch'
+    without it): `repeats` + 1 rounds, the first a warm-up, the side that goes first
+    alternating from round to round."""
+    samples = {side: [[] for _ in shapes] for side in ('ours', 'torch')[:1 + (torch is not None)]}
+    for index in range(repeats + 1):
+        sides = {'ours': lambda: [_timed(run) for run in ours]}
+        if torch is not None:
+            sides['torch'] = torch.time_round
+        for side in sorted(sides, reverse=bool(index % 2)):
+            seconds = sides[side]()
+            if index:
+                for per_layer, value in zip(samples[side], seconds):
+                    per_layer.append(value)
+    return {side: [statistics.median(values) for values in per_layer] for side, per_layer in samples.items()}
+
+
+def _parts(calls: list[LayerCall]) -> str:
+    """Where in the model the calls are, by their first two module names (e.g. 'cell.F_R')."""
+    return ', '.join(dict.fromkeys('.'.join(call.module.path[:2]) for call in calls))
+
+
+def layer_rows(groups: dict[LayerShape, list[LayerCall]], seconds: dict[str, list[float]]) -> list[dict]:
+    """One row per layer shape, slowest of ours per frame first, then the totals."""
+    rows = []
+    for (shape, calls), *per_side in zip(groups.items(), *seconds.values()):
+        macs = calls[0].macs
+        row = {'layer': f'{shape.kernel}x{shape.kernel}' + (f' s{shape.stride}' if shape.stride > 1 else '')
+                        + (' transposed' if shape.transposed else ''),
+               'channels': f'{shape.in_channels}->{shape.out_channels}', 'input': f'{shape.height}x{shape.width}',
+               'ours_as': shape.formulation, 'count': len(calls), 'gmacs_per_call': macs / 1e9}
+        for side, value in zip(seconds, per_side):
+            row |= {f'{side}_ms': value * 1e3, f'{side}_ms_per_frame': value * 1e3 * len(calls),
+                    f'{side}_gflops': 2 * macs / value / 1e9}
+        if 'torch' in seconds:
+            row['torch_over_ours'] = row['torch_ms'] / row['ours_ms']
+        rows.append(row | {'parts': _parts(calls)})
+    rows.sort(key=lambda row: -row['ours_ms_per_frame'])
+    total = {'layer': 'all convolutions', 'count': sum(row['count'] for row in rows),
+             'gmacs_per_call': sum(row['gmacs_per_call'] * row['count'] for row in rows)}
+    for side in seconds:
+        per_frame = sum(row[f'{side}_ms_per_frame'] for row in rows)
+        total |= {f'{side}_ms_per_frame': per_frame, f'{side}_gflops': 2 * total['gmacs_per_call'] / per_frame * 1e3}
+    if 'torch' in seconds:
+        total['torch_over_ours'] = total['torch_ms_per_frame'] / total['ours_ms_per_frame']
+    return rows + [total]
+
+
+def _load() -> str:
+    return ' '.join(pathlib.Path('/proc/loadavg').read_text().split()[:3]) if os.path.exists('/proc/loadavg') else ''
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--variant', default='A9B10C18F8')
+    parser.add_argument('--size', default='640x480', help='WxH')
+    parser.add_argument('--repeats', type=int, default=7)
+    parser.add_argument('--torch-python', default=sys.executable if importlib.util.find_spec('torch') else '',
+                        help="an interpreter that has torch ('': ours only)")
+    parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split('x'))
+    groups, other_macs = frame_convolutions(args.variant, height, width)
+    load_before = _load()
+    ours = [_our_layer(calls[0]) for calls in groups.values()]
+    torch = TorchLayers(args.torch_python, [shape.torch_spec() for shape in groups]) if args.torch_python else None
+    try:
+        seconds = time_layers(list(groups), ours, torch, args.repeats)
+    finally:
+        if torch is not None:
+            torch.close()
+    rows = layer_rows(groups, seconds)
+    report('layer_speed', rows, args.json, markdown=True, variant=args.variant, size=args.size,
+           repeats=args.repeats, conv_macs_per_frame=sum(call.macs for calls in groups.values() for call in calls),
+           other_macs_per_frame=other_macs, torch_python=args.torch_python,
+           xla_flags=os.environ.get('XLA_FLAGS', ''), load_before=load_before, load_after=_load(),
+           statistic='median over rounds')
+
+
+if __name__ == '__main__':
+    main()
