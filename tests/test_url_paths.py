@@ -108,10 +108,6 @@ def _video(path, count: int = 6) -> None:
     writer.release()
 
 
-def _frames(folder) -> dict:
-    return {p.name: p.read_bytes() for p in paths.path(folder).iterdir()}
-
-
 @pytest.mark.slow
 def test_train_resume_evaluate_and_deblur_with_every_path_on_a_url(records, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path / 'tmp'))  # staging and deblur's folders: checked gone below
@@ -139,15 +135,18 @@ def test_train_resume_evaluate_and_deblur_with_every_path_on_a_url(records, tmp_
     with pytest.raises(train.TrainingError, match='comparison videos are encoded to local files'):
         train.evaluate_checkpoints(config, f'{ROOT}/eval_run')
 
-    local = tmp_path / 'local'
-    _video(tmp_path / 'video.avi')
-    atomic.copy_file(tmp_path / 'video.avi', f'{ROOT}/media/video.avi')
-    checkpoint_staging.download(run / 'model', paths.path(local / 'model'))
-    flags = ['--quiet', '--input']
-    assert deblur.main([*flags, f'{ROOT}/media/video.avi', '--checkpoint', str(run), '--output', f'{ROOT}/out']) == 0
-    assert deblur.main([*flags, str(tmp_path / 'video.avi'), '--checkpoint', str(local / 'model'),
-                        '--output', str(local / 'out')]) == 0
-    assert _frames(f'{ROOT}/out') == _frames(local / 'out') and len(_frames(local / 'out')) == 6
-    assert deblur.main([*flags, f'{ROOT}/media/video.avi', '--checkpoint', str(run), '--output', f'{ROOT}/out']) == 2
-    assert capsys.readouterr().err.strip().startswith(f'deblur: {ROOT}/out: already exists (folder)')
+    _video(tmp_path / 'copy.avi')  # one program deblurs a ram:// video and its local copy, to ram://
+    atomic.copy_file(tmp_path / 'copy.avi', f'{ROOT}/media/video.avi')
+    deblurring = ['--quiet', '--checkpoint', str(run), '--input', f'{ROOT}/media/video.avi', str(tmp_path / 'copy.avi'),
+                  '--output', f'{ROOT}/out']
+    assert deblur.main(deblurring) == 0
+    out = paths.path(f'{ROOT}/out')
+    assert capsys.readouterr().out.splitlines() == [f'wrote 6 frames to {out / name}' for name in ('video.avi', 'copy.avi')]
+    assert sorted(p.name for p in out.iterdir()) == ['copy.avi', 'video.avi']
+    assert (out / 'video.avi').read_bytes() == (out / 'copy.avi').read_bytes()
+    (out / 'copy.avi').unlink()
+    assert deblur.main(deblurring) == 2  # video.avi is there: refused before anything is written
+    assert capsys.readouterr().err.strip() == (f'deblur: {out}/video.avi: already exists (file); choose a new name, '
+                                               f'or pass --overwrite to replace it')
+    assert [p.name for p in out.iterdir()] == ['video.avi']
     assert [p for p in (tmp_path / 'tmp').iterdir() if p.name.startswith('mmp_jax_')] == [] and _nothing_local()
