@@ -11,6 +11,7 @@ import tempfile
 import cv2
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from mmp_jax import checkpoint, checkpoint_staging, train
@@ -81,6 +82,24 @@ def test_atomic_writes_on_a_url_leave_no_temporary():
         raise RuntimeError('killed while writing')
     assert json.loads(target.read_text()) == {'a': 2}
     assert [p.name for p in target.parent.iterdir()] == ['value.json'] and atomic.temporaries(target) == []
+
+
+def test_staged_training_steps_are_pruned_as_orbax_prunes_and_restore():
+    def items(step):
+        return ocp.args.Composite(state=ocp.args.StandardSave({'w': np.full(2, step)}), meta=ocp.args.JsonSave({}))
+
+    steps = paths.path(f'{ROOT}/pruned/checkpoints/mmprnn')
+    with checkpoint.training_manager(f'{ROOT}/pruned', 'mmprnn', 2) as manager:
+        for step in (1, 2, 3):
+            manager.save(step, args=items(step))
+    assert sorted(p.name for p in steps.iterdir()) == ['2', '3']
+    with checkpoint.training_manager(f'{ROOT}/pruned', 'mmprnn', 2) as manager:
+        assert manager.all_steps() == [2, 3]
+        state = manager.restore(2, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
+        assert np.array_equal(state['w'], [2, 2])
+        manager.save(4, args=items(4))
+    assert sorted(p.name for p in steps.iterdir()) == ['3', '4']
+    assert np.array_equal(checkpoint.latest_saved_state(steps)['w'], [4, 4]) and _nothing_local()
 
 
 def test_staged_checkpoints_are_whole_and_one_process_only(monkeypatch):
