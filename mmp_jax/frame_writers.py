@@ -28,6 +28,7 @@ import av
 import cv2
 import numpy as np
 
+from mmp_jax.data.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES
 from mmp_jax import video_encoding
 
@@ -86,8 +87,9 @@ def _make_parents(folder: pathlib.Path) -> list[pathlib.Path]:
 
 
 def check_output(path: pathlib.Path, overwrite: bool) -> None:
-    """OutputError if `path` exists and may not be replaced, or is of the wrong kind."""
-    if not path.exists() and not path.is_symlink():
+    """OutputError if `path` (a local path, or an `epath.Path` URL) exists and may not be
+    replaced, or is of the wrong kind."""
+    if not path.exists() and (is_url(path) or not path.is_symlink()):
         return
     if not overwrite:
         what = 'folder' if path.is_dir() else 'file'
@@ -101,9 +103,10 @@ def check_output(path: pathlib.Path, overwrite: bool) -> None:
 
 def check_distinct(input_path: str | pathlib.Path, outputs: dict[str, str | pathlib.Path | None]) -> None:
     """OutputError unless the input and every output (`{label: path}`, None skipped) are
-    different paths (symlinks resolved), no output holds the input, and no output holds another."""
-    source = pathlib.Path(input_path).resolve()
-    targets = {label: pathlib.Path(path).resolve() for label, path in outputs.items() if path is not None}
+    different paths (symlinks resolved; URLs as written), no output holds the input, and no output
+    holds another."""
+    source = _place(input_path)
+    targets = {label: _place(path) for label, path in outputs.items() if path is not None}
     for label, target in targets.items():
         if source == target:
             raise OutputError(f'{target}: given as --input and as {label}; the input is never written over')
@@ -115,6 +118,11 @@ def check_distinct(input_path: str | pathlib.Path, outputs: dict[str, str | path
             a, b = targets[first], targets[second]
             if a == b or a.is_relative_to(b) or b.is_relative_to(a):
                 raise OutputError(f'{b}: {second} and {first} ({a}) must be separate places')
+
+
+def _place(path: str | pathlib.Path) -> pathlib.PurePath:
+    """`path` as `check_distinct` compares it: a local path resolved, a URL as written."""
+    return pathlib.PurePosixPath(os.fspath(path)) if is_url(path) else pathlib.Path(path).resolve()
 
 
 def choose_encoding(path: pathlib.Path, codec: str | None, quality: int | None,
