@@ -3,8 +3,8 @@
 Nothing the user did not name is deleted or replaced:
 - Frames are written under a temporary name beside the target (`.NAME.tmp-PID-*`) and moved
   onto it only when the stream ends without error; on error (or SIGTERM / Ctrl-C turned into an
-  exception by the caller) the temporary output is removed, and so are the parent folders the
-  writer created. Temporaries of runs that were killed (their PID no longer alive) are removed by
+  exception, see `interrupts`) the temporary output is removed, and so are the parent folders the
+  writer created; a signal arriving while it commits or removes waits until that is done. Temporaries of runs that were killed (their PID no longer alive) are removed by
   the next writer of the same output.
 - An existing output is refused unless `overwrite`: a video file is then replaced in one rename;
   an existing folder keeps everything but its frames (image files directly in it), which are
@@ -30,7 +30,7 @@ import numpy as np
 
 from mmp_jax.data.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES
-from mmp_jax import video_encoding
+from mmp_jax import interrupts, video_encoding
 
 # OpenCV's codecs: .avi by default, the others when PyAV has no H.264 encoder
 VIDEO_CODECS = {'.mp4': 'mp4v', '.mov': 'mp4v', '.mkv': 'mp4v', '.avi': 'MJPG'}
@@ -275,7 +275,8 @@ class FrameWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
+        with interrupts.held():  # a signal waits until the temporary is moved or removed
+            if exc_type is None:
+                self.commit()
+            else:
+                self.abort()

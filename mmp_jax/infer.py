@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
+from mmp_jax import interrupts
 from mmp_jax.frame_writers import FrameWriter, check_distinct
 from mmp_jax.models.mmp_rnn import COMPUTE_DTYPES, MMPRNN
 from mmp_jax.pixels import pad_to_multiple, to_uint8
@@ -334,10 +335,11 @@ def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source, output: 
     if prior_output is not None and not deblurrer.model.use_mmam:
         raise ValueError('--prior: this model has no MMP-Net (use_mmam is off)')
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(FrameWriter(output, source.fps, overwrite, **writer_options,
-                                              audio_from=source.path if audio else None))
-        prior_out = (stack.enter_context(FrameWriter(prior_output, source.fps, overwrite, **writer_options))
-                     if prior_output is not None else None)
+        with interrupts.held():  # each temporary is the stack's to remove from the moment it exists
+            out = stack.enter_context(FrameWriter(output, source.fps, overwrite, **writer_options,
+                                                  audio_from=source.path if audio else None))
+            prior_out = (stack.enter_context(FrameWriter(prior_output, source.fps, overwrite, **writer_options))
+                         if prior_output is not None else None)
         bar = stack.enter_context(tqdm.tqdm(total=source.count, unit='frame', disable=not progress,
                                             desc=str(source.path.name)))
         written = 0
@@ -352,4 +354,6 @@ def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source, output: 
                 prior_out.write(heat_map(frame.prior), name)
             written += 1
             bar.update(1)
+        with interrupts.held():  # every output committed, or (an error) none
+            stack.close()
     return written

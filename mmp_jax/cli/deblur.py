@@ -37,20 +37,13 @@ import signal
 import sys
 import tempfile
 
+from mmp_jax import interrupts
 from mmp_jax.data import atomic, paths
 from mmp_jax.data.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES, SourceError, list_videos, open_frames
 from mmp_jax.checkpoint import CheckpointError, load_model
 from mmp_jax.frame_writers import OutputError, check_distinct, check_output, is_video_path
 from mmp_jax.infer import DTYPES, ENDS, deblur_file, make_deblurrer
-
-
-class Terminated(Exception):
-    """SIGTERM arrived: unwinds the writers so that they remove their temporaries."""
-
-
-def _raise_terminated(*_):
-    raise Terminated()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -229,23 +222,21 @@ def run(args: argparse.Namespace) -> list[tuple[str, int]]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        written = run(args)
+        with interrupts.stop_on_signals():
+            written = run(args)
     except (SourceError, CheckpointError, OutputError, ValueError) as error:
         print(f'deblur: {error}', file=sys.stderr)
         return 2
     except OSError as error:  # permissions, a full disk: one line, the path and the problem
         print(f'deblur: {error.filename or args.output}: {error.strerror or error}', file=sys.stderr)
         return 2
-    except Terminated:
+    except interrupts.Terminated:
         print('deblur: stopped by SIGTERM; nothing was written', file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print('deblur: stopped by Ctrl-C; nothing was written', file=sys.stderr)
         return 128 + signal.SIGINT
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     for output, count in written:
         print(f'wrote {count} frames to {output}')
     return 0
