@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from mmp_jax import frame_writers, infer, interrupts
+from mmp_jax import deblur_files, frame_writers, infer, interrupts
 from mmp_jax.data.sources import FrameSource
 
 FRAMES = 4
@@ -55,7 +55,7 @@ def _source(tmp_path: pathlib.Path) -> FrameSource:
 
 
 def _deblur(tmp_path, output: pathlib.Path, deblurrer=None) -> int:
-    return infer.deblur_file(deblurrer or _FakeDeblurrer(), _source(tmp_path), str(output), progress=False,
+    return deblur_files.deblur_file(deblurrer or _FakeDeblurrer(), _source(tmp_path), str(output), progress=False,
                              audio=False)
 
 

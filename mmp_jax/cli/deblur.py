@@ -43,7 +43,8 @@ from mmp_jax.data.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES, SourceError, list_videos, open_frames
 from mmp_jax.checkpoint import CheckpointError, load_model
 from mmp_jax.frame_writers import OutputError, check_distinct, check_output, is_video_path
-from mmp_jax.infer import DTYPES, ENDS, deblur_file, make_deblurrer
+from mmp_jax.deblur_files import deblur_file
+from mmp_jax.infer import DTYPES, ENDS, make_deblurrer
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -130,7 +131,7 @@ def plan_outputs(inputs: list[pathlib.Path], output: str, prior: str | None) -> 
 
 def _join(folder: str, name: str) -> str:
     """`folder/name`, `folder` a local path or a URL (whose `//` pathlib would fold)."""
-    return str(paths.path(folder) / name) if is_url(folder) else str(pathlib.Path(folder) / name)
+    return str(paths.path(folder) / name)
 
 
 def fetch_input(given: str, scratch: pathlib.Path) -> pathlib.Path:
