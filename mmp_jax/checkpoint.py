@@ -1,7 +1,10 @@
 """Checkpoints on disk, all of the project's orbax I/O: the model folder `tools.deblur --checkpoint`
 reads (written by `tools.convert_checkpoint` and at the end of training), its model config and
 variables; and the training checkpoints of each stage (`training_manager`), restored with their
-shardings, a damaged one set aside. The mapping of PyTorch names is `mmp_jax.convert`.
+shardings, a damaged one set aside. Each may be a local folder or a URL: orbax writes local
+folders and gs:// itself, any other scheme through a local staging folder
+(`mmp_jax.checkpoint_staging`, which says what holds there). The mapping of PyTorch names is
+`mmp_jax.convert`.
 """
 import contextlib
 import os
@@ -15,7 +18,7 @@ from etils import epath
 from flax import serialization
 from jax.experimental import multihost_utils
 
-from mmp_jax import sharding
+from mmp_jax import checkpoint_staging as staging, sharding
 from mmp_jax.data import paths
 from mmp_jax.convert import check_same_structure
 from mmp_jax.models.mmp_rnn import MMPRNN
@@ -26,37 +29,38 @@ class CheckpointError(ValueError):
     """A missing, unreadable or non-matching checkpoint, with its path and the problem."""
 
 
-ORBAX_SCHEMES = ('gs',)  # TensorStore's kvstore drivers as orbax picks them: gs:// -> gcs, else file
-
-
 def orbax_folder(directory: str | os.PathLike) -> epath.Path:
-    """`directory` as orbax can write and read it: a local folder (made absolute) or a gs:// URL.
-    Any other URL is a CheckpointError: orbax writes the arrays with TensorStore, and hands it
-    every path but gs:// as a local file path (`ram://x` would become the local folder `ram:/x`)."""
-    if paths.is_url(directory) and paths.scheme(directory) not in ORBAX_SCHEMES:
-        raise CheckpointError(f'{os.fspath(directory)}: orbax checkpoints need a local folder or a gs:// URL '
-                              f'(TensorStore, which writes the arrays, has no driver for this scheme)')
+    """`directory` as checkpoints take it: a local folder (made absolute) or a URL. A URL that is
+    staged (`checkpoint_staging.is_staged`) is a CheckpointError when several processes run:
+    each host would stage its own copy."""
+    if staging.is_staged(directory) and jax.process_count() > 1:
+        raise CheckpointError(f'{os.fspath(directory)}: checkpoints on {paths.scheme(directory)}:// go through a '
+                              f'local staging folder, one process only ({jax.process_count()} run); use a local '
+                              f'folder or a gs:// URL')
     return paths.as_path(directory)
 
 
 def save_model(directory: str | os.PathLike, variables: Mapping, model_config: Mapping) -> None:
     """Writes an inference checkpoint: the model config (JSON) and its variables (orbax).
 
-    Orbax writes into a temporary folder and renames it when complete, so an interrupted
-    save leaves no checkpoint behind. `directory` must not exist yet.
+    Orbax writes into a temporary folder and renames it when complete (on a staged URL: the
+    local staging folder, then uploaded whole, `checkpoint_staging`), so an interrupted save
+    leaves no checkpoint behind. `directory` must not exist yet.
     """
     directory = orbax_folder(directory)
     if directory.exists():
         raise CheckpointError(f'{directory}: already exists; choose a new folder')
-    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-        checkpointer.save(directory, ocp.args.Composite(
+    with staging.writing(directory) as folder, ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+        checkpointer.save(folder, ocp.args.Composite(
             model=ocp.args.JsonSave(dict(model_config)),
             variables=ocp.args.StandardSave(dict(variables))))
 
 
 def replace_model(directory: str | os.PathLike, variables: Mapping, model_config: Mapping) -> None:
     """`save_model` into `directory`, replacing the model folder there if any: written beside it
-    first, so that an interrupted save leaves the old one (or none) whole. Process 0 moves."""
+    first, so that an interrupted save leaves the old one (or none) whole (on a staged URL, where
+    folders move file by file: an interrupted move leaves no folder taken for whole, the old one in
+    `.<name>.old`). Process 0 moves."""
     directory = orbax_folder(directory)
     fresh, old = (directory.with_name(f'.{directory.name}.{kind}') for kind in ('new', 'old'))
     for leftover in (fresh, old):  # of an earlier replacement that was killed
@@ -65,8 +69,8 @@ def replace_model(directory: str | os.PathLike, variables: Mapping, model_config
     save_model(fresh, variables, model_config)
     if jax.process_index() == 0:
         if directory.exists():
-            directory.rename(old)
-        fresh.rename(directory)
+            staging.move(directory, old)
+        staging.move(fresh, directory)
         with contextlib.suppress(OSError):  # the new one is in place; a leftover goes at the next replacement
             old.rmtree()
     multihost_utils.sync_global_devices(f'{directory} replaced')  # before the others look at it
@@ -74,26 +78,31 @@ def replace_model(directory: str | os.PathLike, variables: Mapping, model_config
 
 def model_folder(directory: str | os.PathLike) -> epath.Path:
     """The model folder of `directory`: itself (written by `save_model`) or, for a training
-    workdir, its `model/`; CheckpointError naming what was expected where."""
+    workdir, its `model/`; CheckpointError naming what was expected where, or a staged one
+    uploaded in part."""
     directory = orbax_folder(directory)
     if not directory.is_dir():
         raise CheckpointError(f'{directory}: no such checkpoint folder')
     if (directory / 'model' / 'variables').is_dir():
-        return directory / 'model'  # a training workdir: the model it exported
-    if not (directory / 'model').is_dir() or not (directory / 'variables').is_dir():
+        directory = directory / 'model'  # a training workdir: the model it exported
+    elif not (directory / 'model').is_dir() or not (directory / 'variables').is_dir():
         hint = ('a training workdir whose run has not finished: its model/ is written at the end of training'
                 if (directory / 'checkpoints').is_dir() else
                 'make one with `python -m tools.convert_checkpoint`, or give a training workdir')
         raise CheckpointError(f'{directory}: not a model checkpoint: expected {directory}/model (the model '
                               f'config) and {directory}/variables; {hint}')
+    if staging.is_staged(directory) and not staging.is_complete(directory):
+        raise CheckpointError(f'{directory}: written in part (no {staging.MARKER} file: its upload was cut short); '
+                              f'write it again')
     return directory
 
 
 def _restore(directory: epath.Path, **items) -> dict:
-    """Orbax items of a model folder; a damaged folder is a CheckpointError naming it."""
+    """Orbax items of a model folder (a staged URL's through a local copy); a damaged folder is a
+    CheckpointError naming it."""
     try:
-        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-            return checkpointer.restore(directory, ocp.args.Composite(**items))
+        with staging.reading(directory) as folder, ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+            return checkpointer.restore(folder, ocp.args.Composite(**items))
     except (OSError, ValueError) as error:
         problem = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(f'{directory}: cannot be read: {problem}') from None
@@ -137,12 +146,20 @@ def load_model(directory: str | os.PathLike) -> tuple[MMPRNN, dict, dict]:
 
 # Training checkpoints: <workdir>/checkpoints/<stage>/<step>/ with the items `state` and `meta`.
 
+def _manager(directory: epath.Path, options: ocp.CheckpointManagerOptions, **items):
+    """Orbax's manager of `directory` (`items`: its item_names or item_handlers), or for a staged
+    URL a `checkpoint_staging.StagedManager` over orbax's manager of a staging folder."""
+    if not staging.is_staged(directory):
+        return ocp.CheckpointManager(directory, options=options, **items)
+    return staging.StagedManager(directory, options.max_to_keep,
+                                 lambda local: ocp.CheckpointManager(local, options=options, **items))
+
+
 def training_manager(workdir: str | os.PathLike, stage: str, keep: int) -> ocp.CheckpointManager:
     """The asynchronous manager of `workdir`/checkpoints/`stage` (items `state` and `meta`),
-    keeping the latest `keep` steps."""
+    keeping the latest `keep` steps (a `checkpoint_staging.StagedManager` on a staged URL)."""
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True, create=True)
-    return ocp.CheckpointManager(orbax_folder(workdir) / 'checkpoints' / stage, options=options,
-                                 item_names=('state', 'meta'))
+    return _manager(orbax_folder(workdir) / 'checkpoints' / stage, options, item_names=('state', 'meta'))
 
 
 def restore_training_step(manager: ocp.CheckpointManager, step: int, state, mesh):
@@ -174,10 +191,10 @@ def damage_summary(error: Exception) -> str:
 
 def set_aside(manager: ocp.CheckpointManager, step: int) -> None:
     """Renames the damaged checkpoint `step` to `<step>.damaged` (out of the steps orbax lists,
-    so that the step can be saved again)."""
+    so that the step can be saved again; `checkpoint_staging.move`)."""
     if jax.process_index() == 0:
         folder = manager.directory / str(step)
-        folder.rename(folder.with_name(f'{step}.damaged'))
+        staging.move(folder, folder.with_name(f'{step}.damaged'))
     multihost_utils.sync_global_devices(f'checkpoint {step} set aside')  # before the others list the steps
     manager.reload()
 
@@ -218,7 +235,7 @@ def latest_saved_state(directory: epath.Path) -> dict | None:
     of arrays on this process's first device, whatever devices and processes saved it), or None
     where there is none."""
     handlers = {'state': ocp.StandardCheckpointHandler(), 'meta': ocp.JsonCheckpointHandler()}
-    with ocp.CheckpointManager(orbax_folder(directory), item_handlers=handlers) as manager:
+    with _manager(orbax_folder(directory), ocp.CheckpointManagerOptions(), item_handlers=handlers) as manager:
         step = manager.latest_step()
         if step is None:
             return None

@@ -3,8 +3,8 @@
 Nothing the user did not name is deleted or replaced:
 - Frames are written under a temporary name beside the target (`.NAME.tmp-PID-*`) and moved
   onto it only when the stream ends without error; on error (or SIGTERM / Ctrl-C turned into an
-  exception by the caller) the temporary output is removed, and so are the parent folders the
-  writer created. Temporaries of runs that were killed (their PID no longer alive) are removed by
+  exception, see `interrupts`) the temporary output is removed, and so are the parent folders the
+  writer created; a signal arriving while it commits or removes waits until that is done. Temporaries of runs that were killed (their PID no longer alive) are removed by
   the next writer of the same output.
 - An existing output is refused unless `overwrite`: a video file is then replaced in one rename;
   an existing folder keeps everything but its frames (image files directly in it), which are
@@ -28,8 +28,9 @@ import av
 import cv2
 import numpy as np
 
+from mmp_jax.data.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES
-from mmp_jax import video_encoding
+from mmp_jax import interrupts, video_encoding
 
 # OpenCV's codecs: .avi by default, the others when PyAV has no H.264 encoder
 VIDEO_CODECS = {'.mp4': 'mp4v', '.mov': 'mp4v', '.mkv': 'mp4v', '.avi': 'MJPG'}
@@ -86,8 +87,9 @@ def _make_parents(folder: pathlib.Path) -> list[pathlib.Path]:
 
 
 def check_output(path: pathlib.Path, overwrite: bool) -> None:
-    """OutputError if `path` exists and may not be replaced, or is of the wrong kind."""
-    if not path.exists() and not path.is_symlink():
+    """OutputError if `path` (a local path, or an `epath.Path` URL) exists and may not be
+    replaced, or is of the wrong kind."""
+    if not path.exists() and (is_url(path) or not path.is_symlink()):
         return
     if not overwrite:
         what = 'folder' if path.is_dir() else 'file'
@@ -101,9 +103,10 @@ def check_output(path: pathlib.Path, overwrite: bool) -> None:
 
 def check_distinct(input_path: str | pathlib.Path, outputs: dict[str, str | pathlib.Path | None]) -> None:
     """OutputError unless the input and every output (`{label: path}`, None skipped) are
-    different paths (symlinks resolved), no output holds the input, and no output holds another."""
-    source = pathlib.Path(input_path).resolve()
-    targets = {label: pathlib.Path(path).resolve() for label, path in outputs.items() if path is not None}
+    different paths (symlinks resolved; URLs as written), no output holds the input, and no output
+    holds another."""
+    source = _place(input_path)
+    targets = {label: _place(path) for label, path in outputs.items() if path is not None}
     for label, target in targets.items():
         if source == target:
             raise OutputError(f'{target}: given as --input and as {label}; the input is never written over')
@@ -115,6 +118,11 @@ def check_distinct(input_path: str | pathlib.Path, outputs: dict[str, str | path
             a, b = targets[first], targets[second]
             if a == b or a.is_relative_to(b) or b.is_relative_to(a):
                 raise OutputError(f'{b}: {second} and {first} ({a}) must be separate places')
+
+
+def _place(path: str | pathlib.Path) -> pathlib.PurePath:
+    """`path` as `check_distinct` compares it: a local path resolved, a URL as written."""
+    return pathlib.PurePosixPath(os.fspath(path)) if is_url(path) else pathlib.Path(path).resolve()
 
 
 def choose_encoding(path: pathlib.Path, codec: str | None, quality: int | None,
@@ -267,7 +275,8 @@ class FrameWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
+        with interrupts.held():  # a signal waits until the temporary is moved or removed
+            if exc_type is None:
+                self.commit()
+            else:
+                self.abort()

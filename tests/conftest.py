@@ -1,10 +1,13 @@
 """Shared test helpers: Python subprocesses on N forced host CPU devices, alone or as the
-processes of one `jax.distributed` job on localhost. (`tests` is a package, so pytest puts the
-repository root on sys.path: the tests import `configs` and `tools` from it.)"""
+processes of one `jax.distributed` job on localhost; one persistent compilation cache for the
+whole run. (`tests` is a package, so pytest puts the repository root on sys.path: the tests
+import `configs` and `tools` from it.)"""
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,11 +15,44 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+COMPILATION_FOLDER = pytest.StashKey[str]()  # the run's compilation cache, made by pytest_configure
+
+
+def pytest_configure(config):
+    """Many tests compile the same tiny programs (in this process, in the xdist workers and in
+    the subprocesses they start): JAX's persistent compilation cache in a folder of this run
+    compiles each once (the suite's CPU time halves). Set in the environment before any test
+    module imports jax; the workers and subprocesses inherit it. A JAX_COMPILATION_CACHE_DIR of
+    your own is used as it is (and kept: a cache across runs)."""
+    if 'PYTEST_XDIST_WORKER' in os.environ:
+        return
+    os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')  # tiny programs too
+    os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
+    if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+        config.stash[COMPILATION_FOLDER] = os.environ['JAX_COMPILATION_CACHE_DIR'] = \
+            tempfile.mkdtemp(prefix='mmp-jax-test-compilations-')
+
+
+def pytest_unconfigure(config):
+    """Removes the run's compilation cache (`pytest_configure`)."""
+    folder = config.stash.get(COMPILATION_FOLDER, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 def _cpu_env(devices: int) -> dict:
     """The environment of a process on `devices` host CPU devices (the XLA flag must be set
     before jax starts, hence subprocesses)."""
     return dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu')
+
+
+def _job_env(devices: int) -> dict:
+    """`_cpu_env` for a process of a `jax.distributed` job: without the compilation cache (a
+    process running a collective from the cache while another compiled it timed out in Gloo's
+    context set-up, jax 0.10.2)."""
+    env = _cpu_env(devices)
+    env.pop('JAX_COMPILATION_CACHE_DIR', None)
+    return env
 
 
 def run_on_cpu_devices(script: str, devices: int) -> subprocess.CompletedProcess:
@@ -48,7 +84,7 @@ def start_processes(script: str, processes: int, devices: int, logs: Path, *args
     for index in range(processes):
         with open(logs / f'{index}.out', 'w') as out, open(logs / f'{index}.err', 'w') as err:
             started.append(subprocess.Popen([sys.executable, '-c', script, coordinator, str(processes), str(index), *args],
-                                            stdout=out, stderr=err, env=_cpu_env(devices), cwd=REPO))
+                                            stdout=out, stderr=err, env=_job_env(devices), cwd=REPO))
     return started
 
 

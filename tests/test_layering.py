@@ -57,3 +57,11 @@ def test_orbax_is_only_imported_by_the_checkpoint_module():
     users = sorted(str(path.relative_to(ROOT)) for folder in ('mmp_jax', 'tools', 'benchmarks')
                    for path in (ROOT / folder).rglob('*.py') if 'orbax' in _imports(path))
     assert users == ['mmp_jax/checkpoint.py']
+
+
+def test_inference_needs_no_video_libraries():
+    """`mmp_jax.infer` is computation only (benchmarks run it on machines without PyAV or
+    OpenCV); reading and writing files is `deblur_files`'."""
+    imported = _modules(ROOT / 'mmp_jax' / 'infer.py')
+    assert not {name.split('.')[0] for name in imported} & {'av', 'cv2'}
+    assert not {'mmp_jax.frame_writers', 'mmp_jax.video_encoding', 'mmp_jax.data.sources'} & imported

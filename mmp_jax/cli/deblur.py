@@ -23,25 +23,28 @@ Nothing but OUT and PRIOR_OUT is written: they must differ from IN and from each
 existing one is refused unless `--overwrite` (a folder then keeps everything but its frames),
 missing parent folders are created, and an interrupted run (an error, Ctrl-C, SIGTERM) leaves
 nothing behind. A video that cannot be decoded to the end is an error unless `--allow-truncated`.
+
+Any of IN, OUT, PRIOR_OUT (and CKPT) may be a URL (`gs://bucket/x`, see `mmp_jax.data.paths`): an
+input is copied into a local temporary folder first (a folder: the files directly in it), an
+output is written there and then copied to the URL, each file whole (`atomic.copy_file`), with
+the same rules as a local output: refused if it exists unless `--overwrite` (a folder then keeps
+everything but its frames, which are replaced one by one), a new folder that cannot be copied to
+the end removed. The temporary folder goes when the run ends.
 """
 import argparse
 import pathlib
 import signal
 import sys
+import tempfile
 
+from mmp_jax import interrupts
+from mmp_jax.data import atomic, paths
 from mmp_jax.data.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES, SourceError, list_videos, open_frames
 from mmp_jax.checkpoint import CheckpointError, load_model
 from mmp_jax.frame_writers import OutputError, check_distinct, check_output, is_video_path
-from mmp_jax.infer import DTYPES, ENDS, deblur_file, make_deblurrer
-
-
-class Terminated(Exception):
-    """SIGTERM arrived: unwinds the writers so that they remove their temporaries."""
-
-
-def _raise_terminated(*_):
-    raise Terminated()
+from mmp_jax.deblur_files import deblur_file
+from mmp_jax.infer import DTYPES, ENDS, make_deblurrer
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -122,55 +125,119 @@ def plan_outputs(inputs: list[pathlib.Path], output: str, prior: str | None) -> 
         if name in names:
             raise OutputError(f'{path} and {names[name]} would both be written to {name}; deblur them separately')
         names[name] = path
-        plans.append((path, str(pathlib.Path(output) / name), None if prior is None else str(pathlib.Path(prior) / name)))
+        plans.append((path, _join(output, name), None if prior is None else _join(prior, name)))
     return plans
+
+
+def _join(folder: str, name: str) -> str:
+    """`folder/name`, `folder` a local path or a URL (whose `//` pathlib would fold)."""
+    return str(paths.path(folder) / name)
+
+
+def fetch_input(given: str, scratch: pathlib.Path) -> pathlib.Path:
+    """`given` as a local path: itself, or for a URL a copy under the local folder `scratch` (a
+    video file, or a folder with the files directly in it)."""
+    if not is_url(given):
+        return pathlib.Path(given)
+    source, copy = paths.path(given), scratch / paths.path(given).name
+    if source.is_dir():
+        copy.mkdir(parents=True)
+        for entry in source.iterdir():
+            if not entry.is_dir():
+                atomic.copy_file(entry, copy / entry.name)
+    elif source.exists():
+        atomic.copy_file(source, copy)
+    else:
+        raise SourceError(f'{given}: no such file or folder')
+    return copy
+
+
+def _given(path: pathlib.Path, fetched: dict[pathlib.Path, str]) -> str | pathlib.Path:
+    """The input `path` as the user named it: the URL of a copy `fetch_input` made (or of a
+    video in a copied folder), else `path`."""
+    for copy, url in fetched.items():
+        if path == copy:
+            return url
+        if path.parent == copy:
+            return _join(url, path.name)
+    return path
+
+
+def publish(local: pathlib.Path, url: str) -> None:
+    """Copies the finished output `local` (a video, or a folder of frames) to `url`, each file
+    whole: a video replaces the one there; an existing folder keeps everything but its frames
+    (those not written again removed); a new folder not copied to the end is removed."""
+    target = paths.path(url)
+    if local.is_file():
+        atomic.copy_file(local, target)
+        return
+    existed = target.exists()
+    names = sorted(frame.name for frame in local.iterdir())
+    try:
+        for name in names:
+            atomic.copy_file(local / name, target / name)
+    except BaseException:
+        if not existed and target.exists():
+            target.rmtree()
+        raise
+    for old in target.iterdir():
+        if not old.is_dir() and old.suffix.lower() in FRAME_SUFFIXES and old.name not in names:
+            old.unlink()
 
 
 def run(args: argparse.Namespace) -> list[tuple[str, int]]:
     """Deblurs as `args` say; returns (output, frames written) per input. Every input is
     opened and every output checked before the first is written; one program per frame size."""
-    for given in (*args.input, args.output, args.prior):
-        if given is not None and is_url(given):
-            raise OutputError(f'{given}: deblur reads and writes local videos and frame folders (OpenCV, PyAV); '
-                              f'copy it here (the --checkpoint may be a gs:// URL)')
     model, variables, config = load_model(args.checkpoint)
     if args.variant and args.variant != config['variant']:
         raise CheckpointError(f'{args.checkpoint}: holds {config["variant"]}, --variant says {args.variant}')
-    plans = plan_outputs(expand_inputs(args.input), args.output, args.prior)
-    for path, output, prior in plans:
-        check_distinct(path, {'--output': output, '--prior': prior})
-        for target in (output, prior):
-            if target is not None:
-                check_output(pathlib.Path(target).absolute(), args.overwrite)
-    sources = [open_frames(path, folder_fps=args.fps, allow_truncated=args.allow_truncated)
-               for path, _, _ in plans]
-    deblurrer = make_deblurrer(model, variables, args.ends, args.dtype,
-                               tuple(args.tile) if args.tile else None, args.tile_overlap, args.chunk_frames)
-    return [(output, deblur_file(deblurrer, source, output, prior, args.side_by_side, progress=not args.quiet,
-                                 overwrite=args.overwrite, reset_every=args.reset_every,
-                                 audio=not args.no_audio, codec=args.codec, quality=args.crf))
-            for source, (_, output, prior) in zip(sources, plans)]
+    with tempfile.TemporaryDirectory(prefix='mmp_jax_deblur.') as scratch:
+        scratch = pathlib.Path(scratch)
+        inputs = [fetch_input(given, scratch / 'inputs' / str(i)) for i, given in enumerate(args.input)]
+        fetched = {local: given for local, given in zip(inputs, args.input) if is_url(given)}
+        plans = plan_outputs(expand_inputs([str(path) for path in inputs]), args.output, args.prior)
+        staged = {}  # URL output: its local stand-in
+        for path, output, prior in plans:
+            check_distinct(_given(path, fetched), {'--output': output, '--prior': prior})
+            for target in filter(None, (output, prior)):
+                check_output(paths.path(target) if is_url(target) else pathlib.Path(target).absolute(),
+                             args.overwrite)
+                if is_url(target):
+                    staged[target] = scratch / 'outputs' / str(len(staged)) / paths.path(target).name
+        sources = [open_frames(path, folder_fps=args.fps, allow_truncated=args.allow_truncated)
+                   for path, _, _ in plans]
+        deblurrer = make_deblurrer(model, variables, args.ends, args.dtype,
+                                   tuple(args.tile) if args.tile else None, args.tile_overlap, args.chunk_frames)
+        written = []
+        for source, (_, output, prior) in zip(sources, plans):
+            count = deblur_file(deblurrer, source, str(staged.get(output, output)),
+                                None if prior is None else str(staged.get(prior, prior)), args.side_by_side,
+                                progress=not args.quiet, overwrite=args.overwrite, reset_every=args.reset_every,
+                                audio=not args.no_audio, codec=args.codec, quality=args.crf)
+            for target in (output, prior):
+                if target in staged:
+                    publish(staged[target], target)
+            written.append((output, count))
+        return written
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        written = run(args)
+        with interrupts.stop_on_signals():
+            written = run(args)
     except (SourceError, CheckpointError, OutputError, ValueError) as error:
         print(f'deblur: {error}', file=sys.stderr)
         return 2
     except OSError as error:  # permissions, a full disk: one line, the path and the problem
         print(f'deblur: {error.filename or args.output}: {error.strerror or error}', file=sys.stderr)
         return 2
-    except Terminated:
+    except interrupts.Terminated:
         print('deblur: stopped by SIGTERM; nothing was written', file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print('deblur: stopped by Ctrl-C; nothing was written', file=sys.stderr)
         return 128 + signal.SIGINT
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     for output, count in written:
         print(f'wrote {count} frames to {output}')
     return 0

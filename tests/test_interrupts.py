@@ -1,0 +1,103 @@
+"""A SIGTERM or Ctrl-C at any line of `deblur_file` leaves no temporary behind: signals
+sent from inside the writers, at the lines where an exception used to strand one."""
+import os
+import pathlib
+import signal
+import tempfile
+
+import numpy as np
+import pytest
+
+from mmp_jax import deblur_files, frame_writers, infer, interrupts
+from mmp_jax.data.sources import FrameSource
+
+FRAMES = 4
+
+
+def _send(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+
+
+def test_a_signal_inside_held_is_raised_when_the_outermost_block_ends():
+    steps = []
+    with interrupts.stop_on_signals(), pytest.raises(interrupts.Terminated):
+        with interrupts.held():
+            with interrupts.held():
+                _send(signal.SIGTERM)
+                steps.append('inner')
+            steps.append('outer')
+        steps.append('after')  # not reached
+    assert steps == ['inner', 'outer']
+    with interrupts.stop_on_signals(), pytest.raises(KeyboardInterrupt):
+        _send(signal.SIGINT)
+        steps.append('unheld')  # not reached
+    assert steps == ['inner', 'outer']
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers put back
+
+
+class _FakeDeblurrer:
+    """Yields the input frames as outputs; `signal_after` frames in, sends SIGTERM."""
+
+    def __init__(self, signal_after: int | None = None):
+        self.signal_after = signal_after
+
+    def __call__(self, frames):
+        for index, frame in enumerate(frames):
+            if index == self.signal_after:
+                _send(signal.SIGTERM)
+            yield infer.DeblurredFrame(index, frame, frame.astype(np.float32) / 255, None)
+
+
+def _source(tmp_path: pathlib.Path) -> FrameSource:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (FRAMES, 16, 24, 3), dtype=np.uint8)
+    return FrameSource(tmp_path / 'input.avi', iter(frames), FRAMES, 12.0, None)
+
+
+def _deblur(tmp_path, output: pathlib.Path, deblurrer=None) -> int:
+    return deblur_files.deblur_file(deblurrer or _FakeDeblurrer(), _source(tmp_path), str(output), progress=False,
+                             audio=False)
+
+
+@pytest.mark.parametrize('name', ['out.avi', 'frames'])
+def test_sigterm_right_after_the_temporary_is_created_leaves_nothing(tmp_path, monkeypatch, name):
+    real_file, real_folder = tempfile.NamedTemporaryFile, tempfile.mkdtemp
+
+    def file_then_signal(*args, **kwargs):
+        handle = real_file(*args, **kwargs)
+        _send(signal.SIGTERM)
+        return handle
+
+    def folder_then_signal(*args, **kwargs):
+        folder = real_folder(*args, **kwargs)
+        _send(signal.SIGTERM)
+        return folder
+
+    monkeypatch.setattr(frame_writers.tempfile, 'NamedTemporaryFile', file_then_signal)
+    monkeypatch.setattr(frame_writers.tempfile, 'mkdtemp', folder_then_signal)
+    outputs = tmp_path / 'outputs'
+    with interrupts.stop_on_signals(), pytest.raises(interrupts.Terminated):
+        _deblur(tmp_path, outputs / name)
+    assert not outputs.exists()  # the temporary and the folder the writer made, both gone
+
+
+def test_sigterm_while_frames_are_written_leaves_nothing(tmp_path):
+    outputs = tmp_path / 'outputs'
+    with interrupts.stop_on_signals(), pytest.raises(interrupts.Terminated):
+        _deblur(tmp_path, outputs / 'out.avi', _FakeDeblurrer(signal_after=2))
+    assert not outputs.exists()
+
+
+def test_sigterm_while_committing_waits_for_the_output(tmp_path, monkeypatch):
+    real_commit = frame_writers.FrameWriter.commit
+
+    def signal_then_commit(writer):
+        _send(signal.SIGTERM)
+        real_commit(writer)
+
+    monkeypatch.setattr(frame_writers.FrameWriter, 'commit', signal_then_commit)
+    outputs = tmp_path / 'outputs'
+    with interrupts.stop_on_signals(), pytest.raises(interrupts.Terminated):
+        _deblur(tmp_path, outputs / 'frames')
+    assert sorted(p.name for p in outputs.iterdir()) == ['frames']  # whole, no temporary beside it
+    assert len(list((outputs / 'frames').iterdir())) == FRAMES
