@@ -63,9 +63,10 @@ class LayerShape:
 
 
 def _formulation(module: nn.Module, channels: int) -> str:
-    """How our layer computes: 'winograd' (`layers.winograd_conv3x3`), 'sub-pixel'
-    (`layers.SubPixelConvTranspose`), else XLA's convolution ('lax.conv')."""
-    if isinstance(module, WinogradConv) and module.uses_winograd(channels):
+    """How our layer computes on the default backend (where `_our_layer` runs it): 'winograd'
+    (`layers.winograd_conv3x3`, CPU only), 'sub-pixel' (`layers.SubPixelConvTranspose`), else
+    XLA's convolution ('lax.conv')."""
+    if isinstance(module, WinogradConv) and module.uses_winograd(channels) and jax.default_backend() == 'cpu':
         return 'winograd'
     return 'sub-pixel' if isinstance(module, SubPixelConvTranspose) else 'lax.conv'
 

@@ -94,21 +94,28 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Arr
     return y.reshape(n, 2 * th, 2 * tw, -1)[:, :h, :w]
 
 
-def _conv_valid(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
-    """Unpadded stride-1 conv, x `[N, H, W, C]`, kernel `[kh, kw, C, out]`."""
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), 'VALID', precision=precision,
-                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+def _conv_stride1(x: jax.Array, kernel: jax.Array, precision, padding: int = 0) -> jax.Array:
+    """Stride-1 conv with `padding` zeros on each side of H and W: x `[N, H, W, C]`, kernel
+    `[kh, kw, C, out]` -> `[N, H + 2 padding - kh + 1, W + 2 padding - kw + 1, out]`."""
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((padding, padding), (padding, padding)),
+                                        precision=precision, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
 class WinogradConv(nn.Conv):
-    """`nn.Conv2d(3, stride=1, padding=1)`: `winograd_conv3x3` plus the bias where the input
-    has at least `min_channels` channels (there it runs faster on CPU than XLA's convolution;
-    below, the transforms cost more than the multiplies saved: benchmarks/README.md), else
-    XLA's convolution. The parameters are `nn.Conv`'s: kernel `[3, 3, C, features]`, bias
-    `[features]`."""
+    """`nn.Conv2d(3, stride=1, padding=1)` with `nn.Conv`'s parameters (kernel
+    `[3, 3, C, features]`, bias `[features]`): x `[N, H, W, C]` -> `[N, H, W, features]`.
+
+    Compiled for the CPU backend with at least `min_channels` input channels, the conv is
+    `winograd_conv3x3` (faster there than XLA's convolution; below `min_channels` the
+    transforms cost more than the multiplies saved: benchmarks/README.md). Compiled for any
+    other backend (cuDNN on GPU, TPU), or with fewer channels, it is XLA's convolution. The
+    backend is the one the computation is lowered for (`jax.lax.platform_dependent`), not
+    the default one, and the compiled program holds only the branch chosen.
+    """
     min_channels: int = 64
 
     def uses_winograd(self, channels: int) -> bool:
+        """Whether `channels` input channels take `winograd_conv3x3` on the CPU backend."""
         return channels >= self.min_channels
 
     @nn.compact
@@ -116,10 +123,11 @@ class WinogradConv(nn.Conv):
         kernel = self.param('kernel', self.kernel_init, (3, 3, x.shape[-1], self.features), self.param_dtype)
         bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
         x, kernel, bias = self.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        if self.uses_winograd(x.shape[-1]):
-            return winograd_conv3x3(x, kernel, self.precision) + bias
-        return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)), precision=self.precision,
-                                            dimension_numbers=('NHWC', 'HWIO', 'NHWC')) + bias
+        direct = functools.partial(_conv_stride1, precision=self.precision, padding=1)
+        if not self.uses_winograd(x.shape[-1]):
+            return direct(x, kernel) + bias
+        winograd = functools.partial(winograd_conv3x3, precision=self.precision)
+        return jax.lax.platform_dependent(x, kernel, cpu=winograd, default=direct) + bias
 
 
 class SubPixelConvTranspose(nn.ConvTranspose):
@@ -141,7 +149,7 @@ class SubPixelConvTranspose(nn.ConvTranspose):
         kernel = jnp.swapaxes(kernel, 2, 3)  # [3, 3, C, features]
         taps = (slice(1, 2), slice(2, None, -2))  # phase 0: tap 1; phase 1: taps 2, 0
         padded = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))
-        rows = [[_conv_valid(padded[:, :h + a, :w + b], kernel[taps[a], taps[b]], self.precision)
+        rows = [[_conv_stride1(padded[:, :h + a, :w + b], kernel[taps[a], taps[b]], self.precision)
                  for b in (0, 1)] for a in (0, 1)]
         y = jnp.stack([jnp.stack(row, axis=3) for row in rows], axis=2)  # [N, H, 2, W, 2, F]
         return y.reshape(n, 2 * h, 2 * w, self.features) + bias

@@ -12,6 +12,7 @@ import pytest
 
 from mmp_jax import backend
 from mmp_jax.models import layers
+from mmp_jax.models.mmp_net import MMPNet
 
 TOLERANCE = 1e-5
 
@@ -63,6 +64,31 @@ def test_winograd_conv_is_the_3x3_conv(channels):
     assert type(layers.conv(12, 3, stride=2)) is type(layers.conv(12, 5)) is nn.Conv
     old = nn.Conv(12, (3, 3), padding=((1, 1), (1, 1)), kernel_init=layers.torch_like_init)
     _same_function(new, old, _x(2, 9, 6, channels))
+
+
+@pytest.mark.parametrize('platform, winograd', [('cpu', True), ('cuda', False), ('rocm', False), ('tpu', False)])
+def test_winograd_only_in_programs_for_the_cpu(platform, winograd):
+    """Lowered for the CPU backend, a 70-channel `WinogradConv` is matmuls and no convolution;
+    for a GPU or TPU it is the one convolution (cuDNN's there), and no matmul."""
+    module, x = layers.conv(12, 3), _x(1, 8, 6, 70)
+    variables = module.init(jax.random.key(0), x)
+    text = jax.jit(module.apply).trace(variables, x).lower(lowering_platforms=(platform,)).as_text()
+    assert (text.count('stablehlo.convolution'), 'stablehlo.dot_general' in text) == (
+        (0, True) if winograd else (1, False))
+
+
+def test_mmp_net_with_and_without_winograd(monkeypatch):
+    """MMP-Net (3x3 convs of 64 to 256 input channels) with its 3x3 convs as `WinogradConv`s
+    and as plain `nn.Conv`s: the same variables (names, shapes, initial values, so checkpoints
+    serve either) and outputs (sigmoid maps in [0, 1]) within float32 rounding."""
+    x = jax.random.uniform(jax.random.key(1), (1, 32, 48, 3))
+    net = MMPNet()
+    variables = net.init(jax.random.key(0), x)
+    with_winograd = jax.jit(net.apply)(variables, x)
+    monkeypatch.setattr(layers, 'WinogradConv', nn.Conv)
+    plain_variables = net.init(jax.random.key(0), x)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, variables, plain_variables))
+    np.testing.assert_allclose(with_winograd, jax.jit(net.apply)(variables, x), atol=TOLERANCE)
 
 
 def test_xla_flags_are_appended_and_the_users_kept():
