@@ -64,7 +64,7 @@ class LayerShape:
 
 def _formulation(module: nn.Module, channels: int) -> str:
     """How our layer computes on the default backend (where `_our_layer` runs it): 'winograd'
-    (`layers.winograd_conv3x3`, CPU only), 'sub-pixel' (`layers.SubPixelConvTranspose`), else
+    (`winograd.winograd_conv3x3`, CPU only), 'sub-pixel' (`layers.SubPixelConvTranspose`), else
     XLA's convolution ('lax.conv')."""
     if isinstance(module, WinogradConv) and module.uses_winograd(channels) and jax.default_backend() == 'cpu':
         return 'winograd'
@@ -187,10 +187,6 @@ def layer_rows(groups: dict[LayerShape, list[LayerCall]], seconds: dict[str, lis
     return rows + [total]
 
 
-def _load() -> str:
-    return ' '.join(pathlib.Path('/proc/loadavg').read_text().split()[:3]) if os.path.exists('/proc/loadavg') else ''
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--variant', default='A9B10C18F8')
@@ -202,7 +198,7 @@ def main():
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split('x'))
     groups, other_macs = frame_convolutions(args.variant, height, width)
-    load_before = _load()
+    load_before = os.getloadavg()
     ours = [_our_layer(calls[0]) for calls in groups.values()]
     torch = TorchLayers(args.torch_python, [shape.torch_spec() for shape in groups]) if args.torch_python else None
     try:
@@ -214,7 +210,7 @@ def main():
     report('layer_speed', rows, args.json, markdown=True, variant=args.variant, size=args.size,
            repeats=args.repeats, conv_macs_per_frame=sum(call.macs for calls in groups.values() for call in calls),
            other_macs_per_frame=other_macs, torch_python=args.torch_python,
-           xla_flags=os.environ.get('XLA_FLAGS', ''), load_before=load_before, load_after=_load(),
+           xla_flags=os.environ.get('XLA_FLAGS', ''), load_before=load_before, load_after=os.getloadavg(),
            statistic='median over rounds')
 
 

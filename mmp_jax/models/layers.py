@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax.typing import Dtype
 
+from mmp_jax.models.winograd import winograd_conv3x3
+
 # PyTorch's default Conv2d weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 torch_like_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
 
@@ -54,46 +56,6 @@ def conv(features: int, kernel: int | tuple[int, int], stride: int = 1,
                dtype=dtype, name=name)
 
 
-# Winograd F(2x2, 3x3): Y = A^T [(G g G^T) * (B^T d B)] A for a 4x4 input tile d and 3x3 kernel g.
-_WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
-
-
-def _winograd_input_rows(d0, d1, d2, d3) -> list[jax.Array]:
-    """B^T applied along one axis to the four input rows of a tile."""
-    return [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
-
-
-def _winograd_output_rows(m0, m1, m2, m3) -> list[jax.Array]:
-    """A^T applied along one axis: four transformed rows to the tile's two output rows."""
-    return [m0 + m1 + m2, m1 - m2 - m3]
-
-
-def winograd_conv3x3(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Array:
-    """3x3 stride-1 conv with zero padding 1 (`nn.Conv2d(3, padding=1)` without bias) by
-    Winograd's F(2x2, 3x3): x `[N, H, W, C]`, kernel `[3, 3, C, K]` -> `[N, H, W, K]`.
-
-    The output in 2x2 tiles, each from a 4x4 input tile: the tiles transformed (additions
-    only) into 16 maps `[N H/2 W/2, C]`, each multiplied by its transformed kernel `[C, K]`
-    (16 matmuls: 4 multiplies per output pixel and channel pair where the direct conv does 9),
-    then transformed back and interleaved. Odd H or W: one more zero row or column, cropped.
-    Differs from the direct conv by float32 rounding (a few 1e-6 at unit-scale values).
-    """
-    n, h, w, c = x.shape
-    th, tw = -(-h // 2), -(-w // 2)
-    tiles = jnp.pad(x, ((0, 0), (1, 2 * th - h + 1), (1, 2 * tw - w + 1), (0, 0))).reshape(n, th + 1, 2, tw + 1, 2, c)
-    rows = _winograd_input_rows(tiles[:, :-1, 0], tiles[:, :-1, 1], tiles[:, 1:, 0], tiles[:, 1:, 1])
-    inputs = [v for r in rows
-              for v in _winograd_input_rows(r[:, :, :-1, 0], r[:, :, :-1, 1], r[:, :, 1:, 0], r[:, :, 1:, 1])]
-    weights = jnp.einsum('ai,ijck,bj->abck', _WINOGRAD_G, kernel, _WINOGRAD_G,
-                         precision=jax.lax.Precision.HIGHEST).reshape(16, c, -1)
-    products = [jnp.matmul(v.reshape(n * th * tw, c), weights[i], precision=precision).reshape(n, th, tw, -1)
-                for i, v in enumerate(inputs)]
-    by_column = [_winograd_output_rows(*products[b::4]) for b in range(4)]  # [b][output row]
-    out = [_winograd_output_rows(*(column[r] for column in by_column)) for r in (0, 1)]
-    y = jnp.stack([jnp.stack(row, axis=3) for row in out], axis=2)  # [N, H/2, 2, W/2, 2, K]
-    return y.reshape(n, 2 * th, 2 * tw, -1)[:, :h, :w]
-
-
 def _conv_stride1(x: jax.Array, kernel: jax.Array, precision, padding: int = 0) -> jax.Array:
     """Stride-1 conv with `padding` zeros on each side of H and W: x `[N, H, W, C]`, kernel
     `[kh, kw, C, out]` -> `[N, H + 2 padding - kh + 1, W + 2 padding - kw + 1, out]`."""
@@ -106,11 +68,12 @@ class WinogradConv(nn.Conv):
     `[3, 3, C, features]`, bias `[features]`): x `[N, H, W, C]` -> `[N, H, W, features]`.
 
     Compiled for the CPU backend with at least `min_channels` input channels, the conv is
-    `winograd_conv3x3` (faster there than XLA's convolution; below `min_channels` the
-    transforms cost more than the multiplies saved: benchmarks/README.md). Compiled for any
-    other backend (cuDNN on GPU, TPU), or with fewer channels, it is XLA's convolution. The
-    backend is the one the computation is lowered for (`jax.lax.platform_dependent`), not
-    the default one, and the compiled program holds only the branch chosen.
+    `winograd_conv3x3`, faster there than XLA's convolution (below `min_channels` the
+    transforms cost more than the multiplies saved; `benchmarks.layer_speed` times both, layer
+    by layer). Compiled for any other backend (cuDNN on GPU, TPU), or with fewer channels, it
+    is XLA's convolution. The backend is the one the computation is lowered for
+    (`jax.lax.platform_dependent`), not the default one, and the compiled program holds only
+    the branch chosen.
     """
     min_channels: int = 64
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mmp_jax import backend
-from mmp_jax.models import layers
+from mmp_jax.models import layers, winograd
 from mmp_jax.models.mmp_net import MMPNet
 
 TOLERANCE = 1e-5
@@ -47,12 +47,14 @@ def test_subpixel_conv_transpose_is_the_transposed_conv(shape):
 
 @pytest.mark.parametrize('shape', [(1, 8, 10, 5), (2, 7, 9, 3), (1, 5, 1, 70)])
 def test_winograd_conv3x3_is_the_padded_conv(shape):
-    """Even and odd sizes, batches, a single column; unit-scale kernels as the layers'."""
+    """Even and odd sizes, batches, a single column; unit-scale kernels as the layers'; bfloat16
+    in, bfloat16 out."""
     x = _x(*shape)
     kernel = jax.random.normal(jax.random.key(2), (3, 3, shape[-1], 6)) / (3 * shape[-1] ** 0.5)
     direct = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)), precision='highest',
                                           dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-    np.testing.assert_allclose(jax.jit(layers.winograd_conv3x3)(x, kernel), direct, atol=TOLERANCE)
+    np.testing.assert_allclose(jax.jit(winograd.winograd_conv3x3)(x, kernel), direct, atol=TOLERANCE)
+    assert winograd.winograd_conv3x3(x.astype('bfloat16'), kernel.astype('bfloat16')).dtype == 'bfloat16'
 
 
 @pytest.mark.parametrize('channels', [8, 70])
