@@ -2,6 +2,8 @@
 output pixel and channel pair where the direct one does 9 (Lavin and Gray, "Fast Algorithms for
 Convolutional Neural Networks", 2016). `layers.WinogradConv` runs it on the CPU backend.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,6 +22,7 @@ def _output_rows(m0, m1, m2, m3) -> list[jax.Array]:
     return [m0 + m1 + m2, m1 - m2 - m3]
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def winograd_conv3x3(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Array:
     """3x3 stride-1 conv with zero padding 1 (`nn.Conv2d(3, padding=1)` without bias) by
     Winograd's F(2x2, 3x3): x `[N, H, W, C]`, kernel `[3, 3, C, K]` -> `[N, H, W, K]`.
@@ -31,6 +34,10 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Arr
     x and kernel share one dtype, which the matmuls and the result have (the kernel is
     transformed in float32 and rounded to it). Differs from the direct conv by rounding: a
     few 1e-6 at unit-scale float32 values.
+
+    Its gradients are the direct conv's (`_direct_conv`'s VJP, keeping x and kernel for it):
+    the transformed tiles, 4x the input, are not kept for the backward pass, which would
+    otherwise hold more than the direct conv's (and more under rematerialisation than without).
     """
     n, h, w, c = x.shape
     th, tw = -(-h // 2), -(-w // 2)
@@ -46,3 +53,20 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Arr
     out = [_output_rows(*(column[r] for column in by_column)) for r in (0, 1)]
     y = jnp.stack([jnp.stack(row, axis=3) for row in out], axis=2)  # [N, H/2, 2, W/2, 2, K]
     return y.reshape(n, 2 * th, 2 * tw, -1)[:, :h, :w]
+
+
+def _direct_conv(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
+    """XLA's convolution computing what `winograd_conv3x3` does."""
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)), precision=precision,
+                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def _forward(x: jax.Array, kernel: jax.Array, precision):
+    return winograd_conv3x3(x, kernel, precision), (x, kernel)
+
+
+def _backward(precision, residuals, grad):
+    return jax.vjp(functools.partial(_direct_conv, precision=precision), *residuals)[1](grad)
+
+
+winograd_conv3x3.defvjp(_forward, _backward)

@@ -57,6 +57,17 @@ def test_winograd_conv3x3_is_the_padded_conv(shape):
     assert winograd.winograd_conv3x3(x.astype('bfloat16'), kernel.astype('bfloat16')).dtype == 'bfloat16'
 
 
+def test_winograd_conv3x3_gradients_are_the_direct_convs():
+    x, kernel = _x(2, 7, 9, 70), jax.random.normal(jax.random.key(2), (3, 3, 70, 6)) / 25
+    loss = lambda conv: lambda x, kernel: (conv(x, kernel) ** 2).mean()
+    direct = lambda x, kernel: jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
+                                                            dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    got = jax.grad(loss(winograd.winograd_conv3x3), (0, 1))(x, kernel)
+    want = jax.grad(loss(direct), (0, 1))(x, kernel)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=TOLERANCE * float(np.abs(w).max()))
+
+
 @pytest.mark.parametrize('channels', [8, 70])
 def test_winograd_conv_is_the_3x3_conv(channels):
     """`conv(k=3, stride 1)` is a `WinogradConv` (Winograd from `min_channels` input channels
