@@ -62,11 +62,11 @@ class LayerShape:
                 'output_padding': self.output_padding, 'height': self.height, 'width': self.width}
 
 
-def _formulation(module: nn.Module, channels: int) -> str:
+def _formulation(module: nn.Module, channels: int, pixels: int) -> str:
     """How our layer computes on the default backend (where `_our_layer` runs it): 'winograd'
     (`winograd.winograd_conv3x3`, CPU only), 'sub-pixel' (`layers.SubPixelConvTranspose`), else
     XLA's convolution ('lax.conv')."""
-    if isinstance(module, WinogradConv) and module.uses_winograd(channels) and jax.default_backend() == 'cpu':
+    if isinstance(module, WinogradConv) and module.uses_winograd(channels, pixels) and jax.default_backend() == 'cpu':
         return 'winograd'
     return 'sub-pixel' if isinstance(module, SubPixelConvTranspose) else 'lax.conv'
 
@@ -78,7 +78,7 @@ def layer_shape(call: LayerCall) -> LayerShape:
     (lo, hi), _ = module.padding
     transposed = isinstance(module, nn.ConvTranspose)
     _, height, width, channels = call.x.shape
-    return LayerShape(_formulation(module, channels), transposed, kernel, stride,
+    return LayerShape(_formulation(module, channels, height * width), transposed, kernel, stride,
                       kernel - 1 - lo if transposed else lo, hi - lo if transposed else 0,
                       channels, module.features, height, width)
 

@@ -63,11 +63,18 @@ def _conv_stride1(x: jax.Array, kernel: jax.Array, precision, padding: int = 0) 
                                         precision=precision, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
+# Feature maps smaller than this (H x W) keep XLA's convolution on the CPU too: Winograd's many
+# small ops there save little time and cost compile time (the test suite's tiny shapes: 28
+# minutes with Winograd everywhere, against 16). A 640x480 frame's smallest map is 30x40.
+WINOGRAD_MIN_PIXELS = 1024
+
+
 class WinogradConv(nn.Conv):
     """`nn.Conv2d(3, stride=1, padding=1)` with `nn.Conv`'s parameters (kernel
     `[3, 3, C, features]`, bias `[features]`): x `[N, H, W, C]` -> `[N, H, W, features]`.
 
-    Compiled for the CPU backend with at least `min_channels` input channels, the conv is
+    Compiled for the CPU backend with at least `min_channels` input channels and maps of at
+    least `WINOGRAD_MIN_PIXELS` pixels, the conv is
     `winograd_conv3x3`, faster there than XLA's convolution (below `min_channels` the
     transforms cost more than the multiplies saved; `benchmarks.layer_speed` times both, layer
     by layer). Compiled for any other backend (cuDNN on GPU, TPU), or with fewer channels, it
@@ -77,9 +84,10 @@ class WinogradConv(nn.Conv):
     """
     min_channels: int = 64
 
-    def uses_winograd(self, channels: int) -> bool:
-        """Whether `channels` input channels take `winograd_conv3x3` on the CPU backend."""
-        return channels >= self.min_channels
+    def uses_winograd(self, channels: int, pixels: int = WINOGRAD_MIN_PIXELS) -> bool:
+        """Whether an input of `channels` channels and H x W = `pixels` takes
+        `winograd_conv3x3` on the CPU backend."""
+        return channels >= self.min_channels and pixels >= WINOGRAD_MIN_PIXELS
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -87,7 +95,7 @@ class WinogradConv(nn.Conv):
         bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
         x, kernel, bias = self.promote_dtype(x, kernel, bias, dtype=self.dtype)
         direct = functools.partial(_conv_stride1, precision=self.precision, padding=1)
-        if not self.uses_winograd(x.shape[-1]):
+        if not self.uses_winograd(x.shape[-1], x.shape[-3] * x.shape[-2]):
             return direct(x, kernel) + bias
         winograd = functools.partial(winograd_conv3x3, precision=self.precision)
         return jax.lax.platform_dependent(x, kernel, cpu=winograd, default=direct) + bias

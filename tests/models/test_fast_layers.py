@@ -69,11 +69,13 @@ def test_winograd_conv3x3_gradients_are_the_direct_convs():
 
 
 @pytest.mark.parametrize('channels', [8, 70])
-def test_winograd_conv_is_the_3x3_conv(channels):
+def test_winograd_conv_is_the_3x3_conv(channels, monkeypatch):
     """`conv(k=3, stride 1)` is a `WinogradConv` (Winograd from `min_channels` input channels
-    up, XLA's conv below) with `nn.Conv`'s parameters and outputs."""
+    and `WINOGRAD_MIN_PIXELS` pixels up, XLA's conv below) with `nn.Conv`'s parameters and outputs."""
     new = layers.conv(12, 3)
     assert isinstance(new, layers.WinogradConv) and new.uses_winograd(channels) == (channels >= 64)
+    assert not new.uses_winograd(channels, layers.WINOGRAD_MIN_PIXELS - 1)
+    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)  # Winograd at this test's 9 x 6
     assert type(layers.conv(12, 3, stride=2)) is type(layers.conv(12, 5)) is nn.Conv
     old = nn.Conv(12, (3, 3), padding=((1, 1), (1, 1)), kernel_init=layers.torch_like_init)
     _same_function(new, old, _x(2, 9, 6, channels))
@@ -83,7 +85,7 @@ def test_winograd_conv_is_the_3x3_conv(channels):
 def test_winograd_only_in_programs_for_the_cpu(platform, winograd):
     """Lowered for the CPU backend, a 70-channel `WinogradConv` is matmuls and no convolution;
     for a GPU or TPU it is the one convolution (cuDNN's there), and no matmul."""
-    module, x = layers.conv(12, 3), _x(1, 8, 6, 70)
+    module, x = layers.conv(12, 3), _x(1, 32, 32, 70)
     variables = module.init(jax.random.key(0), x)
     text = jax.jit(module.apply).trace(variables, x).lower(lowering_platforms=(platform,)).as_text()
     assert (text.count('stablehlo.convolution'), 'stablehlo.dot_general' in text) == (
@@ -94,6 +96,7 @@ def test_mmp_net_with_and_without_winograd(monkeypatch):
     """MMP-Net (3x3 convs of 64 to 256 input channels) with its 3x3 convs as `WinogradConv`s
     and as plain `nn.Conv`s: the same variables (names, shapes, initial values, so checkpoints
     serve either) and outputs (sigmoid maps in [0, 1]) within float32 rounding."""
+    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)  # every 3x3 conv of >= 64 channels
     x = jax.random.uniform(jax.random.key(1), (1, 32, 48, 3))
     net = MMPNet()
     variables = net.init(jax.random.key(0), x)
