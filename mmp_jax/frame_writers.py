@@ -4,8 +4,9 @@ Nothing the user did not name is deleted or replaced:
 - Frames are written under a temporary name beside the target (`.NAME.tmp-PID-*`) and moved
   onto it only when the stream ends without error; on error (or SIGTERM / Ctrl-C turned into an
   exception, see `interrupts`) the temporary output is removed, and so are the parent folders the
-  writer created; a signal arriving while it commits or removes waits until that is done. Temporaries of runs that were killed (their PID no longer alive) are removed by
-  the next writer of the same output.
+  writer created; a signal arriving while it commits or removes waits until that is done.
+  Temporaries of runs that were killed (their PID no longer alive) are removed by the next
+  writer of the same output.
 - An existing output is refused unless `overwrite`: a video file is then replaced in one rename;
   an existing folder keeps everything but its frames (image files directly in it), which are
   replaced by the new ones, each in one rename.

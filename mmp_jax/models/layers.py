@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.typing import Dtype
 
-from mmp_jax.models.winograd import winograd_conv3x3
+from mmp_jax.models.winograd import direct_conv3x3, winograd_conv3x3
 
 # PyTorch's default Conv2d weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 torch_like_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
@@ -56,16 +56,15 @@ def conv(features: int, kernel: int | tuple[int, int], stride: int = 1,
                dtype=dtype, name=name)
 
 
-def _conv_stride1(x: jax.Array, kernel: jax.Array, precision, padding: int = 0) -> jax.Array:
-    """Stride-1 conv with `padding` zeros on each side of H and W: x `[N, H, W, C]`, kernel
-    `[kh, kw, C, out]` -> `[N, H + 2 padding - kh + 1, W + 2 padding - kw + 1, out]`."""
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((padding, padding), (padding, padding)),
-                                        precision=precision, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+def _conv_valid(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
+    """Unpadded stride-1 conv, x `[N, H, W, C]`, kernel `[kh, kw, C, out]`."""
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), 'VALID', precision=precision,
+                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
 # Feature maps smaller than this (H x W) keep XLA's convolution on the CPU too: Winograd's many
-# small ops there save little time and cost compile time (the test suite's tiny shapes: 28
-# minutes with Winograd everywhere, against 16). A 640x480 frame's smallest map is 30x40.
+# small ops there save little time and cost compile time (the test suite, tiny shapes: 28 minutes
+# in CI with Winograd on every map, 20 with this bound). A 640x480 frame's smallest map is 30x40.
 WINOGRAD_MIN_PIXELS = 1024
 
 
@@ -94,7 +93,7 @@ class WinogradConv(nn.Conv):
         kernel = self.param('kernel', self.kernel_init, (3, 3, x.shape[-1], self.features), self.param_dtype)
         bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
         x, kernel, bias = self.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        direct = functools.partial(_conv_stride1, precision=self.precision, padding=1)
+        direct = functools.partial(direct_conv3x3, precision=self.precision)
         if not self.uses_winograd(x.shape[-1], x.shape[-3] * x.shape[-2]):
             return direct(x, kernel) + bias
         winograd = functools.partial(winograd_conv3x3, precision=self.precision)
@@ -120,7 +119,7 @@ class SubPixelConvTranspose(nn.ConvTranspose):
         kernel = jnp.swapaxes(kernel, 2, 3)  # [3, 3, C, features]
         taps = (slice(1, 2), slice(2, None, -2))  # phase 0: tap 1; phase 1: taps 2, 0
         padded = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))
-        rows = [[_conv_stride1(padded[:, :h + a, :w + b], kernel[taps[a], taps[b]], self.precision)
+        rows = [[_conv_valid(padded[:, :h + a, :w + b], kernel[taps[a], taps[b]], self.precision)
                  for b in (0, 1)] for a in (0, 1)]
         y = jnp.stack([jnp.stack(row, axis=3) for row in rows], axis=2)  # [N, H, 2, W, 2, F]
         return y.reshape(n, 2 * h, 2 * w, self.features) + bias

@@ -35,7 +35,7 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Arr
     transformed in float32 and rounded to it). Differs from the direct conv by rounding: a
     few 1e-6 at unit-scale float32 values.
 
-    Its gradients are the direct conv's (`_direct_conv`'s VJP, keeping x and kernel for it):
+    Its gradients are the direct conv's (`direct_conv3x3`'s VJP, keeping x and kernel for it):
     the transformed tiles, 4x the input, are not kept for the backward pass, which would
     otherwise hold more than the direct conv's (and more under rematerialisation than without).
     """
@@ -55,8 +55,8 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Arr
     return y.reshape(n, 2 * th, 2 * tw, -1)[:, :h, :w]
 
 
-def _direct_conv(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
-    """XLA's convolution computing what `winograd_conv3x3` does."""
+def direct_conv3x3(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Array:
+    """XLA's convolution computing what `winograd_conv3x3` does (same shapes)."""
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)), precision=precision,
                                         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
@@ -66,7 +66,7 @@ def _forward(x: jax.Array, kernel: jax.Array, precision):
 
 
 def _backward(precision, residuals, grad):
-    return jax.vjp(functools.partial(_direct_conv, precision=precision), *residuals)[1](grad)
+    return jax.vjp(functools.partial(direct_conv3x3, precision=precision), *residuals)[1](grad)
 
 
 winograd_conv3x3.defvjp(_forward, _backward)
