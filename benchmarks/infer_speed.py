@@ -108,8 +108,7 @@ def our_side(variant: str, frames: np.ndarray, dtype: str) -> Side:
         state['feats'].append(f.block_until_ready())
 
     def reconstruct(t):
-        feats = jnp.concatenate(list(state['feats']), axis=-1)
-        decode(variables, feats, xs[max(t - model.past_frames, 0)]).block_until_ready()
+        decode(variables, list(state['feats']), xs[max(t - model.past_frames, 0)]).block_until_ready()
 
     def prior(t):
         state['prior'] = mmp_net(prior_vars, xs[t]).block_until_ready()

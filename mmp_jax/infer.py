@@ -104,9 +104,9 @@ def encode_chunk(model: MMPRNN, variables, carry, frames: jax.Array):
 
 def decode_windows(model: MMPRNN, variables, windows: list[tuple[jax.Array, ...]], frames: jax.Array) -> jax.Array:
     """N windows, each the features f(t-P..t+F) `[B, H/4, W/4, 5C]` of its frame, and those
-    frames `[N B, H, W, 3]` in [0, 1] -> outputs `[N B, H, W, 3]` (`MMPRNN.decode` in one batch;
-    the windows, which share most of their features, concatenated inside the program)."""
-    features = jnp.concatenate([jnp.concatenate(window, axis=-1) for window in windows])
+    frames `[N B, H, W, 3]` in [0, 1] -> outputs `[N B, H, W, 3]` (`MMPRNN.decode` in one batch:
+    the windows' k-th features joined along the batch, the `window` maps decoded as parts)."""
+    features = [jnp.concatenate([window[k] for window in windows]) for k in range(model.window)]
     return model.apply(variables, features, frames, method=model.decode)
 
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.typing import Dtype
 
-from mmp_jax.models.winograd import direct_conv3x3, winograd_conv3x3
+from mmp_jax.models.winograd import concatenated, direct_conv3x3, parts_of, winograd_conv3x3
 
 # PyTorch's default Conv2d weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 torch_like_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
@@ -46,11 +46,12 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
 def conv(features: int, kernel: int | tuple[int, int], stride: int = 1,
          name: str | None = None, dtype: Dtype | None = None) -> nn.Conv:
     """`nn.Conv2d(k, stride, padding=k // 2, bias=True)`: symmetric PyTorch padding
-    (a `(kh, kw)` kernel gets `(kh // 2, kw // 2)`); 3x3 stride 1 as `WinogradConv`. Computes
+    (a `(kh, kw)` kernel gets `(kh // 2, kw // 2)`); 3x3 stride 1 as `WinogradConv`, 1x1
+    stride 1 as `PointwiseConv` (both also take parts, `winograd.parts_of`). Computes
     in `dtype` (None: the inputs' and parameters' promoted dtype); parameters are float32
     either way."""
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-    cls = WinogradConv if (kh, kw, stride) == (3, 3, 1) else nn.Conv
+    cls = {(3, 3, 1): WinogradConv, (1, 1, 1): PointwiseConv}.get((kh, kw, stride), nn.Conv)
     return cls(features, (kh, kw), strides=(stride, stride),
                padding=((kh // 2, kh // 2), (kw // 2, kw // 2)), kernel_init=torch_like_init,
                dtype=dtype, name=name)
@@ -62,24 +63,39 @@ def _conv_valid(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
                                         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
-# Feature maps smaller than this (H x W) keep XLA's convolution on the CPU too: Winograd's many
-# small ops there save little time and cost compile time (the test suite, tiny shapes: 28 minutes
-# in CI with Winograd on every map, 20 with this bound). A 640x480 frame's smallest map is 30x40.
+def _parts_and_parameters(module: nn.Conv, x) -> tuple[list[jax.Array], jax.Array, jax.Array]:
+    """x's parts (`winograd.parts_of`) and the conv's kernel `[kh, kw, C, features]` (C: the
+    parts' channels together) and bias `[features]`, declared as `nn.Conv` declares them, all
+    promoted to the compute dtype."""
+    parts = parts_of(x)
+    channels = sum(part.shape[-1] for part in parts)
+    kernel = module.param('kernel', module.kernel_init, (*module.kernel_size, channels, module.features),
+                          module.param_dtype)
+    bias = module.param('bias', module.bias_init, (module.features,), module.param_dtype)
+    *parts, kernel, bias = module.promote_dtype(*parts, kernel, bias, dtype=module.dtype)
+    return parts, kernel, bias
+
+
+# Feature maps smaller than this (H x W) keep XLA's convolution of the concatenated parts on the
+# CPU too: Winograd's and the parts' many small ops there save little time and cost compile time
+# (the test suite, tiny shapes: 28 minutes in CI with Winograd on every map, 20 with this bound).
+# A 640x480 frame's smallest map is 30x40.
 WINOGRAD_MIN_PIXELS = 1024
 
 
 class WinogradConv(nn.Conv):
     """`nn.Conv2d(3, stride=1, padding=1)` with `nn.Conv`'s parameters (kernel
-    `[3, 3, C, features]`, bias `[features]`): x `[N, H, W, C]` -> `[N, H, W, features]`.
+    `[3, 3, C, features]`, bias `[features]`): x `[N, H, W, C]` -> `[N, H, W, features]`. x may
+    be parts (`winograd.parts_of`): the conv of their channel concatenation.
 
     Compiled for the CPU backend with at least `min_channels` input channels and maps of at
     least `WINOGRAD_MIN_PIXELS` pixels, the conv is
     `winograd_conv3x3`, faster there than XLA's convolution (below `min_channels` the
     transforms cost more than the multiplies saved; `benchmarks.layer_speed` times both, layer
-    by layer). Compiled for any other backend (cuDNN on GPU, TPU), or with fewer channels, it
-    is XLA's convolution. The backend is the one the computation is lowered for
-    (`jax.lax.platform_dependent`), not the default one, and the compiled program holds only
-    the branch chosen.
+    by layer), and parts are never concatenated. Compiled for any other backend (cuDNN on
+    GPU, TPU), or with fewer channels, it is XLA's convolution of the concatenation. The
+    backend is the one the computation is lowered for (`jax.lax.platform_dependent`), not the
+    default one, and the compiled program holds only the branch chosen.
     """
     min_channels: int = 64
 
@@ -89,15 +105,38 @@ class WinogradConv(nn.Conv):
         return channels >= self.min_channels and pixels >= WINOGRAD_MIN_PIXELS
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param('kernel', self.kernel_init, (3, 3, x.shape[-1], self.features), self.param_dtype)
-        bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
-        x, kernel, bias = self.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    def __call__(self, x) -> jax.Array:
+        parts, kernel, bias = _parts_and_parameters(self, x)
+        channels = kernel.shape[2]
         direct = functools.partial(direct_conv3x3, precision=self.precision)
-        if not self.uses_winograd(x.shape[-1], x.shape[-3] * x.shape[-2]):
-            return direct(x, kernel) + bias
+        if not self.uses_winograd(channels, parts[0].shape[-3] * parts[0].shape[-2]):
+            return direct(parts, kernel) + bias
         winograd = functools.partial(winograd_conv3x3, precision=self.precision)
-        return jax.lax.platform_dependent(x, kernel, cpu=winograd, default=direct) + bias
+        return jax.lax.platform_dependent(parts, kernel, cpu=winograd, default=direct) + bias
+
+
+class PointwiseConv(nn.Conv):
+    """`nn.Conv2d(1)` with `nn.Conv`'s parameters (kernel `[1, 1, C, features]`, bias
+    `[features]`): x `[N, H, W, C]` -> `[N, H, W, features]`. x may be parts
+    (`winograd.parts_of`): the conv of their channel concatenation.
+
+    Compiled for the CPU backend, parts on maps of at least `WINOGRAD_MIN_PIXELS` pixels are
+    not concatenated: the output is the sum of each part's conv with its rows of the kernel (a
+    dense block's last layer reads all its layers' outputs; their concatenation is a copy of
+    them all). Otherwise (other backends, small maps, one part) it is XLA's convolution of the
+    concatenation, as `nn.Conv`.
+    """
+
+    @nn.compact
+    def __call__(self, x) -> jax.Array:
+        parts, kernel, bias = _parts_and_parameters(self, x)
+        whole = lambda parts, kernel: _conv_valid(concatenated(parts), kernel, self.precision)
+        if len(parts) == 1 or parts[0].shape[-3] * parts[0].shape[-2] < WINOGRAD_MIN_PIXELS:
+            return whole(parts, kernel) + bias
+        bounds = np.cumsum([0] + [part.shape[-1] for part in parts])
+        by_part = lambda parts, kernel: sum(_conv_valid(part, kernel[:, :, start:end], self.precision)
+                                            for part, start, end in zip(parts, bounds[:-1], bounds[1:]))
+        return jax.lax.platform_dependent(parts, kernel, cpu=by_part, default=whole) + bias
 
 
 class SubPixelConvTranspose(nn.ConvTranspose):
@@ -169,11 +208,12 @@ class UpsampleBilinear(nn.Module):
 
 
 class GlobalAvgPool(nn.Module):
-    """`nn.AdaptiveAvgPool2d(1)`: `[N, H, W, C] -> [N, 1, 1, C]`."""
+    """`nn.AdaptiveAvgPool2d(1)`: `[N, H, W, C] -> [N, 1, 1, C]`; of parts
+    (`winograd.parts_of`), the means of their concatenation."""
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return jnp.mean(x, axis=(1, 2), keepdims=True)
+    def __call__(self, x) -> jax.Array:
+        return concatenated([jnp.mean(part, axis=(1, 2), keepdims=True) for part in parts_of(x)])
 
 
 class TrainingBatchNorm(nn.Module):

@@ -19,9 +19,17 @@ import jax
 from mmp_jax.models.layers import GlobalAvgPool, UpsampleBilinear
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.variants import model_from_variant
+from mmp_jax.models.winograd import parts_of
 
 
-def _layer_macs(module: nn.Module, x, y) -> int:
+def _joined(x) -> jax.ShapeDtypeStruct:
+    """The shape of a layer's input `x`, an array or parts (`winograd.parts_of`, the shape
+    of their channel concatenation)."""
+    parts = parts_of(x)
+    return jax.ShapeDtypeStruct(parts[0].shape[:-1] + (sum(p.shape[-1] for p in parts),), parts[0].dtype)
+
+
+def _layer_macs(module: nn.Module, x: jax.ShapeDtypeStruct, y) -> int:
     if isinstance(module, (nn.Conv, nn.ConvTranspose)):
         return math.prod(y.shape) * x.shape[-1] * math.prod(module.kernel_size)
     if isinstance(module, nn.Dense):
@@ -37,8 +45,8 @@ def _layer_macs(module: nn.Module, x, y) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class LayerCall:
-    """One call of a Flax module: the (bound) module, the shape of its first input and of
-    its output (`jax.ShapeDtypeStruct` trees), and its MACs (`_layer_macs`; 0 for modules
+    """One call of a Flax module: the (bound) module, the shape of its first input (a conv's
+    parts: of their concatenation) and of its output (`jax.ShapeDtypeStruct` trees), and its MACs (`_layer_macs`; 0 for modules
     that only contain layers)."""
     module: nn.Module
     x: jax.ShapeDtypeStruct
@@ -55,8 +63,9 @@ def layer_calls(fn: Callable, *args) -> list[LayerCall]:
     def interceptor(next_fun, call_args, call_kwargs, context):
         out = next_fun(*call_args, **call_kwargs)
         if context.method_name == '__call__' and call_args:
-            calls.append(LayerCall(context.module, shape_of(call_args[0]), shape_of(out),
-                                   _layer_macs(context.module, call_args[0], out)))
+            joins = isinstance(context.module, (nn.Conv, GlobalAvgPool))
+            x = (_joined if joins else shape_of)(call_args[0])
+            calls.append(LayerCall(context.module, x, shape_of(out), _layer_macs(context.module, x, out)))
         return out
 
     with nn.intercept_methods(interceptor):

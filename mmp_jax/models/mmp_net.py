@@ -21,13 +21,14 @@ MIN_SIZE = 16  # four 2x2 max-pools need at least 16 pixels per side
 
 
 class DoubleConv(nn.Module):
-    """(3x3 conv, BatchNorm, ReLU) twice; names match the original's `double_conv.{0,1,3,4}`."""
+    """(3x3 conv, BatchNorm, ReLU) twice; names match the original's `double_conv.{0,1,3,4}`.
+    x `[N, H, W, C]` or parts (`winograd.parts_of`, their channel concatenation)."""
     features: int
     dtype: Dtype | None = None
     torch_batch_norm: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x, train: bool) -> jax.Array:
         for conv_index in (0, 3):
             x = conv(self.features, 3, name=f'double_conv_{conv_index}', dtype=self.dtype)(x)
             name = f'double_conv_{conv_index + 1}'
@@ -54,7 +55,7 @@ class Down(nn.Module):
 
 class Up(nn.Module):
     """Upsample x2 (align corners), zero-pad to the skip's size as the original does
-    (extra row/column at the bottom/right), concat `[skip, up]`, DoubleConv."""
+    (extra row/column at the bottom/right), DoubleConv of `[skip, up]` (as parts, concatenated)."""
     features: int
     dtype: Dtype | None = None
     torch_batch_norm: bool = False
@@ -67,7 +68,7 @@ class Up(nn.Module):
         x = jnp.pad(x, ((0, 0), (diff_y // 2, diff_y - diff_y // 2),
                         (diff_x // 2, diff_x - diff_x // 2), (0, 0)))
         double_conv = DoubleConv(self.features, self.dtype, self.torch_batch_norm, name='conv')
-        return double_conv(jnp.concatenate([skip, x], axis=-1), train)
+        return double_conv((skip, x), train)
 
 
 class OutConv(nn.Module):

@@ -37,11 +37,13 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax.typing import Dtype
 
 from mmp_jax.models.layers import GlobalAvgPool, activation, conv, conv_transpose
 from mmp_jax.models.mmp_net import MIN_SIZE, MMPNet
 from mmp_jax.models.rdb import RDB, RDBDownsample, RDNet
+from mmp_jax.models.winograd import parts_of
 
 PRIOR_SOURCES = ('mmpnet', 'given')
 PRIOR_BATCH_NORMS = ('running', 'batch')  # the prior's BatchNorm in training (see the module's doc)
@@ -181,22 +183,26 @@ class ChannelAttention(nn.Module):
     dtype: Dtype | None = None
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        channels = x.shape[-1]
-        y = GlobalAvgPool()(x)
+    def __call__(self, x) -> tuple[jax.Array, ...]:
+        """x `[N, H, W, C]` or parts (`winograd.parts_of`) -> the parts, each times its gates."""
+        parts = parts_of(x)
+        channels = sum(part.shape[-1] for part in parts)
+        y = GlobalAvgPool()(parts)
         y = nn.relu(conv(channels // self.reduction, 1, name='conv_du_0', dtype=self.dtype)(y))
-        return x * nn.sigmoid(conv(channels, 1, name='conv_du_2', dtype=self.dtype)(y))
+        gates = nn.sigmoid(conv(channels, 1, name='conv_du_2', dtype=self.dtype)(y))
+        starts = np.cumsum([0] + [part.shape[-1] for part in parts])
+        return tuple(part * gates[..., start:end] for part, start, end in zip(parts, starts[:-1], starts[1:]))
 
 
 class Fusion(nn.Module):
-    """The original's `CAT`: concatenated f(t-P..t+F) `[N, h, w, (P+F+1) 5C]` ->
-    optional channel attention -> 1x1 -> `[N, h, w, 5C]`."""
+    """The original's `CAT`: concatenated f(t-P..t+F) `[N, h, w, (P+F+1) 5C]`, or the P+F+1
+    maps as parts (`winograd.parts_of`) -> optional channel attention -> 1x1 -> `[N, h, w, 5C]`."""
     n_features: int
     attention: bool = True
     dtype: Dtype | None = None
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x) -> jax.Array:
         if self.attention:
             x = ChannelAttention(dtype=self.dtype, name='ca')(x)
         return conv(5 * self.n_features, 1, name='fusion', dtype=self.dtype)(x)
@@ -345,9 +351,10 @@ class MMPRNN(nn.Module):
                        split_rngs={'params': False}, in_axes=1, out_axes=1, unroll=self.scan_unroll)
         return scan(self.cell, carry, mids)
 
-    def decode(self, features: jax.Array, frame: jax.Array) -> jax.Array:
-        """Concatenated f(t-P..t+F) `[N, H/4, W/4, window * 5C]` and frame t `[N, H, W, 3]`
-        in [0, 1] -> deblurred frame t `[N, H, W, 3]` in [0, 1] units, float32."""
+    def decode(self, features, frame: jax.Array) -> jax.Array:
+        """f(t-P..t+F), concatenated `[N, H/4, W/4, window * 5C]` or a sequence of the `window`
+        maps `[N, H/4, W/4, 5C]` (never concatenated then on the CPU backend), and frame t
+        `[N, H, W, 3]` in [0, 1] -> deblurred frame t `[N, H, W, 3]` in [0, 1] units, float32."""
         out = self.recons(self.fusion(features))
         if self.do_skip:
             out = out + self.skip(self.scaling.to_model(frame))
@@ -385,8 +392,7 @@ class MMPRNN(nn.Module):
             raise ValueError(f'a sequence needs at least {self.window} frames; got {length}')
         feats = self.encode_sequence(frames, priors, train)
         n_out = length - self.window + 1
-        windows = jnp.concatenate([feats[:, k:k + n_out] for k in range(self.window)], axis=-1)
+        windows = [feats[:, k:k + n_out].reshape((batch * n_out,) + feats.shape[2:]) for k in range(self.window)]
         centre = frames[:, self.past_frames:self.past_frames + n_out]
-        out = self.decode(windows.reshape((batch * n_out,) + windows.shape[2:]),
-                          centre.reshape((batch * n_out,) + centre.shape[2:]))
+        out = self.decode(windows, centre.reshape((batch * n_out,) + centre.shape[2:]))
         return out.reshape((batch, n_out) + out.shape[1:])

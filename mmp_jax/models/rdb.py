@@ -7,22 +7,24 @@ inputs'), parameters stay float32.
 """
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 from flax.typing import Dtype
 
 from mmp_jax.models.layers import activation, conv
+from mmp_jax.models.winograd import parts_of
 
 
 class DenseLayer(nn.Module):
-    """3x3 conv + activation, output concatenated to the input: `C -> C + growth`."""
+    """3x3 conv + activation, its output joined to the input: `C -> C + growth` channels, as
+    parts (`winograd.parts_of`): the input's parts and the output, never concatenated here
+    (the convs that read them concatenate them only where that is the faster way)."""
     growth: int
     act: str = 'gelu'
     dtype: Dtype | None = None
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x) -> tuple[jax.Array, ...]:
         out = activation(self.act)(conv(self.growth, 3, name='conv', dtype=self.dtype)(x))
-        return jnp.concatenate([x, out], axis=-1)
+        return (*parts_of(x), out)
 
 
 class RDB(nn.Module):
@@ -58,7 +60,7 @@ class RDBDownsample(nn.Module):
 
 
 class RDNet(nn.Module):
-    """MMP-RNN's `RDNet`: `num_blocks` chained RDBs, all their outputs concatenated,
+    """MMP-RNN's `RDNet`: `num_blocks` chained RDBs, all their outputs joined (as parts),
     1x1 then 3x3 back to `C` (no activation after either, unlike ESTRNN's RDNet)."""
     growth: int
     num_blocks: int
@@ -73,5 +75,5 @@ class RDNet(nn.Module):
         for i in range(self.num_blocks):
             h = RDB(self.growth, self.num_layer, self.act, self.dtype, name=f'RDBs_{i}')(h)
             outs.append(h)
-        out = conv(channels, 1, name='conv1x1', dtype=self.dtype)(jnp.concatenate(outs, axis=-1))
+        out = conv(channels, 1, name='conv1x1', dtype=self.dtype)(outs)
         return conv(channels, 3, name='conv3x3', dtype=self.dtype)(out)

@@ -13,6 +13,8 @@ import pytest
 from mmp_jax import backend
 from mmp_jax.models import layers, winograd
 from mmp_jax.models.mmp_net import MMPNet
+from mmp_jax.models.mmp_rnn import Fusion
+from mmp_jax.models.rdb import RDNet
 
 TOLERANCE = 1e-5
 
@@ -68,6 +70,22 @@ def test_winograd_conv3x3_gradients_are_the_direct_convs():
         np.testing.assert_allclose(g, w, atol=TOLERANCE * float(np.abs(w).max()))
 
 
+def test_winograd_conv3x3_of_parts_is_the_conv_of_their_concatenation():
+    """Parts of 70, 6 and 1 channels, never concatenated: the padded conv of their
+    concatenation; gradients (one per part) the direct conv's."""
+    parts = tuple(jax.random.normal(jax.random.key(i), (2, 7, 9, c)) for i, c in enumerate((70, 6, 1)))
+    kernel = jax.random.normal(jax.random.key(5), (3, 3, 77, 6)) / 25
+    whole = jax.numpy.concatenate(parts, axis=-1)
+    np.testing.assert_allclose(jax.jit(winograd.winograd_conv3x3)(parts, kernel),
+                               winograd.direct_conv3x3(whole, kernel, 'highest'), atol=TOLERANCE)
+    loss = lambda conv: lambda x, kernel: (conv(x, kernel) ** 2).mean()
+    got = jax.grad(loss(winograd.winograd_conv3x3), (0, 1))(parts, kernel)
+    want = jax.grad(loss(winograd.direct_conv3x3), (0, 1))(whole, kernel)
+    assert [g.shape for g in got[0]] == [p.shape for p in parts]
+    for g, w in zip((jax.numpy.concatenate(got[0], axis=-1), got[1]), want):
+        np.testing.assert_allclose(g, w, atol=TOLERANCE * float(np.abs(w).max()))
+
+
 @pytest.mark.parametrize('channels', [8, 70])
 def test_winograd_conv_is_the_3x3_conv(channels, monkeypatch):
     """`conv(k=3, stride 1)` is a `WinogradConv` (Winograd from `min_channels` input channels
@@ -92,19 +110,65 @@ def test_winograd_only_in_programs_for_the_cpu(platform, winograd):
         (0, True) if winograd else (1, False))
 
 
+def test_pointwise_conv_of_parts_is_the_1x1_conv(monkeypatch):
+    """`conv(k=1, stride 1)` is a `PointwiseConv`: on one map, or on parts (by part on the CPU
+    backend, `WINOGRAD_MIN_PIXELS` pixels up), `nn.Conv`'s parameters and outputs on their
+    concatenation."""
+    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)
+    new, old = layers.conv(12, 1), nn.Conv(12, (1, 1), padding=((0, 0), (0, 0)), kernel_init=layers.torch_like_init)
+    assert isinstance(new, layers.PointwiseConv) and type(layers.conv(12, 1, stride=2)) is nn.Conv
+    _same_function(new, old, _x(2, 9, 6, 20))
+    parts = [_x(2, 9, 6, 20), _x(2, 9, 6, 3) * 2]
+    variables = new.init(jax.random.key(0), parts)
+    whole = jax.numpy.concatenate(parts, axis=-1)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, variables, old.init(jax.random.key(0), whole)))
+    np.testing.assert_allclose(jax.jit(new.apply)(variables, parts), old.apply(variables, whole), atol=TOLERANCE)
+
+
+@pytest.mark.parametrize('platform, by_part', [('cpu', True), ('cuda', False), ('tpu', False)])
+def test_parts_are_concatenated_only_off_the_cpu(platform, by_part):
+    """Three parts into a `PointwiseConv`: lowered for the CPU backend, three convolutions
+    and no concatenation; for a GPU or TPU, one concatenation and one convolution."""
+    module, parts = layers.conv(12, 1), [_x(1, 32, 32, c) for c in (70, 36, 36)]
+    variables = module.init(jax.random.key(0), parts)
+    text = jax.jit(module.apply).trace(variables, parts).lower(lowering_platforms=(platform,)).as_text()
+    assert (text.count('stablehlo.convolution'), text.count('stablehlo.concatenate')) == ((3, 0) if by_part else (1, 1))
+
+
+def test_dense_blocks_of_parts_are_the_concatenated_blocks(monkeypatch):
+    """An RDNet (2 RDBs of 70 channels, growth 36: Winograd of parts, 1x1 convs by part)
+    against the same network with every join concatenated first: the same variables and
+    outputs within float32 rounding."""
+    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)
+    net, x = RDNet(36, 2), _x(1, 10, 12, 70)
+    variables = net.init(jax.random.key(0), x)
+    by_parts = jax.jit(lambda v, x: net.apply(v, x))(variables, x)
+    monkeypatch.setattr(layers, 'parts_of', lambda x: (winograd.concatenated(x),))
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, variables, net.init(jax.random.key(0), x)))
+    np.testing.assert_allclose(by_parts, jax.jit(lambda v, x: net.apply(v, x))(variables, x), atol=TOLERANCE)
+
+
+def test_fusion_of_parts_is_the_fusion_of_their_concatenation(monkeypatch):
+    """The fusion (channel attention, 1x1) of five feature maps as parts (each map times its
+    gates, the 1x1 by part) and of their concatenation: the same variables and outputs."""
+    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)
+    fusion, parts = Fusion(4), [_x(2, 5, 6, 20) + i for i in range(5)]
+    whole = jax.numpy.concatenate(parts, axis=-1)
+    variables = fusion.init(jax.random.key(0), parts)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, variables, fusion.init(jax.random.key(0), whole)))
+    np.testing.assert_allclose(jax.jit(fusion.apply)(variables, parts), fusion.apply(variables, whole), atol=TOLERANCE)
+
+
 def test_mmp_net_with_and_without_winograd(monkeypatch):
-    """MMP-Net (3x3 convs of 64 to 256 input channels) with its 3x3 convs as `WinogradConv`s
-    and as plain `nn.Conv`s: the same variables (names, shapes, initial values, so checkpoints
-    serve either) and outputs (sigmoid maps in [0, 1]) within float32 rounding."""
+    """MMP-Net (3x3 convs of 64 to 256 input channels) with its 3x3 convs by Winograd and by
+    XLA's convolution: the same outputs (sigmoid maps in [0, 1]) within float32 rounding."""
     monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)  # every 3x3 conv of >= 64 channels
     x = jax.random.uniform(jax.random.key(1), (1, 32, 48, 3))
     net = MMPNet()
     variables = net.init(jax.random.key(0), x)
-    with_winograd = jax.jit(net.apply)(variables, x)
-    monkeypatch.setattr(layers, 'WinogradConv', nn.Conv)
-    plain_variables = net.init(jax.random.key(0), x)
-    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, variables, plain_variables))
-    np.testing.assert_allclose(with_winograd, jax.jit(net.apply)(variables, x), atol=TOLERANCE)
+    with_winograd = jax.jit(lambda v, x: net.apply(v, x))(variables, x)
+    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 32 * 48 + 1)  # none
+    np.testing.assert_allclose(with_winograd, jax.jit(lambda v, x: net.apply(v, x))(variables, x), atol=TOLERANCE)
 
 
 def test_xla_flags_are_appended_and_the_users_kept():
