@@ -1,18 +1,22 @@
 """XLA's memory analysis of the compiled stage-2 training step on one device (compile only, nothing runs).
 
     python -m benchmarks.train_step_memory [--variant A9B10C18F8] [--batch 8x10x256x256] \\
-        [--dtypes float32,bfloat16] [--remats none,full] [--unrolls true,false]
+        [--dtypes float32,bfloat16] [--remats none,full] [--unrolls true,false] [--program accelerator|cpu]
 
 The project's step (`mmp_jax.train_step`: the paper's loss, Adam with cosine annealing, MMP-Net
 frozen, the old state donated), jitted for one device and lowered on abstract shapes, so the
 sizes are what the compiled program would allocate on this backend (CPU here; an accelerator's
-compiler may schedule differently). Per dtype, remat and unroll setting (`MMPRNN.dtype`,
+compiler may schedule differently). `--program accelerator` (the default) compiles the program a
+GPU or TPU gets: the CPU backend's own formulations (`layers.WinogradConv`'s Winograd, parts
+never concatenated) off, XLA's convolutions of concatenated maps as there; `--program cpu` the
+one this CPU runs. Per dtype, remat and unroll setting (`MMPRNN.dtype`,
 `MMPRNN.remat`, `MMPRNN.scan_unroll`; remat needs scan_unroll False):
 the temporary, argument, output, aliased (donated) and generated-code bytes, the peak
 (arguments + outputs + temporaries - aliased, XLA's own total where it gives one) and the compile
 seconds.
 """
 import argparse
+import math
 import time
 
 import jax
@@ -20,6 +24,7 @@ import jax.numpy as jnp
 
 from benchmarks.report import report
 from mmp_jax import sharding, train_step
+from mmp_jax.models import layers
 from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.models.variants import model_from_variant
 
@@ -63,8 +68,12 @@ def main():
     parser.add_argument('--dtypes', default='float32,bfloat16')
     parser.add_argument('--remats', default='none,full')
     parser.add_argument('--unrolls', default='true,false', help='scan_unroll settings')
+    parser.add_argument('--program', choices=('accelerator', 'cpu'), default='accelerator',
+                        help="the program a GPU or TPU compiles, or this CPU's own (see above)")
     parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
     args = parser.parse_args()
+    if args.program == 'accelerator':
+        layers.WINOGRAD_MIN_PIXELS = math.inf  # no map is large enough: the CPU's formulations off
     print(f'{jax.default_backend()}, {args.variant}, batch {args.batch}', flush=True)
     batch_shape = tuple(int(n) for n in args.batch.split('x')) + (3,)
     rows = []
@@ -77,7 +86,7 @@ def main():
                 rows.append(memory_row(model, batch_shape))
                 print(rows[-1], flush=True)
     report('train_step_memory', rows, args.json, variant=args.variant, batch=args.batch,
-           backend=jax.default_backend(), goal='peak_gb <= 40 in bfloat16 with remat')
+           backend=jax.default_backend(), program=args.program, goal='peak_gb <= 40 in bfloat16 with remat')
 
 
 if __name__ == '__main__':

@@ -138,6 +138,7 @@ def test_train_step_memory(tmp_path):
     result = _run(tmp_path, 'benchmarks.train_step_memory', '--variant', 'A1B1C4F5', '--batch', '1x5x32x32',
                   '--dtypes', 'float32', '--remats', 'none,full', '--unrolls', 'true,false')
     rows = result['rows']
+    assert result['program'] == 'accelerator'  # the default: what a GPU or TPU compiles
     assert [(r['remat'], r['scan_unroll']) for r in rows] == [('none', True), ('none', False), ('full', False)]
     for row in rows:
         assert row['peak_gb'] >= row['argument_gb'] + row['output_gb'] + row['temp_gb'] - row['alias_gb'] > 0
