@@ -46,12 +46,16 @@ def _cpu_env(devices: int) -> dict:
     return dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu')
 
 
-def _job_env(devices: int) -> dict:
-    """`_cpu_env` for a process of a `jax.distributed` job: without the compilation cache (a
-    process running a collective from the cache while another compiled it timed out in Gloo's
-    context set-up, jax 0.10.2)."""
+def _job_env(devices: int, processes: int) -> dict:
+    """`_cpu_env` for a process of a job of `processes`: a `jax.distributed` job (more than one)
+    runs without the compilation cache (a process running a collective from the cache while
+    another compiled it timed out in Gloo's context set-up, jax 0.10.2; nor can process 0 hand
+    its programs to the others, `jax_share_binary_between_hosts`: on CPU each process's cache
+    key differs, and the others wait for theirs forever). A job of one process has no peer to
+    wait for: it uses the run's cache."""
     env = _cpu_env(devices)
-    env.pop('JAX_COMPILATION_CACHE_DIR', None)
+    if processes > 1:
+        env.pop('JAX_COMPILATION_CACHE_DIR', None)
     return env
 
 
@@ -84,7 +88,7 @@ def start_processes(script: str, processes: int, devices: int, logs: Path, *args
     for index in range(processes):
         with open(logs / f'{index}.out', 'w') as out, open(logs / f'{index}.err', 'w') as err:
             started.append(subprocess.Popen([sys.executable, '-c', script, coordinator, str(processes), str(index), *args],
-                                            stdout=out, stderr=err, env=_job_env(devices), cwd=REPO))
+                                            stdout=out, stderr=err, env=_job_env(devices, processes), cwd=REPO))
     return started
 
 
