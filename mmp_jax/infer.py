@@ -106,7 +106,7 @@ def decode_windows(model: MMPRNN, variables, windows: list[tuple[jax.Array, ...]
     """N windows, each the features f(t-P..t+F) `[B, H/4, W/4, 5C]` of its frame, and those
     frames `[N B, H, W, 3]` in [0, 1] -> outputs `[N B, H, W, 3]` (`MMPRNN.decode` in one batch:
     the windows' k-th features joined along the batch, the `window` maps decoded as parts)."""
-    features = [jnp.concatenate([window[k] for window in windows]) for k in range(model.window)]
+    features = [jnp.concatenate(kth) for kth in zip(*windows, strict=True)]
     return model.apply(variables, features, frames, method=model.decode)
 
 

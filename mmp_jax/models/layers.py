@@ -2,9 +2,11 @@
 
 Every layer here reproduces one PyTorch layer of the original implementation exactly
 (padding, output sizes, activation variants), so converted weights give the original's
-outputs. Feature maps are `[N, H, W, C]`.
+outputs. Feature maps are `[N, H, W, C]`; the convs of `conv` also take a list of such maps
+(parts, `winograd.parts_of`) standing for their channel concatenation.
 """
 import functools
+import operator
 from typing import Callable
 
 import flax.linen as nn
@@ -66,8 +68,11 @@ def _conv_valid(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
 def _parts_and_parameters(module: nn.Conv, x) -> tuple[list[jax.Array], jax.Array, jax.Array]:
     """x's parts (`winograd.parts_of`) and the conv's kernel `[kh, kw, C, features]` (C: the
     parts' channels together) and bias `[features]`, declared as `nn.Conv` declares them, all
-    promoted to the compute dtype."""
+    promoted to the compute dtype. Parts must be `[N, H, W, C_i]` with one N, H, W (ValueError)."""
     parts = parts_of(x)
+    if any(part.ndim != 4 or part.shape[:3] != parts[0].shape[:3] for part in parts):
+        raise ValueError(f'{type(module).__name__} takes [N, H, W, C] maps of one N, H, W; '
+                         f'got shapes {[tuple(part.shape) for part in parts]}')
     channels = sum(part.shape[-1] for part in parts)
     kernel = module.param('kernel', module.kernel_init, (*module.kernel_size, channels, module.features),
                           module.param_dtype)
@@ -92,17 +97,18 @@ class WinogradConv(nn.Conv):
     least `WINOGRAD_MIN_PIXELS` pixels, the conv is
     `winograd_conv3x3`, faster there than XLA's convolution (below `min_channels` the
     transforms cost more than the multiplies saved; `benchmarks.layer_speed` times both, layer
-    by layer), and parts are never concatenated. Compiled for any other backend (cuDNN on
+    by layer), and the forward pass never concatenates parts (the backward pass, the direct
+    conv's gradients, does). Compiled for any other backend (cuDNN on
     GPU, TPU), or with fewer channels, it is XLA's convolution of the concatenation. The
     backend is the one the computation is lowered for (`jax.lax.platform_dependent`), not the
     default one, and the compiled program holds only the branch chosen.
     """
     min_channels: int = 64
 
-    def uses_winograd(self, channels: int, pixels: int = WINOGRAD_MIN_PIXELS) -> bool:
-        """Whether an input of `channels` channels and H x W = `pixels` takes
-        `winograd_conv3x3` on the CPU backend."""
-        return channels >= self.min_channels and pixels >= WINOGRAD_MIN_PIXELS
+    def uses_winograd(self, channels: int, pixels: int | None = None) -> bool:
+        """Whether an input of `channels` channels and H x W = `pixels` (None: just enough)
+        takes `winograd_conv3x3` on the CPU backend."""
+        return channels >= self.min_channels and (pixels is None or pixels >= WINOGRAD_MIN_PIXELS)
 
     @nn.compact
     def __call__(self, x) -> jax.Array:
@@ -121,7 +127,7 @@ class PointwiseConv(nn.Conv):
     (`winograd.parts_of`): the conv of their channel concatenation.
 
     Compiled for the CPU backend, parts on maps of at least `WINOGRAD_MIN_PIXELS` pixels are
-    not concatenated: the output is the sum of each part's conv with its rows of the kernel (a
+    not concatenated (in the forward pass): the output is the sum of each part's conv with its rows of the kernel (a
     dense block's last layer reads all its layers' outputs; their concatenation is a copy of
     them all). Otherwise (other backends, small maps, one part) it is XLA's convolution of the
     concatenation, as `nn.Conv`.
@@ -134,8 +140,9 @@ class PointwiseConv(nn.Conv):
         if len(parts) == 1 or parts[0].shape[-3] * parts[0].shape[-2] < WINOGRAD_MIN_PIXELS:
             return whole(parts, kernel) + bias
         bounds = np.cumsum([0] + [part.shape[-1] for part in parts])
-        by_part = lambda parts, kernel: sum(_conv_valid(part, kernel[:, :, start:end], self.precision)
-                                            for part, start, end in zip(parts, bounds[:-1], bounds[1:]))
+        by_part = lambda parts, kernel: functools.reduce(operator.add, (
+            _conv_valid(part, kernel[:, :, start:end], self.precision)
+            for part, start, end in zip(parts, bounds[:-1], bounds[1:])))
         return jax.lax.platform_dependent(parts, kernel, cpu=by_part, default=whole) + bias
 
 

@@ -178,7 +178,8 @@ class RDBCell(nn.Module):
 
 
 class ChannelAttention(nn.Module):
-    """The original's `CALayer` (reduction 16): x times a per-channel sigmoid gate."""
+    """The original's `CALayer` (reduction 16): x times a per-channel sigmoid gate, x an array
+    or parts (`winograd.parts_of`), the result as parts (a tuple)."""
     reduction: int = 16
     dtype: Dtype | None = None
 
@@ -353,7 +354,8 @@ class MMPRNN(nn.Module):
 
     def decode(self, features, frame: jax.Array) -> jax.Array:
         """f(t-P..t+F), concatenated `[N, H/4, W/4, window * 5C]` or a sequence of the `window`
-        maps `[N, H/4, W/4, 5C]` (never concatenated then on the CPU backend), and frame t
+        maps `[N, H/4, W/4, 5C]` (then not concatenated on the CPU backend, from
+        `layers.WINOGRAD_MIN_PIXELS` pixels, in the forward pass), and frame t
         `[N, H, W, 3]` in [0, 1] -> deblurred frame t `[N, H, W, 3]` in [0, 1] units, float32."""
         out = self.recons(self.fusion(features))
         if self.do_skip:

@@ -2,7 +2,7 @@
 
 Module and parameter names follow the PyTorch attribute names, with a Sequential or
 ModuleList index `name.i` written `name_i`, so checkpoint conversion is a name map.
-Feature maps are `[N, H, W, C]`; `dtype` is the compute dtype of every conv (None: the
+Feature maps are `[N, H, W, C]` (a dense layer's output: parts, `winograd.parts_of`); `dtype` is the compute dtype of every conv (None: the
 inputs'), parameters stay float32.
 """
 import flax.linen as nn

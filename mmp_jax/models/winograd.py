@@ -66,8 +66,8 @@ def winograd_conv3x3(x, kernel: jax.Array, precision=None) -> jax.Array:
     only) into 16 maps `[N H/2 W/2, C]`, each multiplied by its transformed kernel `[C, K]`
     (16 matmuls: 4 multiplies per output pixel and channel pair where the direct conv does 9),
     then transformed back and interleaved. Odd H or W: one more zero row or column, cropped.
-    Parts are never concatenated: each is transformed and multiplied by its rows of the
-    kernel, the products summed. A dense block's layers see the same parts again, and XLA
+    Parts are not concatenated (in the forward pass): each is transformed and multiplied by its
+    rows of the kernel, the products summed. A dense block's layers see the same parts again, and XLA
     computes each part's transform once for all of them. x and kernel share one dtype,
     which the matmuls and the result have (the kernel is transformed in float32 and rounded
     to it). Differs from the direct conv by rounding: a few 1e-6 at unit-scale float32 values.
@@ -97,7 +97,7 @@ def direct_conv3x3(x, kernel: jax.Array, precision=None) -> jax.Array:
                                         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
-def _forward(x: jax.Array, kernel: jax.Array, precision):
+def _forward(x, kernel: jax.Array, precision):
     return winograd_conv3x3(x, kernel, precision), (x, kernel)
 
 

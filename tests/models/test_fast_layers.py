@@ -100,14 +100,18 @@ def test_winograd_conv_is_the_3x3_conv(channels, monkeypatch):
 
 
 @pytest.mark.parametrize('platform, winograd', [('cpu', True), ('cuda', False), ('rocm', False), ('tpu', False)])
-def test_winograd_only_in_programs_for_the_cpu(platform, winograd):
-    """Lowered for the CPU backend, a 70-channel `WinogradConv` is matmuls and no convolution;
-    for a GPU or TPU it is the one convolution (cuDNN's there), and no matmul."""
-    module, x = layers.conv(12, 3), _x(1, 32, 32, 70)
+@pytest.mark.parametrize('channels', [(70,), (70, 36)])
+def test_winograd_only_in_programs_for_the_cpu(platform, winograd, channels):
+    """Lowered for the CPU backend, a `WinogradConv` of 70 channels, or of parts of 70 and 36,
+    is matmuls, and neither a convolution nor a concatenation; for a GPU or TPU it is the one
+    convolution (cuDNN's there) of the parts concatenated, and no matmul."""
+    module, x = layers.conv(12, 3), [_x(1, 32, 32, c) for c in channels]
     variables = module.init(jax.random.key(0), x)
     text = jax.jit(module.apply).trace(variables, x).lower(lowering_platforms=(platform,)).as_text()
     assert (text.count('stablehlo.convolution'), 'stablehlo.dot_general' in text) == (
         (0, True) if winograd else (1, False))
+    if len(channels) > 1:  # the concatenated map, 1 x 32 x 32 x 106, exists only off the CPU
+        assert ('tensor<1x32x32x106xf32>' in text) == (not winograd)
 
 
 def test_pointwise_conv_of_parts_is_the_1x1_conv(monkeypatch):
@@ -126,13 +130,22 @@ def test_pointwise_conv_of_parts_is_the_1x1_conv(monkeypatch):
 
 
 @pytest.mark.parametrize('platform, by_part', [('cpu', True), ('cuda', False), ('tpu', False)])
-def test_parts_are_concatenated_only_off_the_cpu(platform, by_part):
+def test_parts_are_concatenated_only_off_the_cpu(platform, by_part, monkeypatch):
     """Three parts into a `PointwiseConv`: lowered for the CPU backend, three convolutions
     and no concatenation; for a GPU or TPU, one concatenation and one convolution."""
+    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)
     module, parts = layers.conv(12, 1), [_x(1, 32, 32, c) for c in (70, 36, 36)]
     variables = module.init(jax.random.key(0), parts)
     text = jax.jit(module.apply).trace(variables, parts).lower(lowering_platforms=(platform,)).as_text()
     assert (text.count('stablehlo.convolution'), text.count('stablehlo.concatenate')) == ((3, 0) if by_part else (1, 1))
+
+
+def test_parts_of_other_sizes_are_refused():
+    module = layers.conv(12, 1)
+    with pytest.raises(ValueError, match=r'one N, H, W; got shapes \[\(1, 4, 4, 3\), \(1, 4, 5, 2\)\]'):
+        module.init(jax.random.key(0), [_x(1, 4, 4, 3), _x(1, 4, 5, 2)])
+    with pytest.raises(ValueError, match='takes \\[N, H, W, C\\] maps'):
+        layers.conv(12, 3).init(jax.random.key(0), _x(4, 4, 3))
 
 
 def test_dense_blocks_of_parts_are_the_concatenated_blocks(monkeypatch):
@@ -161,7 +174,9 @@ def test_fusion_of_parts_is_the_fusion_of_their_concatenation(monkeypatch):
 
 def test_mmp_net_with_and_without_winograd(monkeypatch):
     """MMP-Net (3x3 convs of 64 to 256 input channels) with its 3x3 convs by Winograd and by
-    XLA's convolution: the same outputs (sigmoid maps in [0, 1]) within float32 rounding."""
+    XLA's convolution: the same outputs (sigmoid maps in [0, 1]) within float32 rounding; and
+    the same variables with its up-path's (skip, up) parts concatenated as the original does
+    (names, shapes, initial values, so checkpoints serve either)."""
     monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)  # every 3x3 conv of >= 64 channels
     x = jax.random.uniform(jax.random.key(1), (1, 32, 48, 3))
     net = MMPNet()
@@ -169,6 +184,8 @@ def test_mmp_net_with_and_without_winograd(monkeypatch):
     with_winograd = jax.jit(lambda v, x: net.apply(v, x))(variables, x)
     monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 32 * 48 + 1)  # none
     np.testing.assert_allclose(with_winograd, jax.jit(lambda v, x: net.apply(v, x))(variables, x), atol=TOLERANCE)
+    monkeypatch.setattr(layers, 'parts_of', lambda x: (winograd.concatenated(x),))  # the up-path concatenated
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, variables, net.init(jax.random.key(0), x)))
 
 
 def test_xla_flags_are_appended_and_the_users_kept():
