@@ -7,7 +7,9 @@ The layers are every convolution one frame runs (one cell step, MMP-Net included
 fusion + reconstruction + skip), read from the model by `macs.frame_layer_calls` and grouped
 by shape: kernel, stride, transposed or not, channels in -> out, input H x W, and our
 formulation ('ours_as': `_formulation`). Ours: that module, cloned with its fields,
-jitted alone on a batch-1 float32 input under the project's XLA flags. PyTorch's
+jitted alone on a batch-1 float32 input under the project's XLA flags: one array, so a conv
+the model feeds parts (a dense layer, MMP-Net's up-path, the fusion) is timed on their
+concatenation, not by part as the model runs it. PyTorch's
 (`benchmarks/torch_layers.py`, in a process of its own with `torch.set_num_threads(2)`):
 nn.Conv2d / nn.ConvTranspose2d with the same shapes, NCHW. The two sides alternate round by
 round (one call of every layer per side and round), so load falls on both alike; the first
