@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mmp_jax.convert import check_same_structure, convert_state_dict, torch_key_to_path
+from mmp_jax.models import layers
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import MMPRNN
 from tests import original_reference as ref
@@ -35,7 +36,20 @@ def _frames(reference) -> jax.Array:
     return jnp.asarray(reference['frames'].astype(np.float32) / 255.0)
 
 
-def test_mmp_net_equals_original(reference, keys):
+# The CPU backend's own formulations (Winograd, parts never concatenated) apply from
+# `layers.WINOGRAD_MIN_PIXELS` pixels; the references' 36x44 frames are below that at every level
+# but the first. `every_map` lowers the bound to 0, so they run here on every map they can.
+EVERY_MAP = pytest.mark.parametrize('every_map', [False, True], ids=['as_sized', 'cpu_formulations_everywhere'])
+
+
+def _formulations(monkeypatch, every_map: bool) -> None:
+    if every_map:
+        monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)
+
+
+@EVERY_MAP
+def test_mmp_net_equals_original(reference, keys, every_map, monkeypatch):
+    _formulations(monkeypatch, every_map)
     variables = convert_state_dict(ref.random_state_dict(keys['mmp_net']))
     frames = _frames(reference)[0, :2]
     prior = jax.jit(MMPNet().apply)(variables, frames - 0.5)  # the original's normalised input
@@ -45,8 +59,10 @@ def test_mmp_net_equals_original(reference, keys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('attention', [True, False], ids=['outer_copy', 'inner_copy'])
-def test_mmp_rnn_equals_original_over_7_frames(reference, keys, attention):
+@pytest.mark.parametrize('attention, every_map', [(True, False), (False, False), (True, True)],
+                         ids=['outer_copy', 'inner_copy', 'outer_copy-cpu_formulations_everywhere'])
+def test_mmp_rnn_equals_original_over_7_frames(reference, keys, attention, every_map, monkeypatch):
+    _formulations(monkeypatch, every_map)
     model = MMPRNN(fusion_attention=attention, **ref.TINY)
     variables = convert_state_dict(ref.random_state_dict(keys['mmp_rnn_tiny']),
                                    drop_prefixes=() if attention else ('fusion.ca.',))
