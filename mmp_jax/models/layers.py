@@ -68,7 +68,14 @@ def _conv_valid(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
 def _parts_and_parameters(module: nn.Conv, x) -> tuple[list[jax.Array], jax.Array, jax.Array]:
     """x's parts (`winograd.parts_of`) and the conv's kernel `[kh, kw, C, features]` (C: the
     parts' channels together) and bias `[features]`, declared as `nn.Conv` declares them, all
-    promoted to the compute dtype. Parts must be `[N, H, W, C_i]` with one N, H, W (ValueError)."""
+    promoted to the compute dtype. Parts must be `[N, H, W, C_i]` with one N, H, W, and the
+    module's fields those `layers.conv` gives it (ValueError otherwise: fields it would ignore)."""
+    padding = tuple((k // 2, k // 2) for k in module.kernel_size)
+    if (module.kernel_size != module.KERNEL_SIZE or tuple(np.broadcast_to(module.strides or 1, 2)) != (1, 1)
+            or tuple(map(tuple, module.padding)) != padding or not module.use_bias
+            or module.feature_group_count != 1 or module.kernel_dilation not in (None, 1, (1, 1))):
+        raise ValueError(f'{type(module).__name__} is a {module.KERNEL_SIZE} stride-1 conv with bias and '
+                         f'"same" padding (build it with layers.conv); got {module}')
     parts = parts_of(x)
     if any(part.ndim != 4 or part.shape[:3] != parts[0].shape[:3] for part in parts):
         raise ValueError(f'{type(module).__name__} takes [N, H, W, C] maps of one N, H, W; '
@@ -104,6 +111,7 @@ class WinogradConv(nn.Conv):
     default one, and the compiled program holds only the branch chosen.
     """
     min_channels: int = 64
+    KERNEL_SIZE = (3, 3)
 
     def uses_winograd(self, channels: int, pixels: int | None = None) -> bool:
         """Whether an input of `channels` channels and H x W = `pixels` (None: just enough)
@@ -132,6 +140,8 @@ class PointwiseConv(nn.Conv):
     them all). Otherwise (other backends, small maps, one part) it is XLA's convolution of the
     concatenation, as `nn.Conv`.
     """
+
+    KERNEL_SIZE = (1, 1)
 
     @nn.compact
     def __call__(self, x) -> jax.Array:

@@ -140,12 +140,16 @@ def test_parts_are_concatenated_only_off_the_cpu(platform, by_part, monkeypatch)
     assert (text.count('stablehlo.convolution'), text.count('stablehlo.concatenate')) == ((3, 0) if by_part else (1, 1))
 
 
-def test_parts_of_other_sizes_are_refused():
+def test_parts_of_other_sizes_and_unused_fields_are_refused():
     module = layers.conv(12, 1)
     with pytest.raises(ValueError, match=r'one N, H, W; got shapes \[\(1, 4, 4, 3\), \(1, 4, 5, 2\)\]'):
         module.init(jax.random.key(0), [_x(1, 4, 4, 3), _x(1, 4, 5, 2)])
     with pytest.raises(ValueError, match='takes \\[N, H, W, C\\] maps'):
         layers.conv(12, 3).init(jax.random.key(0), _x(4, 4, 3))
+    with pytest.raises(ValueError, match=r'PointwiseConv is a \(1, 1\) stride-1 conv'):
+        layers.PointwiseConv(12, (1, 1), strides=2).init(jax.random.key(0), _x(1, 4, 4, 3))
+    with pytest.raises(ValueError, match=r'WinogradConv is a \(3, 3\) stride-1 conv'):
+        layers.WinogradConv(12, (3, 3), padding='VALID').init(jax.random.key(0), _x(1, 4, 4, 3))
 
 
 def test_dense_blocks_of_parts_are_the_concatenated_blocks(monkeypatch):
