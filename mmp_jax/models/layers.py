@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.typing import Dtype
 
-from mmp_jax.models.winograd import concatenated, direct_conv3x3, parts_of, winograd_conv3x3
+from mmp_jax.models.winograd import channel_bounds, concatenated, direct_conv3x3, parts_of, winograd_conv3x3
 
 # PyTorch's default Conv2d weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 torch_like_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
@@ -80,7 +80,7 @@ def _parts_and_parameters(module: nn.Conv, x) -> tuple[list[jax.Array], jax.Arra
     if any(part.ndim != 4 or part.shape[:3] != parts[0].shape[:3] for part in parts):
         raise ValueError(f'{type(module).__name__} takes [N, H, W, C] maps of one N, H, W; '
                          f'got shapes {[tuple(part.shape) for part in parts]}')
-    channels = sum(part.shape[-1] for part in parts)
+    channels = int(channel_bounds(parts)[-1])
     kernel = module.param('kernel', module.kernel_init, (*module.kernel_size, channels, module.features),
                           module.param_dtype)
     bias = module.param('bias', module.bias_init, (module.features,), module.param_dtype)
@@ -149,7 +149,7 @@ class PointwiseConv(nn.Conv):
         whole = lambda parts, kernel: _conv_valid(concatenated(parts), kernel, self.precision)
         if len(parts) == 1 or parts[0].shape[-3] * parts[0].shape[-2] < WINOGRAD_MIN_PIXELS:
             return whole(parts, kernel) + bias
-        bounds = np.cumsum([0] + [part.shape[-1] for part in parts])
+        bounds = channel_bounds(parts)
         by_part = lambda parts, kernel: functools.reduce(operator.add, (
             _conv_valid(part, kernel[:, :, start:end], self.precision)
             for part, start, end in zip(parts, bounds[:-1], bounds[1:])))

@@ -19,14 +19,13 @@ import jax
 from mmp_jax.models.layers import GlobalAvgPool, UpsampleBilinear
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.variants import model_from_variant
-from mmp_jax.models.winograd import parts_of
+from mmp_jax.models.winograd import concatenated
 
 
 def _joined(x) -> jax.ShapeDtypeStruct:
     """The shape of a layer's input `x`, an array or parts (`winograd.parts_of`, the shape
     of their channel concatenation)."""
-    parts = parts_of(x)
-    return jax.ShapeDtypeStruct(parts[0].shape[:-1] + (sum(p.shape[-1] for p in parts),), parts[0].dtype)
+    return jax.eval_shape(concatenated, x)
 
 
 def _layer_macs(module: nn.Module, x: jax.ShapeDtypeStruct, y) -> int:

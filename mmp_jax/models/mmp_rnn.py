@@ -37,13 +37,12 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax.typing import Dtype
 
 from mmp_jax.models.layers import GlobalAvgPool, activation, conv, conv_transpose
 from mmp_jax.models.mmp_net import MIN_SIZE, MMPNet
 from mmp_jax.models.rdb import RDB, RDBDownsample, RDNet
-from mmp_jax.models.winograd import parts_of
+from mmp_jax.models.winograd import channel_bounds, parts_of
 
 PRIOR_SOURCES = ('mmpnet', 'given')
 PRIOR_BATCH_NORMS = ('running', 'batch')  # the prior's BatchNorm in training (see the module's doc)
@@ -187,12 +186,12 @@ class ChannelAttention(nn.Module):
     def __call__(self, x) -> tuple[jax.Array, ...]:
         """x `[N, H, W, C]` or parts (`winograd.parts_of`) -> the parts, each times its gates."""
         parts = parts_of(x)
-        channels = sum(part.shape[-1] for part in parts)
+        bounds = channel_bounds(parts)
+        channels = int(bounds[-1])
         y = GlobalAvgPool()(parts)
         y = nn.relu(conv(channels // self.reduction, 1, name='conv_du_0', dtype=self.dtype)(y))
         gates = nn.sigmoid(conv(channels, 1, name='conv_du_2', dtype=self.dtype)(y))
-        starts = np.cumsum([0] + [part.shape[-1] for part in parts])
-        return tuple(part * gates[..., start:end] for part, start, end in zip(parts, starts[:-1], starts[1:]))
+        return tuple(part * gates[..., start:end] for part, start, end in zip(parts, bounds[:-1], bounds[1:]))
 
 
 class Fusion(nn.Module):

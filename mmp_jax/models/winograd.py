@@ -28,6 +28,12 @@ def parts_of(x) -> tuple[jax.Array, ...]:
     return (x,) if hasattr(x, 'shape') else tuple(x)
 
 
+def channel_bounds(parts) -> np.ndarray:
+    """Where each part's channels start and end in the concatenation: `[0, C_0, C_0 + C_1, ...,
+    C]`, part i at `bounds[i]:bounds[i + 1]`."""
+    return np.cumsum([0] + [part.shape[-1] for part in parts])
+
+
 def concatenated(x) -> jax.Array:
     """The map `parts_of(x)` stands for: its parts concatenated along channels."""
     parts = parts_of(x)
@@ -80,13 +86,11 @@ def winograd_conv3x3(x, kernel: jax.Array, precision=None) -> jax.Array:
     n, h, w, _ = parts[0].shape
     weights = jnp.einsum('ai,ijck,bj->abck', _G, kernel, _G,
                          precision=jax.lax.Precision.HIGHEST).astype(kernel.dtype).reshape(16, kernel.shape[2], -1)
-    products, start = None, 0
-    for part in parts:
-        rows = weights[:, start:start + part.shape[-1]]
-        part_products = [jnp.matmul(tiles, rows[i], precision=precision)
+    bounds, products = channel_bounds(parts), None
+    for part, start, end in zip(parts, bounds[:-1], bounds[1:]):
+        part_products = [jnp.matmul(tiles, weights[i, start:end], precision=precision)
                          for i, tiles in enumerate(_transformed_tiles(part))]
         products = part_products if products is None else [a + b for a, b in zip(products, part_products)]
-        start += part.shape[-1]
     return _output_tiles(products, n, h, w)
 
 
