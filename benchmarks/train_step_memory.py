@@ -7,7 +7,7 @@ The project's step (`mmp_jax.train_step`: the paper's loss, Adam with cosine ann
 frozen, the old state donated), jitted for one device and lowered on abstract shapes, so the
 sizes are what the compiled program would allocate on this backend (CPU here; an accelerator's
 compiler may schedule differently). `--program accelerator` (the default) compiles the program a
-GPU or TPU gets: the CPU backend's own formulations (`layers.WinogradConv`'s Winograd, parts
+GPU or TPU gets (`formulations.using(platform="tpu")`): the CPU's formulations (Winograd, parts
 never concatenated) off, XLA's convolutions of concatenated maps as there; `--program cpu` the
 one this CPU runs. Per dtype, remat and unroll setting (`MMPRNN.dtype`,
 `MMPRNN.remat`, `MMPRNN.scan_unroll`; remat needs scan_unroll False):
@@ -16,7 +16,6 @@ the temporary, argument, output, aliased (donated) and generated-code bytes, the
 seconds.
 """
 import argparse
-import math
 import time
 
 import jax
@@ -24,7 +23,7 @@ import jax.numpy as jnp
 
 from benchmarks.report import report
 from mmp_jax import sharding, train_step
-from mmp_jax.models import layers
+from mmp_jax.models import formulations
 from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.models.variants import model_from_variant
 
@@ -72,19 +71,19 @@ def main():
                         help="the program a GPU or TPU compiles, or this CPU's own (see above)")
     parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
     args = parser.parse_args()
-    if args.program == 'accelerator':
-        layers.WINOGRAD_MIN_PIXELS = math.inf  # no map is large enough: the CPU's formulations off
     print(f'{jax.default_backend()}, {args.variant}, batch {args.batch}', flush=True)
     batch_shape = tuple(int(n) for n in args.batch.split('x')) + (3,)
     rows = []
-    for dtype in args.dtypes.split(','):
-        for remat in args.remats.split(','):
-            for unroll in args.unrolls.split(','):
-                if remat != 'none' and unroll == 'true':
-                    continue  # refused: remat needs the recurrence as a loop
-                model = model_from_variant(args.variant, dtype=dtype, remat=remat, scan_unroll=unroll == 'true')
-                rows.append(memory_row(model, batch_shape))
-                print(rows[-1], flush=True)
+    # 'accelerator': the program a TPU gets (XLA's convolutions, none of the CPU's formulations)
+    with formulations.using(platform='tpu' if args.program == 'accelerator' else 'cpu'):
+        for dtype in args.dtypes.split(','):
+            for remat in args.remats.split(','):
+                for unroll in args.unrolls.split(','):
+                    if remat != 'none' and unroll == 'true':
+                        continue  # refused: remat needs the recurrence as a loop
+                    model = model_from_variant(args.variant, dtype=dtype, remat=remat, scan_unroll=unroll == 'true')
+                    rows.append(memory_row(model, batch_shape))
+                    print(rows[-1], flush=True)
     report('train_step_memory', rows, args.json, variant=args.variant, batch=args.batch,
            backend=jax.default_backend(), program=args.program, goal='peak_gb <= 40 in bfloat16 with remat')
 

@@ -14,13 +14,14 @@ NO_IO = {'cv2', 'orbax', 'tensorflow', 'tensorflow_datasets', 'data_pipeline', '
 
 
 def _modules(path: pathlib.Path) -> set[str]:
-    """The dotted names `path` imports (absolute imports)."""
+    """The dotted names `path` imports (absolute imports; `from a import b`: both `a` and `a.b`)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             names.add(node.module)
+            names.update(f'{node.module}.{alias.name}' for alias in node.names)
     return names
 
 
@@ -65,3 +66,14 @@ def test_inference_needs_no_video_libraries():
     imported = _modules(ROOT / 'mmp_jax' / 'infer.py')
     assert not {name.split('.')[0] for name in imported} & {'av', 'cv2'}
     assert not {'mmp_jax.frame_writers', 'mmp_jax.video_encoding', 'mmp_jax.data.sources'} & imported
+
+
+# How each platform computes (the formulations and the setting that picks them) is `layers`' to know:
+# the modules of the paper's architecture import neither.
+FORMULATION_MODULES = {'mmp_jax.models.winograd', 'mmp_jax.models.channel_padding', 'mmp_jax.models.formulations'}
+
+
+def test_only_layers_knows_the_platforms_formulations():
+    users = sorted(str(path.relative_to(ROOT)) for path in (ROOT / 'mmp_jax').rglob('*.py')
+                   if _modules(path) & FORMULATION_MODULES)
+    assert users == ['mmp_jax/models/layers.py']

@@ -3,7 +3,8 @@
 Every layer here reproduces one PyTorch layer of the original implementation exactly
 (padding, output sizes, activation variants), so converted weights give the original's
 outputs. Feature maps are `[N, H, W, C]`; the convs of `conv` also take a list of such maps
-(parts, `winograd.parts_of`) standing for their channel concatenation.
+(parts, `parts.parts_of`) standing for their channel concatenation. How each platform computes
+them is `formulations`' setting: this module is the only one of the architecture that reads it.
 """
 import functools
 import operator
@@ -15,7 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax.typing import Dtype
 
-from mmp_jax.models.winograd import channel_bounds, concatenated, direct_conv3x3, parts_of, winograd_conv3x3
+from mmp_jax.models import formulations
+from mmp_jax.models.channel_padding import channel_padded_conv
+from mmp_jax.models.parts import channel_bounds, concatenated, parts_of
+from mmp_jax.models.winograd import winograd_conv3x3
 
 # PyTorch's default Conv2d weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 torch_like_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
@@ -46,14 +50,13 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 def conv(features: int, kernel: int | tuple[int, int], stride: int = 1,
-         name: str | None = None, dtype: Dtype | None = None) -> nn.Conv:
+         name: str | None = None, dtype: Dtype | None = None) -> 'Conv':
     """`nn.Conv2d(k, stride, padding=k // 2, bias=True)`: symmetric PyTorch padding
-    (a `(kh, kw)` kernel gets `(kh // 2, kw // 2)`); 3x3 stride 1 as `WinogradConv`, 1x1
-    stride 1 as `PointwiseConv` (both also take parts, `winograd.parts_of`). Computes
-    in `dtype` (None: the inputs' and parameters' promoted dtype); parameters are float32
-    either way."""
+    (a `(kh, kw)` kernel gets `(kh // 2, kw // 2)`), as `Conv`; 3x3 stride 1 as `WinogradConv`,
+    1x1 stride 1 as `PointwiseConv`. Computes in `dtype` (None: the inputs' and parameters'
+    promoted dtype); parameters are float32 either way."""
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-    cls = {(3, 3, 1): WinogradConv, (1, 1, 1): PointwiseConv}.get((kh, kw, stride), nn.Conv)
+    cls = {(3, 3, 1): WinogradConv, (1, 1, 1): PointwiseConv}.get((kh, kw, stride), Conv)
     return cls(features, (kh, kw), strides=(stride, stride),
                padding=((kh // 2, kh // 2), (kw // 2, kw // 2)), kernel_init=torch_like_init,
                dtype=dtype, name=name)
@@ -65,95 +68,100 @@ def _conv_valid(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
                                         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
-def _parts_and_parameters(module: nn.Conv, x) -> tuple[list[jax.Array], jax.Array, jax.Array]:
-    """x's parts (`winograd.parts_of`) and the conv's kernel `[kh, kw, C, features]` (C: the
-    parts' channels together) and bias `[features]`, declared as `nn.Conv` declares them, all
-    promoted to the compute dtype. Parts must be `[N, H, W, C_i]` with one N, H, W, and the
-    module's fields those `layers.conv` gives it (ValueError otherwise: fields it would ignore)."""
-    padding = tuple((k // 2, k // 2) for k in module.kernel_size)
-    if (module.kernel_size != module.KERNEL_SIZE or tuple(np.broadcast_to(module.strides or 1, 2)) != (1, 1)
-            or tuple(map(tuple, module.padding)) != padding or not module.use_bias
-            or module.feature_group_count != 1 or module.kernel_dilation not in (None, 1, (1, 1))):
-        raise ValueError(f'{type(module).__name__} is a {module.KERNEL_SIZE} stride-1 conv with bias and '
-                         f'"same" padding (build it with layers.conv); got {module}')
-    parts = parts_of(x)
-    if any(part.ndim != 4 or part.shape[:3] != parts[0].shape[:3] for part in parts):
-        raise ValueError(f'{type(module).__name__} takes [N, H, W, C] maps of one N, H, W; '
-                         f'got shapes {[tuple(part.shape) for part in parts]}')
-    channels = int(channel_bounds(parts)[-1])
-    kernel = module.param('kernel', module.kernel_init, (*module.kernel_size, channels, module.features),
-                          module.param_dtype)
-    bias = module.param('bias', module.bias_init, (module.features,), module.param_dtype)
-    *parts, kernel, bias = module.promote_dtype(*parts, kernel, bias, dtype=module.dtype)
-    return parts, kernel, bias
+class Conv(nn.Conv):
+    """`nn.Conv2d(k, stride, padding=k // 2)` with `nn.Conv`'s parameters (kernel
+    `[kh, kw, C, features]`, bias `[features]`): x `[N, H, W, C]` -> `[N, H', W', features]`.
+    x may be parts (`parts.parts_of`): the conv of their channel concatenation.
 
-
-# Feature maps smaller than this (H x W) keep XLA's convolution of the concatenated parts on the
-# CPU too: Winograd's and the parts' many small ops there save little time and cost compile time
-# (the test suite, tiny shapes: 28 minutes in CI with Winograd on every map, 20 with this bound).
-# A 640x480 frame's smallest map is 30x40.
-WINOGRAD_MIN_PIXELS = 1024
-
-
-class WinogradConv(nn.Conv):
-    """`nn.Conv2d(3, stride=1, padding=1)` with `nn.Conv`'s parameters (kernel
-    `[3, 3, C, features]`, bias `[features]`): x `[N, H, W, C]` -> `[N, H, W, features]`. x may
-    be parts (`winograd.parts_of`): the conv of their channel concatenation.
-
-    Compiled for the CPU backend with at least `min_channels` input channels and maps of at
-    least `WINOGRAD_MIN_PIXELS` pixels, the conv is
-    `winograd_conv3x3`, faster there than XLA's convolution (below `min_channels` the
-    transforms cost more than the multiplies saved; `benchmarks.layer_speed` times both, layer
-    by layer), and the forward pass never concatenates parts (the backward pass, the direct
-    conv's gradients, does). Compiled for any other backend (cuDNN on
-    GPU, TPU), or with fewer channels, it is XLA's convolution of the concatenation. The
-    backend is the one the computation is lowered for (`jax.lax.platform_dependent`), not the
-    default one, and the compiled program holds only the branch chosen.
+    Each platform computes it in the formulation `formulations.current()` gives it
+    (`formulations.platform_branch`): XLA's convolution of the concatenation by default, with
+    channels zero-padded on GPUs with `gpu_channel_multiple` > 1. Subclasses add the CPU's.
     """
-    min_channels: int = 64
+    KERNEL_SIZE: tuple[int, int] | None = None  # any kernel and stride; a subclass's: this kernel, stride 1
+
+    def _branches(self, parts: tuple[jax.Array, ...], channels: int) -> dict[str, Callable]:
+        """`formulations.platform_branch`'s branches, each `(parts, kernel) -> conv` without
+        bias, for parts of `channels` channels together."""
+        strides, padding = tuple(self.strides), tuple(map(tuple, self.padding))
+        multiple = formulations.current().gpu_channel_multiple
+        branches = {'default': lambda parts, kernel: jax.lax.conv_general_dilated(
+            concatenated(parts), kernel, strides, padding, precision=self.precision,
+            dimension_numbers=('NHWC', 'HWIO', 'NHWC'))}
+        if multiple > 1:
+            branches['gpu'] = functools.partial(channel_padded_conv, multiple=multiple, strides=strides,
+                                                padding=padding, precision=self.precision)
+        return branches
+
+    @nn.compact
+    def __call__(self, x) -> jax.Array:
+        parts, kernel, bias = self._parts_and_parameters(x)
+        return formulations.platform_branch(parts, kernel, **self._branches(parts, kernel.shape[2])) + bias
+
+    def _parts_and_parameters(self, x) -> tuple[tuple[jax.Array, ...], jax.Array, jax.Array]:
+        """x's parts and the conv's kernel `[kh, kw, C, features]` (C: the parts' channels
+        together) and bias `[features]`, declared as `nn.Conv` declares them, all promoted to the
+        compute dtype. Parts must be `[N, H, W, C_i]` with one N, H, W, and the fields those
+        `conv` gives (ValueError otherwise: fields this class would ignore)."""
+        padding = tuple((k // 2, k // 2) for k in self.kernel_size)
+        strides = tuple(np.broadcast_to(self.strides or 1, 2))
+        other_kind = self.KERNEL_SIZE is not None and (self.kernel_size != self.KERNEL_SIZE or strides != (1, 1))
+        if (len(self.kernel_size) != 2 or tuple(map(tuple, self.padding)) != padding or not self.use_bias
+                or self.feature_group_count != 1 or self.kernel_dilation not in (None, 1, (1, 1)) or other_kind):
+            raise ValueError(f'{type(self).__name__} is a conv with bias and "same" padding of its kind '
+                             f'(build it with layers.conv); got {self}')
+        parts = parts_of(x)
+        if any(part.ndim != 4 or part.shape[:3] != parts[0].shape[:3] for part in parts):
+            raise ValueError(f'{type(self).__name__} takes [N, H, W, C] maps of one N, H, W; '
+                             f'got shapes {[tuple(part.shape) for part in parts]}')
+        channels = int(channel_bounds(parts)[-1])
+        kernel = self.param('kernel', self.kernel_init, (*self.kernel_size, channels, self.features),
+                            self.param_dtype)
+        bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+        *parts, kernel, bias = self.promote_dtype(*parts, kernel, bias, dtype=self.dtype)
+        return tuple(parts), kernel, bias
+
+
+def _pixels(parts: tuple[jax.Array, ...]) -> int:
+    return parts[0].shape[-3] * parts[0].shape[-2]
+
+
+class WinogradConv(Conv):
+    """`Conv` of a 3x3 kernel, stride 1. On the CPU, with at least
+    `formulations.current().cpu_winograd_min_channels` input channels and maps of at least
+    `cpu_min_pixels` pixels, it is `winograd_conv3x3`, faster there than XLA's convolution
+    (`benchmarks.layer_speed` times both, layer by layer), and the forward pass never
+    concatenates parts (the backward pass, the direct conv's gradients, does)."""
     KERNEL_SIZE = (3, 3)
 
-    def uses_winograd(self, channels: int, pixels: int | None = None) -> bool:
+    @staticmethod
+    def uses_winograd(channels: int, pixels: int | None = None) -> bool:
         """Whether an input of `channels` channels and H x W = `pixels` (None: just enough)
-        takes `winograd_conv3x3` on the CPU backend."""
-        return channels >= self.min_channels and (pixels is None or pixels >= WINOGRAD_MIN_PIXELS)
+        takes `winograd_conv3x3` on the CPU."""
+        setting = formulations.current()
+        return channels >= setting.cpu_winograd_min_channels and (pixels is None or pixels >= setting.cpu_min_pixels)
 
-    @nn.compact
-    def __call__(self, x) -> jax.Array:
-        parts, kernel, bias = _parts_and_parameters(self, x)
-        channels = kernel.shape[2]
-        direct = functools.partial(direct_conv3x3, precision=self.precision)
-        if not self.uses_winograd(channels, parts[0].shape[-3] * parts[0].shape[-2]):
-            return direct(parts, kernel) + bias
-        winograd = functools.partial(winograd_conv3x3, precision=self.precision)
-        return jax.lax.platform_dependent(parts, kernel, cpu=winograd, default=direct) + bias
+    def _branches(self, parts, channels):
+        branches = super()._branches(parts, channels)
+        if self.uses_winograd(channels, _pixels(parts)):
+            branches['cpu'] = functools.partial(winograd_conv3x3, precision=self.precision)
+        return branches
 
 
-class PointwiseConv(nn.Conv):
-    """`nn.Conv2d(1)` with `nn.Conv`'s parameters (kernel `[1, 1, C, features]`, bias
-    `[features]`): x `[N, H, W, C]` -> `[N, H, W, features]`. x may be parts
-    (`winograd.parts_of`): the conv of their channel concatenation.
-
-    Compiled for the CPU backend, parts on maps of at least `WINOGRAD_MIN_PIXELS` pixels are
-    not concatenated (in the forward pass): the output is the sum of each part's conv with its rows of the kernel (a
-    dense block's last layer reads all its layers' outputs; their concatenation is a copy of
-    them all). Otherwise (other backends, small maps, one part) it is XLA's convolution of the
-    concatenation, as `nn.Conv`.
-    """
-
+class PointwiseConv(Conv):
+    """`Conv` of a 1x1 kernel, stride 1. On the CPU, parts on maps of at least
+    `formulations.current().cpu_min_pixels` pixels are not concatenated (in the forward pass):
+    the output is the sum of each part's conv with its rows of the kernel (a dense block's last
+    layer reads all its layers' outputs; their concatenation is a copy of them all)."""
     KERNEL_SIZE = (1, 1)
 
-    @nn.compact
-    def __call__(self, x) -> jax.Array:
-        parts, kernel, bias = _parts_and_parameters(self, x)
-        whole = lambda parts, kernel: _conv_valid(concatenated(parts), kernel, self.precision)
-        if len(parts) == 1 or parts[0].shape[-3] * parts[0].shape[-2] < WINOGRAD_MIN_PIXELS:
-            return whole(parts, kernel) + bias
-        bounds = channel_bounds(parts)
-        by_part = lambda parts, kernel: functools.reduce(operator.add, (
-            _conv_valid(part, kernel[:, :, start:end], self.precision)
-            for part, start, end in zip(parts, bounds[:-1], bounds[1:])))
-        return jax.lax.platform_dependent(parts, kernel, cpu=by_part, default=whole) + bias
+    def _branches(self, parts, channels):
+        branches = super()._branches(parts, channels)
+        if len(parts) > 1 and _pixels(parts) >= formulations.current().cpu_min_pixels:
+            bounds = channel_bounds(parts)
+            branches['cpu'] = lambda parts, kernel: functools.reduce(operator.add, (
+                _conv_valid(part, kernel[:, :, start:end], self.precision)
+                for part, start, end in zip(parts, bounds[:-1], bounds[1:])))
+        return branches
 
 
 class SubPixelConvTranspose(nn.ConvTranspose):
@@ -226,7 +234,7 @@ class UpsampleBilinear(nn.Module):
 
 class GlobalAvgPool(nn.Module):
     """`nn.AdaptiveAvgPool2d(1)`: `[N, H, W, C] -> [N, 1, 1, C]`; of parts
-    (`winograd.parts_of`), the means of their concatenation."""
+    (`parts.parts_of`), the means of their concatenation."""
 
     @nn.compact
     def __call__(self, x) -> jax.Array:

@@ -19,11 +19,11 @@ import jax
 from mmp_jax.models.layers import GlobalAvgPool, UpsampleBilinear
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.variants import model_from_variant
-from mmp_jax.models.winograd import concatenated
+from mmp_jax.models.parts import concatenated
 
 
 def _joined(x) -> jax.ShapeDtypeStruct:
-    """The shape of a layer's input `x`, an array or parts (`winograd.parts_of`, the shape
+    """The shape of a layer's input `x`, an array or parts (`parts.parts_of`, the shape
     of their channel concatenation)."""
     return jax.eval_shape(concatenated, x)
 

@@ -22,7 +22,7 @@ MIN_SIZE = 16  # four 2x2 max-pools need at least 16 pixels per side
 
 class DoubleConv(nn.Module):
     """(3x3 conv, BatchNorm, ReLU) twice; names match the original's `double_conv.{0,1,3,4}`.
-    x `[N, H, W, C]` or parts (`winograd.parts_of`, their channel concatenation)."""
+    x `[N, H, W, C]` or parts (`parts.parts_of`, their channel concatenation)."""
     features: int
     dtype: Dtype | None = None
     torch_batch_norm: bool = False

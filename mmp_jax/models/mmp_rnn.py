@@ -42,7 +42,7 @@ from flax.typing import Dtype
 from mmp_jax.models.layers import GlobalAvgPool, activation, conv, conv_transpose
 from mmp_jax.models.mmp_net import MIN_SIZE, MMPNet
 from mmp_jax.models.rdb import RDB, RDBDownsample, RDNet
-from mmp_jax.models.winograd import channel_bounds, parts_of
+from mmp_jax.models.parts import channel_bounds, parts_of
 
 PRIOR_SOURCES = ('mmpnet', 'given')
 PRIOR_BATCH_NORMS = ('running', 'batch')  # the prior's BatchNorm in training (see the module's doc)
@@ -178,13 +178,13 @@ class RDBCell(nn.Module):
 
 class ChannelAttention(nn.Module):
     """The original's `CALayer` (reduction 16): x times a per-channel sigmoid gate, x an array
-    or parts (`winograd.parts_of`), the result as parts (a tuple)."""
+    or parts (`parts.parts_of`), the result as parts (a tuple)."""
     reduction: int = 16
     dtype: Dtype | None = None
 
     @nn.compact
     def __call__(self, x) -> tuple[jax.Array, ...]:
-        """x `[N, H, W, C]` or parts (`winograd.parts_of`) -> the parts, each times its gates."""
+        """x `[N, H, W, C]` or parts (`parts.parts_of`) -> the parts, each times its gates."""
         parts = parts_of(x)
         bounds = channel_bounds(parts)
         channels = int(bounds[-1])
@@ -196,7 +196,7 @@ class ChannelAttention(nn.Module):
 
 class Fusion(nn.Module):
     """The original's `CAT`: concatenated f(t-P..t+F) `[N, h, w, (P+F+1) 5C]`, or the P+F+1
-    maps as parts (`winograd.parts_of`) -> optional channel attention -> 1x1 -> `[N, h, w, 5C]`."""
+    maps as parts (`parts.parts_of`) -> optional channel attention -> 1x1 -> `[N, h, w, 5C]`."""
     n_features: int
     attention: bool = True
     dtype: Dtype | None = None
@@ -353,8 +353,7 @@ class MMPRNN(nn.Module):
 
     def decode(self, features, frame: jax.Array) -> jax.Array:
         """f(t-P..t+F), concatenated `[N, H/4, W/4, window * 5C]` or a sequence of the `window`
-        maps `[N, H/4, W/4, 5C]` (then not concatenated on the CPU backend, from
-        `layers.WINOGRAD_MIN_PIXELS` pixels, in the forward pass), and frame t
+        maps `[N, H/4, W/4, 5C]` (parts, `parts.parts_of`), and frame t
         `[N, H, W, 3]` in [0, 1] -> deblurred frame t `[N, H, W, 3]` in [0, 1] units, float32."""
         out = self.recons(self.fusion(features))
         if self.do_skip:

@@ -2,21 +2,21 @@
 
 Module and parameter names follow the PyTorch attribute names, with a Sequential or
 ModuleList index `name.i` written `name_i`, so checkpoint conversion is a name map.
-Feature maps are `[N, H, W, C]` (a dense layer's output: parts, `winograd.parts_of`); `dtype` is the compute dtype of every conv (None: the
-inputs'), parameters stay float32.
+Feature maps are `[N, H, W, C]` (a dense layer's output: parts, `parts.parts_of`); `dtype` is
+the compute dtype of every conv (None: the inputs'), parameters stay float32.
 """
 import flax.linen as nn
 import jax
 from flax.typing import Dtype
 
 from mmp_jax.models.layers import activation, conv
-from mmp_jax.models.winograd import parts_of
+from mmp_jax.models.parts import parts_of
 
 
 class DenseLayer(nn.Module):
     """3x3 conv + activation, its output joined to the input: `C -> C + growth` channels, as
-    parts (`winograd.parts_of`): the input's parts and the output, never concatenated here
-    (the convs that read them concatenate them only where that is the faster way)."""
+    parts (`parts.parts_of`): the input's parts and the output, the original's
+    `cat((x, out), 1)` handed on unmade to the convs that read it."""
     growth: int
     act: str = 'gelu'
     dtype: Dtype | None = None

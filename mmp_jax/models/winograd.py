@@ -1,12 +1,15 @@
 """Winograd's F(2x2, 3x3) minimal filtering: a 3x3 stride-1 convolution with 4 multiplies per
 output pixel and channel pair where the direct one does 9 (Lavin and Gray, "Fast Algorithms for
-Convolutional Neural Networks", 2016). `layers.WinogradConv` runs it on the CPU backend.
+Convolutional Neural Networks", 2016). `layers.WinogradConv` runs it on the CPU backend (one of
+the formulations `formulations.Formulations` chooses).
 """
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from mmp_jax.models.parts import channel_bounds, concatenated, parts_of
 
 # Y = A^T [(G g G^T) * (B^T d B)] A for a 4x4 input tile d and 3x3 kernel g.
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
@@ -20,24 +23,6 @@ def _input_rows(d0, d1, d2, d3) -> list[jax.Array]:
 def _output_rows(m0, m1, m2, m3) -> list[jax.Array]:
     """A^T applied along one axis: four transformed rows to the tile's two output rows."""
     return [m0 + m1 + m2, m1 - m2 - m3]
-
-
-def parts_of(x) -> tuple[jax.Array, ...]:
-    """x `[N, H, W, C]`, or a sequence of such maps standing for their channel concatenation,
-    as a tuple of maps."""
-    return (x,) if hasattr(x, 'shape') else tuple(x)
-
-
-def channel_bounds(parts) -> np.ndarray:
-    """Where each part's channels start and end in the concatenation: `[0, C_0, C_0 + C_1, ...,
-    C]`, part i at `bounds[i]:bounds[i + 1]`."""
-    return np.cumsum([0] + [part.shape[-1] for part in parts])
-
-
-def concatenated(x) -> jax.Array:
-    """The map `parts_of(x)` stands for: its parts concatenated along channels."""
-    parts = parts_of(x)
-    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
 
 
 def _transformed_tiles(x: jax.Array) -> list[jax.Array]:

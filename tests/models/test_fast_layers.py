@@ -11,12 +11,19 @@ import numpy as np
 import pytest
 
 from mmp_jax import backend
-from mmp_jax.models import layers, winograd
+from mmp_jax.models import formulations, layers, parts, winograd
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import Fusion
 from mmp_jax.models.rdb import RDNet
 
 TOLERANCE = 1e-5
+
+
+@pytest.fixture
+def every_map():
+    """The CPU's formulations on maps of any size (this file's are small)."""
+    with formulations.using(cpu_min_pixels=0):
+        yield
 
 
 def _x(*shape):
@@ -87,16 +94,17 @@ def test_winograd_conv3x3_of_parts_is_the_conv_of_their_concatenation():
 
 
 @pytest.mark.parametrize('channels', [8, 70])
-def test_winograd_conv_is_the_3x3_conv(channels, monkeypatch):
-    """`conv(k=3, stride 1)` is a `WinogradConv` (Winograd from `min_channels` input channels
-    and `WINOGRAD_MIN_PIXELS` pixels up, XLA's conv below) with `nn.Conv`'s parameters and outputs."""
+def test_winograd_conv_is_the_3x3_conv(channels):
+    """`conv(k=3, stride 1)` is a `WinogradConv` (Winograd from `cpu_winograd_min_channels`
+    input channels and `cpu_min_pixels` pixels up, XLA's conv below) with `nn.Conv`'s parameters
+    and outputs."""
     new = layers.conv(12, 3)
     assert isinstance(new, layers.WinogradConv) and new.uses_winograd(channels) == (channels >= 64)
-    assert not new.uses_winograd(channels, layers.WINOGRAD_MIN_PIXELS - 1)
-    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)  # Winograd at this test's 9 x 6
-    assert type(layers.conv(12, 3, stride=2)) is type(layers.conv(12, 5)) is nn.Conv
+    assert not new.uses_winograd(channels, formulations.current().cpu_min_pixels - 1)
+    assert type(layers.conv(12, 3, stride=2)) is type(layers.conv(12, 5)) is layers.Conv
     old = nn.Conv(12, (3, 3), padding=((1, 1), (1, 1)), kernel_init=layers.torch_like_init)
-    _same_function(new, old, _x(2, 9, 6, channels))
+    with formulations.using(cpu_min_pixels=0):  # Winograd at this test's 9 x 6
+        _same_function(new, old, _x(2, 9, 6, channels))
 
 
 @pytest.mark.parametrize('platform, winograd', [('cpu', True), ('cuda', False), ('rocm', False), ('tpu', False)])
@@ -114,13 +122,12 @@ def test_winograd_only_in_programs_for_the_cpu(platform, winograd, channels):
         assert ('tensor<1x32x32x106xf32>' in text) == (not winograd)
 
 
-def test_pointwise_conv_of_parts_is_the_1x1_conv(monkeypatch):
+def test_pointwise_conv_of_parts_is_the_1x1_conv(every_map):
     """`conv(k=1, stride 1)` is a `PointwiseConv`: on one map, or on parts (by part on the CPU
-    backend, `WINOGRAD_MIN_PIXELS` pixels up), `nn.Conv`'s parameters and outputs on their
+    backend, `cpu_min_pixels` pixels up), `nn.Conv`'s parameters and outputs on their
     concatenation."""
-    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)
     new, old = layers.conv(12, 1), nn.Conv(12, (1, 1), padding=((0, 0), (0, 0)), kernel_init=layers.torch_like_init)
-    assert isinstance(new, layers.PointwiseConv) and type(layers.conv(12, 1, stride=2)) is nn.Conv
+    assert isinstance(new, layers.PointwiseConv) and type(layers.conv(12, 1, stride=2)) is layers.Conv
     _same_function(new, old, _x(2, 9, 6, 20))
     parts = [_x(2, 9, 6, 20), _x(2, 9, 6, 3) * 2]
     variables = new.init(jax.random.key(0), parts)
@@ -130,10 +137,9 @@ def test_pointwise_conv_of_parts_is_the_1x1_conv(monkeypatch):
 
 
 @pytest.mark.parametrize('platform, by_part', [('cpu', True), ('cuda', False), ('tpu', False)])
-def test_parts_are_concatenated_only_off_the_cpu(platform, by_part, monkeypatch):
+def test_parts_are_concatenated_only_off_the_cpu(platform, by_part, every_map):
     """Three parts into a `PointwiseConv`: lowered for the CPU backend, three convolutions
     and no concatenation; for a GPU or TPU, one concatenation and one convolution."""
-    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)
     module, parts = layers.conv(12, 1), [_x(1, 32, 32, c) for c in (70, 36, 36)]
     variables = module.init(jax.random.key(0), parts)
     text = jax.jit(module.apply).trace(variables, parts).lower(lowering_platforms=(platform,)).as_text()
@@ -146,29 +152,29 @@ def test_parts_of_other_sizes_and_unused_fields_are_refused():
         module.init(jax.random.key(0), [_x(1, 4, 4, 3), _x(1, 4, 5, 2)])
     with pytest.raises(ValueError, match='takes \\[N, H, W, C\\] maps'):
         layers.conv(12, 3).init(jax.random.key(0), _x(4, 4, 3))
-    with pytest.raises(ValueError, match=r'PointwiseConv is a \(1, 1\) stride-1 conv'):
+    with pytest.raises(ValueError, match=r'PointwiseConv is a conv with bias and "same" padding'):
         layers.PointwiseConv(12, (1, 1), strides=2).init(jax.random.key(0), _x(1, 4, 4, 3))
-    with pytest.raises(ValueError, match=r'WinogradConv is a \(3, 3\) stride-1 conv'):
+    with pytest.raises(ValueError, match=r'WinogradConv is a conv with bias and "same" padding'):
         layers.WinogradConv(12, (3, 3), padding='VALID').init(jax.random.key(0), _x(1, 4, 4, 3))
+    with pytest.raises(ValueError, match=r'Conv is a conv with bias and "same" padding'):
+        layers.Conv(12, (5, 5), padding=((1, 1), (1, 1))).init(jax.random.key(0), _x(1, 4, 4, 3))
 
 
-def test_dense_blocks_of_parts_are_the_concatenated_blocks(monkeypatch):
+def test_dense_blocks_of_parts_are_the_concatenated_blocks(every_map, monkeypatch):
     """An RDNet (2 RDBs of 70 channels, growth 36: Winograd of parts, 1x1 convs by part)
     against the same network with every join concatenated first: the same variables and
     outputs within float32 rounding."""
-    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)
     net, x = RDNet(36, 2), _x(1, 10, 12, 70)
     variables = net.init(jax.random.key(0), x)
     by_parts = jax.jit(lambda v, x: net.apply(v, x))(variables, x)
-    monkeypatch.setattr(layers, 'parts_of', lambda x: (winograd.concatenated(x),))
+    monkeypatch.setattr(layers, 'parts_of', lambda x: (parts.concatenated(x),))
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, variables, net.init(jax.random.key(0), x)))
     np.testing.assert_allclose(by_parts, jax.jit(lambda v, x: net.apply(v, x))(variables, x), atol=TOLERANCE)
 
 
-def test_fusion_of_parts_is_the_fusion_of_their_concatenation(monkeypatch):
+def test_fusion_of_parts_is_the_fusion_of_their_concatenation(every_map):
     """The fusion (channel attention, 1x1) of five feature maps as parts (each map times its
     gates, the 1x1 by part) and of their concatenation: the same variables and outputs."""
-    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)
     fusion, parts = Fusion(4), [_x(2, 5, 6, 20) + i for i in range(5)]
     whole = jax.numpy.concatenate(parts, axis=-1)
     variables = fusion.init(jax.random.key(0), parts)
@@ -181,14 +187,15 @@ def test_mmp_net_with_and_without_winograd(monkeypatch):
     XLA's convolution: the same outputs (sigmoid maps in [0, 1]) within float32 rounding; and
     the same variables with its up-path's (skip, up) parts concatenated as the original does
     (names, shapes, initial values, so checkpoints serve either)."""
-    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)  # every 3x3 conv of >= 64 channels
     x = jax.random.uniform(jax.random.key(1), (1, 32, 48, 3))
     net = MMPNet()
     variables = net.init(jax.random.key(0), x)
-    with_winograd = jax.jit(lambda v, x: net.apply(v, x))(variables, x)
-    monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 32 * 48 + 1)  # none
-    np.testing.assert_allclose(with_winograd, jax.jit(lambda v, x: net.apply(v, x))(variables, x), atol=TOLERANCE)
-    monkeypatch.setattr(layers, 'parts_of', lambda x: (winograd.concatenated(x),))  # the up-path concatenated
+    with formulations.using(cpu_min_pixels=0):  # every 3x3 conv of >= 64 channels
+        with_winograd = jax.jit(lambda v, x: net.apply(v, x))(variables, x)
+    with formulations.using(cpu_min_pixels=32 * 48 + 1):  # none
+        without = jax.jit(lambda v, x: net.apply(v, x))(variables, x)
+    np.testing.assert_allclose(with_winograd, without, atol=TOLERANCE)
+    monkeypatch.setattr(layers, 'parts_of', lambda x: (parts.concatenated(x),))  # the up-path concatenated
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, variables, net.init(jax.random.key(0), x)))
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mmp_jax.convert import check_same_structure, convert_state_dict, torch_key_to_path
-from mmp_jax.models import layers
+from mmp_jax.models import formulations
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import MMPRNN
 from tests import original_reference as ref
@@ -36,37 +36,35 @@ def _frames(reference) -> jax.Array:
     return jnp.asarray(reference['frames'].astype(np.float32) / 255.0)
 
 
-# The CPU backend's own formulations (Winograd, parts never concatenated) apply from
-# `layers.WINOGRAD_MIN_PIXELS` pixels; the references' 36x44 frames are below that at every level
-# but the first. `every_map` lowers the bound to 0, so they run here on every map they can.
-EVERY_MAP = pytest.mark.parametrize('every_map', [False, True], ids=['as_sized', 'cpu_formulations_everywhere'])
+# The CPU's own formulations (Winograd, parts never concatenated) apply from
+# `formulations.current().cpu_min_pixels` pixels; the references' 36x44 frames are below that at every
+# level but the first: 'cpu_everywhere' lowers the bound to 0, so they run here on every map they
+# can. 'gpu_padded' computes what a GPU program computes with channels padded to multiples of 8.
+FORMULATIONS = {'as_sized': {}, 'cpu_everywhere': {'cpu_min_pixels': 0},
+                'gpu_padded': {'platform': 'cuda', 'gpu_channel_multiple': 8}}
 
 
-def _formulations(monkeypatch, every_map: bool) -> None:
-    if every_map:
-        monkeypatch.setattr(layers, 'WINOGRAD_MIN_PIXELS', 0)
-
-
-@EVERY_MAP
-def test_mmp_net_equals_original(reference, keys, every_map, monkeypatch):
-    _formulations(monkeypatch, every_map)
+@pytest.mark.parametrize('formulation', FORMULATIONS)
+def test_mmp_net_equals_original(reference, keys, formulation):
     variables = convert_state_dict(ref.random_state_dict(keys['mmp_net']))
     frames = _frames(reference)[0, :2]
-    prior = jax.jit(MMPNet().apply)(variables, frames - 0.5)  # the original's normalised input
+    with formulations.using(**FORMULATIONS[formulation]):
+        prior = jax.jit(MMPNet().apply)(variables, frames - 0.5)  # the original's normalised input
     expected = reference['mmp_net_prior']
     assert prior.shape == expected.shape == (2, ref.HEIGHT, ref.WIDTH, 1)
     assert np.abs(np.asarray(prior) - expected).max() <= TOLERANCE
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('attention, every_map', [(True, False), (False, False), (True, True)],
-                         ids=['outer_copy', 'inner_copy', 'outer_copy-cpu_formulations_everywhere'])
-def test_mmp_rnn_equals_original_over_7_frames(reference, keys, attention, every_map, monkeypatch):
-    _formulations(monkeypatch, every_map)
+@pytest.mark.parametrize('attention, formulation', [(True, 'as_sized'), (False, 'as_sized'),
+                                                    (True, 'cpu_everywhere'), (True, 'gpu_padded')],
+                         ids=['outer_copy', 'inner_copy', 'outer_copy-cpu_everywhere', 'outer_copy-gpu_padded'])
+def test_mmp_rnn_equals_original_over_7_frames(reference, keys, attention, formulation):
     model = MMPRNN(fusion_attention=attention, **ref.TINY)
     variables = convert_state_dict(ref.random_state_dict(keys['mmp_rnn_tiny']),
                                    drop_prefixes=() if attention else ('fusion.ca.',))
-    out = jax.jit(model.apply)(variables, _frames(reference))
+    with formulations.using(**FORMULATIONS[formulation]):
+        out = jax.jit(model.apply)(variables, _frames(reference))
     expected = reference['mmp_rnn_attention' if attention else 'mmp_rnn_no_attention']
     assert out.shape == expected.shape == (1, ref.FRAMES - 4, ref.HEIGHT, ref.WIDTH, 3)
     # The original returns normalised frames (value - 0.5); ours are in [0, 1] units.
