@@ -58,6 +58,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.mmprnn = ml_collections.ConfigDict({
         'batch_size': 8, 'patch': 256, 'learning_rate': 5e-4, 'num_steps': 240_000,
         'clip_norm': 0.0,             # > 0: clip gradients to this global norm (not in the paper)
+        'lr_steps_per_epoch': 0,      # > 0: the cosine moves once per epoch of this many steps (released code)
+        'lr_floor': 0.0,              # the cosine's final learning rate (released code: 1e-8)
         'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100,
         'init_checkpoint': '',        # fine-tuning: start from this model folder (converted or exported
                                       # MMP-RNN of the same config.model) instead of fresh weights

@@ -3,6 +3,8 @@
 
 - 8-frame sequences (`para.frames = 8`) of 512 x 512 patches (`para.patch_size`), batch 8,
   Adam 5e-4 with cosine annealing, 1000 epochs (`para.end_epoch`);
+- the cosine stepped once per epoch (`opt.lr_schedule()` after each epoch) down to
+  `eta_min=1e-8` (train/optimizer.py): `lr_steps_per_epoch`, `lr_floor`;
 - gradients clipped at global norm 20 (`clip_grad_norm_(..., max_norm=20)` in train/dp.py);
 - loss `1*L1_Charbonnier_loss_color|0.5*L1GradientLoss`: no motion magnitude term;
 - MMP-Net, where this job trains it (`--config.stages=mmpnet,mmprnn`), with L1 + 0.5 gradient
@@ -25,8 +27,9 @@ so 1000 epochs are 243,000 steps.
 from configs import gopro
 
 
-def released(config):
-    """`config` with the released code's recipe (the module's docstring)."""
+def released(config, steps_per_epoch: int):
+    """`config` with the released code's recipe (the module's docstring), epochs of `steps_per_epoch`."""
+    config.mmprnn.update(lr_steps_per_epoch=steps_per_epoch, lr_floor=1e-8)
     config.mmpnet.loss_weights.gradient = 0.5
     config.mmprnn.update(patch=512, clip_norm=20.0)  # 8 frames: the variant's F8
     config.mmprnn.loss_weights.motion_magnitude = 0.0
@@ -35,6 +38,6 @@ def released(config):
 
 
 def get_config():
-    config = released(gopro.get_config())
+    config = released(gopro.get_config(), steps_per_epoch=243)
     config.mmprnn.num_steps = 243_000
     return config
