@@ -8,7 +8,14 @@
 - gradients clipped at global norm 20 (`clip_grad_norm_(..., max_norm=20)` in train/dp.py);
 - loss `1*L1_Charbonnier_loss_color|0.5*L1GradientLoss`: no motion magnitude term;
 - MMP-Net, where this job trains it (`--config.stages=mmpnet,mmprnn`), with L1 + 0.5 gradient
-  as LearningMMP/MMPtraining.ipynb;
+  on a random half of the training pairs (`config.mmpnet.train_fraction=0.5`, drawn from
+  `config.seed`: `train_test_split(..., train_size=0.5)`, 22,417 -> 11,208) as
+  LearningMMP/MMPtraining.ipynb; its data as PrepareGTMMP/MMP-generate.ipynb made them, blurred
+  through the authors' camera response: `--crf crf.npy` to tools.export_tfrecords, the file
+  `PrepareGTMMP/crf.npy` of sollynoay/MMP-RNN (without it, a 2.2 gamma); configs/mmpnet_gopro.py
+  reads those records from the files (raw GOPRO at 720p is tens of GB in memory). The notebook scores
+  stage 1 on GOPRO_Large's `blur_gamma` test frames with their MMPs; here `eval_records` is
+  whatever was exported, e.g. `--source gopro_raw --split test` (blurred here, not `blur_gamma`);
 - the frozen MMP-Net's BatchNorm on batch statistics in training, its running statistics
   updated (`model.prior_batch_norm = 'batch'`): `model.train()` in train/dp.py reaches it.
   Evaluation and the exported model use the running statistics, as the original's `model.eval()`.
@@ -31,6 +38,7 @@ def released(config, steps_per_epoch: int):
     """`config` with the released code's recipe (the module's docstring), epochs of `steps_per_epoch`."""
     config.mmprnn.update(lr_steps_per_epoch=steps_per_epoch, lr_floor=1e-8)
     config.mmpnet.loss_weights.gradient = 0.5
+    config.mmpnet.train_fraction = 0.5
     config.mmprnn.update(patch=512, clip_norm=20.0)  # 8 frames: the variant's F8
     config.mmprnn.loss_weights.motion_magnitude = 0.0
     config.model.prior_batch_norm = 'batch'

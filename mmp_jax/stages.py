@@ -98,6 +98,8 @@ class Stage:
                   'data.train_records': config.data.train_records, 'data.train_weights': config.data.train_weights,
                   f'{self.name}.batch_size': settings.batch_size, f'{self.name}.patch': settings.patch,
                   f'{self.name}.frames': self.frames(config)}
+        if 'train_fraction' in settings:
+            fields[f'{self.name}.train_fraction'] = settings.train_fraction
         return json.loads(json.dumps(fields))  # as a checkpoint's JSON gives them back (lists, not tuples)
 
     def step(self, config, model, optimizer):

@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
+import configs.gopro
+import configs.mmpnet_gopro
+import configs.released_bsd
 import configs.released_gopro
 from mmp_jax import stages, train_step
 from mmp_jax.convert import convert_state_dict
@@ -99,3 +102,16 @@ def test_every_trained_parameter_and_the_priors_statistics_match(reference, trai
     statistics_got, statistics_want = _flat(state.batch_stats), _flat(expected['batch_stats'])
     assert statistics_got.keys() == statistics_want.keys()
     assert max(np.abs(statistics_got[k] - statistics_want[k]).max() for k in statistics_want) <= STATISTICS_TOLERANCE
+
+
+def test_the_released_presets_and_the_stage_one_preset_as_the_authors_trained():
+    for module, steps_per_epoch in ((configs.released_gopro, 243), (configs.released_bsd, 697)):
+        config = module.get_config()
+        assert (config.mmprnn.lr_steps_per_epoch, config.mmprnn.lr_floor) == (steps_per_epoch, 1e-8)
+        assert config.mmpnet.train_fraction == 0.5
+    paper = configs.mmpnet_gopro.get_config()
+    assert paper.mmpnet.train_fraction == 1.0 and not paper.data.records_in_memory
+    paper = configs.gopro.get_config()  # the paper's cosine, per step to 0, stays the default
+    paper.mmprnn.num_steps = ref.TRAINER_STEPS
+    rates = [stages.get('mmprnn').learning_rate(paper, step) for step in range(ref.TRAINER_STEPS + 1)]
+    assert np.all(np.diff(rates) < 0) and rates[-1] == 0
