@@ -43,6 +43,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.mmpnet = ml_collections.ConfigDict({
         'batch_size': 8, 'patch': 512, 'learning_rate': 3e-4, 'num_steps': 1_125_000,
         'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100, 'clip_norm': 0.0,
+        'train_fraction': 1.0,        # < 1: train on this share of each records folder's windows, drawn
+                                      # from config.seed (the authors' notebook: 0.5)
         'loss_weights': {'gradient': 0.0},  # the L1 term plus this times the gradient term (the
                                             # authors' notebook: 0.5; configs/released_*.py)
         'checkpoint': '',             # stage 2 without stage 1 in the same job: a stage-1 workdir, a model
@@ -58,6 +60,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.mmprnn = ml_collections.ConfigDict({
         'batch_size': 8, 'patch': 256, 'learning_rate': 5e-4, 'num_steps': 240_000,
         'clip_norm': 0.0,             # > 0: clip gradients to this global norm (not in the paper)
+        'lr_steps_per_epoch': 0,      # > 0: the cosine moves once per epoch of this many steps (released code)
+        'lr_floor': 0.0,              # the cosine's final learning rate (released code: 1e-8)
         'checkpoint_every': 5_000, 'eval_every': 25_000, 'log_every': 100,
         'init_checkpoint': '',        # fine-tuning: start from this model folder (converted or exported
                                       # MMP-RNN of the same config.model) instead of fresh weights

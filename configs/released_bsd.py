@@ -14,6 +14,6 @@ from configs.released_gopro import released
 
 
 def get_config():
-    config = released(bsd.get_config())
+    config = released(bsd.get_config(), steps_per_epoch=697)
     config.mmprnn.num_steps = 348_500
     return config

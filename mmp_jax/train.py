@@ -102,13 +102,15 @@ def _variables(state: train_step.TrainState) -> dict:
     return {'params': params, 'batch_stats': state.batch_stats}
 
 
-def _train_windows(config, length: int) -> input_pipeline.Windows:
+def _train_windows(config, length: int, fraction: float = 1.0) -> input_pipeline.Windows:
     """The windows of `config.data.train_records` ('a' or 'a,b,...': folders mixed in one run,
-    by `config.data.train_weights` 'w_a,w_b,...' where given: `input_pipeline.mix`)."""
+    by `config.data.train_weights` 'w_a,w_b,...' where given: `input_pipeline.mix`), of each folder
+    a `fraction` drawn from `config.seed` (`input_pipeline.keep_fraction`)."""
     folders = [f for f in config.data.train_records.split(',') if f.strip()]
     if not folders:
         raise ValueError('training needs records: set --config.data.train_records (a folder, or folders a,b)')
-    parts = [input_pipeline.load_windows(input_pipeline.record_files(f.strip()), length, config.data.records_in_memory)
+    parts = [input_pipeline.keep_fraction(input_pipeline.load_windows(
+        input_pipeline.record_files(f.strip()), length, config.data.records_in_memory), fraction, config.seed)
              for f in folders]
     weights = None
     if config.data.train_weights:
@@ -125,7 +127,7 @@ def _train_windows(config, length: int) -> input_pipeline.Windows:
 
 def _batches(config, stage: stages.Stage, start_step: int):
     settings = stage.settings(config)
-    windows = _train_windows(config, stage.frames(config))
+    windows = _train_windows(config, stage.frames(config), settings.get('train_fraction', 1.0))
     if stage.name == 'mmpnet' and not windows.has_mmp:
         raise TrainingError(f'{config.data.train_records}: the records hold no MMP; stage 1 needs data exported '
                             f'from sharp high-frame-rate video (--source gopro_raw or synthetic)')
