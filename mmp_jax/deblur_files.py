@@ -56,6 +56,7 @@ def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source: FrameSou
                 prior_out.write(heat_map(frame.prior), name)
             written += 1
             bar.update(1)
-        with interrupts.held():  # every output committed, or (an error) none
+        with interrupts.held():  # every output committed, or (an error, a signal) none
+            interrupts.raise_if_received()  # a signal whose exception a finalizer swallowed
             stack.close()
     return written
