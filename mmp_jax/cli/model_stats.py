@@ -13,6 +13,7 @@ import sys
 
 from absl import app, flags
 
+from mmp_jax.cli.absl_help import describe_in_help
 from mmp_jax.models.macs import network_stats
 
 # Table 2 / 3 and Sec. 3.1 of the paper: (params in millions or None, GMACs per 720p frame).
@@ -70,6 +71,7 @@ def main(argv):
 
 def console_main():
     """The console script: absl parses the command line and exits with `main`'s status."""
+    describe_in_help(__name__)
     app.run(main)
 
 
