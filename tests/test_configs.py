@@ -74,9 +74,10 @@ def test_config_files_load_where_only_the_package_is_installed(tmp_path):
     (tmp_path / 'site' / 'mmp_jax').symlink_to(REPO / 'mmp_jax')
     copied = tmp_path / 'my_bsd.py'
     shutil.copy(REPO / 'configs' / 'bsd.py', copied)
-    files = [*sorted((REPO / 'mmp_jax' / 'configs').glob('[!_]*.py')), *sorted((REPO / 'configs').glob('[!_]*.py')),
-             copied]
+    files = [*sorted((REPO / 'mmp_jax' / 'configs').glob('[!_]*.py')),
+             *sorted((REPO / 'configs').glob('[!_]*.py')), copied]
     run = subprocess.run([sys.executable, '-c', LOAD_SCRIPT, *map(str, files)], cwd=tmp_path, capture_output=True,
                          text=True, env={'PYTHONPATH': str(tmp_path / 'site'), 'JAX_PLATFORMS': 'cpu'}, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert len(files) == 2 * 8 + 1 and len(run.stdout.splitlines()) == len(files) and run.stdout.count("('mmprnn',)") == 2 * 5 + 1
+    assert len(files) == 2 * 8 + 1 and len(run.stdout.splitlines()) == len(files)
+    assert run.stdout.count("('mmprnn',)") == 2 * 5 + 1  # bsd, default, gopro, released_*; and the copy

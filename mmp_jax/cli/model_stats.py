@@ -26,9 +26,10 @@ PAPER_FIGURES = {
 }
 
 FLAGS = flags.FLAGS
+MAX_SIDE = 16384  # 16K; the counts grow in proportion beyond (bilinear upsampling's matrices grow as its square)
 flags.DEFINE_string('variant', 'A9B10C18F8', "'mmpnet' or A<n_a>B<n_b>C<n_c>F<frames>")
-flags.DEFINE_integer('height', 720, 'frame height (a multiple of 4)')
-flags.DEFINE_integer('width', 1280, 'frame width (a multiple of 4)')
+flags.DEFINE_integer('height', 720, 'frame height (a multiple of 4, 16 .. 16384)', lower_bound=16, upper_bound=MAX_SIDE)
+flags.DEFINE_integer('width', 1280, 'frame width (a multiple of 4, 16 .. 16384)', lower_bound=16, upper_bound=MAX_SIDE)
 flags.DEFINE_bool('json', False, 'print one JSON object as the last line')
 flags.DEFINE_bool('paper', False, "print the paper's variants next to the paper's figures")
 flags.DEFINE_bool('mmam', True, 'motion magnitude attentive module (and the prior) on')
