@@ -14,11 +14,8 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-import configs.gopro
-import configs.mmpnet_gopro
-import configs.released_bsd
-import configs.released_gopro
 from mmp_jax import stages, train_step
+from mmp_jax.configs import gopro, mmpnet_gopro, released_bsd, released_gopro
 from mmp_jax.convert import convert_state_dict
 from mmp_jax.models.mmp_rnn import MMPRNN
 from tests import original_reference as ref
@@ -41,7 +38,7 @@ def reference() -> dict:
 
 
 def released_config():
-    config = configs.released_gopro.get_config()
+    config = released_gopro.get_config()
     assert config.mmprnn.clip_norm == 20.0 and config.mmprnn.lr_floor == ref.TRAINER_FLOOR
     config.mmprnn.update(num_steps=ref.TRAINER_STEPS, lr_steps_per_epoch=ref.TRAINER_STEPS_PER_EPOCH,
                          clip_norm=ref.TRAINER_CLIP_NORM)
@@ -105,13 +102,13 @@ def test_every_trained_parameter_and_the_priors_statistics_match(reference, trai
 
 
 def test_the_released_presets_and_the_stage_one_preset_as_the_authors_trained():
-    for module, steps_per_epoch in ((configs.released_gopro, 243), (configs.released_bsd, 697)):
+    for module, steps_per_epoch in ((released_gopro, 243), (released_bsd, 697)):
         config = module.get_config()
         assert (config.mmprnn.lr_steps_per_epoch, config.mmprnn.lr_floor) == (steps_per_epoch, 1e-8)
         assert config.mmpnet.train_fraction == 0.5
-    paper = configs.mmpnet_gopro.get_config()
+    paper = mmpnet_gopro.get_config()
     assert paper.mmpnet.train_fraction == 1.0 and not paper.data.records_in_memory
-    paper = configs.gopro.get_config()  # the paper's cosine, per step to 0, stays the default
+    paper = gopro.get_config()  # the paper's cosine, per step to 0, stays the default
     paper.mmprnn.num_steps = ref.TRAINER_STEPS
     rates = [stages.get('mmprnn').learning_rate(paper, step) for step in range(ref.TRAINER_STEPS + 1)]
     assert np.all(np.diff(rates) < 0) and rates[-1] == 0
