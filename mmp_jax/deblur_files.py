@@ -38,7 +38,8 @@ def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source: FrameSou
     """Deblurs a `mmp_jax.data.sources.FrameSource` into `output` (video by suffix, else a
     folder of PNGs named as the input frames); `prior_output` gets the prior as a heat map;
     `side_by_side` writes input | output; `reset_every` > 0 resets the state as the original's
-    test (`deblur_in_chunks`); `audio` copies the input's audio into a video output;
+    test (`deblur_in_chunks`); `audio` copies the input's audio into a video output; a video input's frame
+    times are kept (a variable frame rate, `--ends drop`'s first frame at its time, in sync with the audio);
     `writer_options` (codec, quality) go to the `FrameWriter`s. Outputs appear only
     when complete, and never over the input or an existing output unless `overwrite` (see
     `frame_writers`). Returns the number of frames written."""
@@ -60,9 +61,10 @@ def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source: FrameSou
             if side_by_side:
                 picture = np.concatenate([frame.blurry, picture], axis=1)
             name = frame_name(source, frame.index)
-            out.write(picture, name)
+            time = None if source.times is None else source.times[frame.index]  # a video's: kept
+            out.write(picture, name, time)
             if prior_out is not None:
-                prior_out.write(heat_map(frame.prior), name)
+                prior_out.write(heat_map(frame.prior), name, time)
             written += 1
             bar.update(1)
         with interrupts.held():  # every output committed, or (an error, a signal) none

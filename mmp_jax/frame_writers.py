@@ -18,6 +18,7 @@ lossless RGB H.264 (`codec='lossless'`) through PyAV, with the audio of `audio_f
 PyAV has no H.264 encoder, with a warning.
 """
 import contextlib
+import fractions
 import os
 import pathlib
 import re
@@ -160,7 +161,8 @@ class FrameWriter:
     Video outputs only: `codec` 'h264' (the default, except .avi: MJPG) or 'lossless';
     `quality` the H.264 CRF (0-51, lower is better; `video_encoding.DEFAULT_QUALITY` when None);
     `audio_from` a video whose audio streams are copied (none when it has none, or is None or a
-    folder); frames are shown at `fps`, the first at time 0, as the input's. See `video_encoding`
+    folder); frames are shown at `fps`, the first at time 0, as the input's, or at the times
+    `write` is given (PyAV outputs: a variable frame rate kept). See `video_encoding`
     for odd frame sizes and what players can show."""
 
     def __init__(self, path: str | pathlib.Path, fps: float, overwrite: bool = False,
@@ -190,17 +192,19 @@ class FrameWriter:
             self._remove_created()
             raise OutputError(f'{self.path}: cannot write beside it: {error.strerror}') from None
 
-    def _encode(self, rgb: np.ndarray) -> None:
+    def _encode(self, rgb: np.ndarray, time: fractions.Fraction | None) -> None:
         """Writes one frame through PyAV; OutputError if FFmpeg fails."""
         try:
             if self._video is None:
                 self._video = video_encoding.VideoEncoder(self._tmp, self.path.suffix.lower(), self.fps,
                                                           *self._encoding, self._audio_from)
-            self._video.write(rgb)
+            self._video.write(rgb, time)
         except (av.FFmpegError, video_encoding.EncodingError) as error:
             raise OutputError(f'{self.path}: encoding the video failed: {error}') from None
 
-    def write(self, rgb: np.ndarray, name: str | None = None) -> None:
+    def write(self, rgb: np.ndarray, name: str | None = None, time: fractions.Fraction | None = None) -> None:
+        """Writes the next frame; `time` (seconds, PyAV video outputs only) shows it then, as
+        `video_encoding.VideoEncoder.write`."""
         if not self.is_video:
             name = name or f'{len(self._names):06d}.png'
             if name in self._taken:
@@ -208,7 +212,7 @@ class FrameWriter:
             if not cv2.imwrite(str(self._tmp / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
                 raise OutputError(f'{self.path}: writing frame {name} failed')
         elif self._encoding is not None:
-            self._encode(rgb)
+            self._encode(rgb, time)
         else:
             if self._video is None:
                 fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])

@@ -10,6 +10,10 @@
 - `audio_from`: the audio streams of that file are copied packet by packet (not re-encoded),
   interleaved with the video, their times relative to its first video frame, so that the output's
   frames, which correspond one to one to the input's at the same frame rate, stay in sync.
+- `write(rgb, time)`: a frame given its presentation time (seconds, as the input video's frame
+  it comes from, see `mmp_jax.data.sources.FrameSource.times`) is shown at that time, in a
+  time base of 1/`TIME_SCALE` s: a variable frame rate is kept, and the audio stays in sync
+  with it; frames written without a time are shown at `fps`, the first at time 0.
 """
 import fractions
 import io
@@ -20,6 +24,7 @@ import av
 import numpy as np
 
 CODECS = ('h264', 'lossless')
+TIME_SCALE = 90000  # ticks per second of frames written with their time (MPEG's clock)
 DEFAULT_QUALITY = 18
 CONTAINERS = {'.mp4': 'mp4', '.mov': 'mov', '.mkv': 'matroska', '.avi': 'avi'}
 _ENCODERS = {'h264': 'libx264', 'lossless': 'libx264rgb'}
@@ -170,6 +175,8 @@ class VideoEncoder:
         self.pending = None     # an audio packet read but not yet due
         self.video = None
         self.count = 0
+        self.timed = False      # frames written with their time (decided by the first)
+        self.last_pts = -1
 
     def _add_streams(self, height: int, width: int) -> None:
         """Adds the video stream (the first) and the copies of the audio streams."""
@@ -191,22 +198,33 @@ class VideoEncoder:
             self.container.mux(packet)
             self.pending = None
 
-    def write(self, rgb: np.ndarray) -> None:
-        """Encodes one frame, rgb uint8 `[H, W, 3]`, and the audio up to its end."""
+    def write(self, rgb: np.ndarray, time: fractions.Fraction | None = None) -> None:
+        """Encodes one frame, rgb uint8 `[H, W, 3]`, shown at `time` seconds (the next frame at
+        `fps` when None; see the module doc), and the audio up to its end."""
         if self.video is None:
             self._add_streams(rgb.shape[0], rgb.shape[1])
+            self.timed = time is not None
+            if self.timed:
+                self.video.codec_context.time_base = fractions.Fraction(1, TIME_SCALE)
         if rgb.shape != (self.video.height, self.video.width, 3) or rgb.dtype != np.uint8:
             raise EncodingError(f'frame {self.count}: {rgb.dtype} {rgb.shape}, not uint8 '
                                 f'{(self.video.height, self.video.width, 3)} as the first')
+        if (time is not None) != self.timed:
+            raise EncodingError(f'frame {self.count}: {"no" if time is None else "a"} time, unlike the first')
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format='rgb24')
         if self.codec == 'h264':
             frame = frame.reformat(format=self.video.pix_fmt, interpolation=_TO_YUV,
                                    dst_colorspace=av.video.reformatter.Colorspace.ITU601)
-        frame.pts = self.count
-        frame.time_base = 1 / self.rate
+        if self.timed:
+            self.last_pts = max(round(time * TIME_SCALE), self.last_pts + 1)  # strictly increasing
+            frame.pts, frame.time_base = self.last_pts, fractions.Fraction(1, TIME_SCALE)
+            shown_until = fractions.Fraction(self.last_pts, TIME_SCALE) + 1 / self.rate
+        else:
+            frame.pts, frame.time_base = self.count, 1 / self.rate
+            shown_until = (self.count + 1) / self.rate
         self.container.mux(self.video.encode(frame))
         self.count += 1
-        self._mux_audio_until(self.count / self.rate)
+        self._mux_audio_until(shown_until)
 
     def close(self) -> None:
         """Flushes the encoder and the rest of the audio, and closes the file."""

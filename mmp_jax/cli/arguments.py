@@ -9,6 +9,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from mmp_jax.data.decode_limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_CEILING
+
 
 def number(kind: type = float, above: float | None = None, at_least: float | None = None,
            at_most: float | None = None) -> Callable[[str], float | int]:
@@ -28,3 +30,12 @@ def number(kind: type = float, above: float | None = None, at_least: float | Non
             raise argparse.ArgumentTypeError(f'{text}: must be {wanted.strip()}')
         return value
     return parse
+
+
+def add_max_pixels(parser: argparse.ArgumentParser) -> None:
+    """`--max-pixels`: the largest frame (width x height, from the file's header) that is decoded
+    (see `mmp_jax.data.decode_limits`)."""
+    parser.add_argument('--max-pixels', type=number(int, at_least=1, at_most=MAX_PIXELS_CEILING),
+                        default=DEFAULT_MAX_PIXELS, metavar='N',
+                        help=f'refuse frames of more than N pixels, before decoding them (default {DEFAULT_MAX_PIXELS:_}; '
+                             f'at most {MAX_PIXELS_CEILING:_})')

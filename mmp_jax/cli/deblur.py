@@ -4,10 +4,11 @@
     python -m tools.deblur --checkpoint CKPT --input IN --output OUT [--overwrite] \\
         [--prior PRIOR_OUT] [--side-by-side] [--dtype bfloat16] [--ends replicate|drop] \\
         [--reset-every 20] [--tile 512 512 --tile-overlap 32] [--chunk-frames 4] [--fps 30] \\
-        [--allow-truncated] [--codec h264|lossless] [--crf 18] [--no-audio]
+        [--allow-truncated] [--max-pixels N] [--codec h264|lossless] [--crf 18] [--no-audio]
 
 CKPT: a folder from `tools.convert_checkpoint`, or a training workdir (its `model/`). IN: a
-video file OpenCV reads, or a folder of frames. OUT (and PRIOR_OUT): a video file (.mp4, .mov,
+video file FFmpeg reads (through PyAV: turned upright as its rotation metadata says, its frame
+times kept), or a folder of frames; frames over `--max-pixels` are refused before decoding. OUT (and PRIOR_OUT): a video file (.mp4, .mov,
 .mkv: H.264 through PyAV, CRF 18 unless `--crf`, or `--codec lossless`; .avi: MJPG; the fps of
 IN, or `--fps` for a frame folder; IN's audio copied unless `--no-audio`) or, for any other
 name, a folder of PNGs named as the input frames (a video's frames by their index). Frames stream through the
@@ -38,7 +39,7 @@ import sys
 import tempfile
 
 from mmp_jax import interrupts
-from mmp_jax.cli.arguments import number
+from mmp_jax.cli.arguments import add_max_pixels, number
 from mmp_jax.data import atomic, paths
 from mmp_jax.data.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES, SourceError, list_videos, open_frames
@@ -86,6 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='frame rate of a frame folder (video out)')
     parser.add_argument('--allow-truncated', action='store_true',
                         help='a video that ends before its stated frame count: keep the frames that decoded')
+    add_max_pixels(parser)
     parser.add_argument('--variant', help='refuse a checkpoint of another variant')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
@@ -207,7 +209,8 @@ def run(args: argparse.Namespace) -> list[tuple[str, int]]:
                              args.overwrite)
                 if is_url(target):
                     staged[target] = scratch / 'outputs' / str(len(staged)) / paths.path(target).name
-        sources = [open_frames(path, folder_fps=args.fps, allow_truncated=args.allow_truncated)
+        sources = [open_frames(path, folder_fps=args.fps, allow_truncated=args.allow_truncated,
+                               max_pixels=args.max_pixels)
                    for path, _, _ in plans]
         for source in sources:
             check_length(source, args.ends, model)

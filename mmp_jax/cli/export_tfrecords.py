@@ -40,7 +40,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import tqdm
 
-from mmp_jax.cli.arguments import number
+from mmp_jax.cli.arguments import add_max_pixels, number
 from mmp_jax.data import atomic, build, flow, flow_service, paths, sources, synthetic, tfrecords
 from mmp_jax.data.blur import gamma_response, load_crf_npy
 from mmp_jax.raft_backend import raft_backend
@@ -79,12 +79,16 @@ def list_sequences(args) -> list:
         return [f'scene{i:03d}' for i in range(args.num_sequences)]
     if args.source in ('frames', 'video'):
         path = pathlib.Path(args.input)
-        sources.open_frames(path)  # validates: missing, empty, not a video
-        return [sources.SequenceRef(path.stem, path)]
-    if args.source == 'gopro':
-        return sources.gopro_sequences(args.input, args.split, args.gopro_blurry)
-    reader = {'gopro_raw': sources.gopro_raw_sequences, 'bsd': sources.bsd_sequences}[args.source]
-    return reader(args.input, args.split)
+        entries = [sources.SequenceRef(path.stem, path)]
+    elif args.source == 'gopro':
+        entries = sources.gopro_sequences(args.input, args.split, args.gopro_blurry)
+    else:
+        reader = {'gopro_raw': sources.gopro_raw_sequences, 'bsd': sources.bsd_sequences}[args.source]
+        entries = reader(args.input, args.split)
+    for entry in entries:  # missing, empty, not a video, frames over --max-pixels (their headers)
+        for path in filter(None, (entry.sharp, entry.blurry)):
+            sources.open_frames(path, max_pixels=args.max_pixels)
+    return entries
 
 
 def window_mode(args) -> str:
@@ -111,9 +115,9 @@ def sequence_frames(args, index: int, entry) -> Iterator[build.BlurryFrame]:
                                      height=args.height, width=args.width, max_speed=args.max_speed)
         sharp = scene.frames
     else:
-        sharp = sources.open_frames(entry.sharp).frames
+        sharp = sources.open_frames(entry.sharp, max_pixels=args.max_pixels).frames
         if entry.blurry is not None:
-            return build.paired_sequence(sources.open_frames(entry.blurry).frames, sharp)
+            return build.paired_sequence(sources.open_frames(entry.blurry, max_pixels=args.max_pixels).frames, sharp)
     if args.flow == 'exact':
         backend = flow.exact_backend(scene.frames, scene.forward, scene.backward)
     elif args.flow == 'dis':
@@ -289,6 +293,7 @@ def parse_args(argv=None):
     parser.add_argument('--source', choices=SOURCES, required=True)
     parser.add_argument('--input', help='data set root, frame folder or video (not for synthetic)')
     parser.add_argument('--split', default='train', help='train / test / valid (gopro_raw, gopro, bsd)')
+    add_max_pixels(parser)
     parser.add_argument('--gopro-blurry', choices=sources.GOPRO_BLURRY, default='blur_gamma',
                         help="gopro: the blurry frames' folder (blur_gamma: the paper's and the original's)")
     parser.add_argument('--flow', choices=('exact', 'dis', 'raft'), default='dis')

@@ -29,7 +29,9 @@ from collections.abc import Callable
 import numpy as np
 
 from mmp_jax import metrics
+from mmp_jax.cli.arguments import add_max_pixels
 from mmp_jax.data import atomic
+from mmp_jax.data.decode_limits import DEFAULT_MAX_PIXELS
 from mmp_jax.data.sources import SourceError, list_frames, read_frame
 from mmp_jax.evaluate import scored_frames
 from mmp_jax.models.mmp_rnn import MMPRNN
@@ -76,9 +78,10 @@ def match_sequences(outputs: pathlib.Path, sharp: pathlib.Path, sharp_subfolder:
     return sequences
 
 
-def _frame_pair(output: pathlib.Path, target: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
-    """The uint8 RGB frames `[H, W, 3]` of a pair; SourceError where their sizes differ."""
-    out, sharp = read_frame(output), read_frame(target)
+def _frame_pair(output: pathlib.Path, target: pathlib.Path, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 RGB frames `[H, W, 3]` of a pair; SourceError where their sizes differ, or
+    one is over `max_pixels`."""
+    out, sharp = read_frame(output, max_pixels), read_frame(target, max_pixels)
     if out.shape != sharp.shape:
         raise SourceError(f'{output}: {out.shape[1]}x{out.shape[0]}, but {target} is {sharp.shape[1]}x{sharp.shape[0]}')
     return out, sharp
@@ -97,14 +100,14 @@ def lpips_distance() -> Callable[[np.ndarray, np.ndarray], float] | None:
     return lambda out, sharp: float(network(to_tensor(out), to_tensor(sharp)).item())
 
 
-def score(sequences: list[Sequence], lpips: Callable | None = None) -> dict:
+def score(sequences: list[Sequence], lpips: Callable | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
     """The scores of matched sequences: means over all frames and per sequence."""
     keys = ('psnr', 'ssim') + (('lpips',) if lpips else ())
     per_sequence, rows = {}, []
     for seq in sequences:
         values = []
         for output, target in seq.pairs:
-            out, sharp = _frame_pair(output, target)
+            out, sharp = _frame_pair(output, target, max_pixels)
             values.append([metrics.psnr(out, sharp), metrics.ssim(out, sharp)] + ([lpips(out, sharp)] if lpips else []))
         rows.extend(values)
         per_sequence[seq.name] = {'frames': f'{PAST}..{seq.length - FUTURE - 1}', 'count': len(values),
@@ -135,6 +138,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--json', type=pathlib.Path, metavar='PATH', help='also write the scores here as JSON')
     parser.add_argument('--lpips', action='store_true',
                         help='also LPIPS (AlexNet), where the lpips package is installed (not a dependency)')
+    add_max_pixels(parser)
     args = parser.parse_args(argv)
     if args.json is not None and args.json.is_dir():
         parser.error(f'--json {args.json}: a folder; name a file')
@@ -147,7 +151,7 @@ def main(argv=None) -> int:
     if args.lpips and lpips is None:
         print('score: LPIPS skipped: the lpips package is not installed (pip install lpips)', file=sys.stderr)
     try:
-        report = score(match_sequences(args.outputs, args.sharp, args.sharp_subfolder), lpips)
+        report = score(match_sequences(args.outputs, args.sharp, args.sharp_subfolder), lpips, args.max_pixels)
     except SourceError as error:
         print(f'score: {error}', file=sys.stderr)
         return 2

@@ -1,12 +1,17 @@
 """Readers of frames on disk: folders of images and video files. Frames are uint8 RGB
-`[H, W, 3]`, streamed one at a time (`iter_frames`) or stacked `[T, H, W, 3]`."""
+`[H, W, 3]`, streamed one at a time (`open_frames`) or stacked `[T, H, W, 3]`."""
 import dataclasses
+import fractions
 import pathlib
 import re
 from collections.abc import Iterator
 
+import av
 import cv2
 import numpy as np
+
+from mmp_jax.data import decode_limits
+from mmp_jax.data.decode_limits import DEFAULT_MAX_PIXELS
 
 FRAME_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 VIDEO_SUFFIXES = ('.mp4', '.mov', '.mkv', '.avi', '.m4v', '.webm', '.mpg', '.mpeg', '.wmv')
@@ -38,18 +43,34 @@ def list_videos(folder: str | pathlib.Path) -> list[pathlib.Path]:
                   key=natural_key)
 
 
-def read_frame(path: pathlib.Path) -> np.ndarray:
-    """One image as uint8 RGB `[H, W, 3]`; SourceError if it cannot be decoded."""
+def _check_pixels(path: pathlib.Path, width: int, height: int, max_pixels: int) -> None:
+    try:
+        decode_limits.check_pixels(str(path), width, height, max_pixels)
+    except decode_limits.FrameSizeError as error:
+        raise SourceError(str(error)) from None
+
+
+def _check_image(path: pathlib.Path, max_pixels: int) -> None:
+    try:
+        decode_limits.check_image(path, max_pixels)
+    except decode_limits.FrameSizeError as error:
+        raise SourceError(str(error)) from None
+
+
+def read_frame(path: pathlib.Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """One image as uint8 RGB `[H, W, 3]`; SourceError if it cannot be decoded, or if its header
+    states more than `max_pixels` pixels (checked before decoding, see `decode_limits`)."""
+    _check_image(path, max_pixels)
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise SourceError(f'{path}: cannot be read as an image')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _iter_folder(paths: list[pathlib.Path]) -> Iterator[np.ndarray]:
+def _iter_folder(paths: list[pathlib.Path], max_pixels: int) -> Iterator[np.ndarray]:
     first = None
     for path in paths:
-        frame = read_frame(path)
+        frame = read_frame(path, max_pixels)
         if first is None:
             first = frame.shape
         elif frame.shape != first:
@@ -58,54 +79,111 @@ def _iter_folder(paths: list[pathlib.Path]) -> Iterator[np.ndarray]:
         yield frame
 
 
-def _iter_video(path: pathlib.Path, capture: cv2.VideoCapture, stated: int | None,
-                allow_truncated: bool) -> Iterator[np.ndarray]:
+@dataclasses.dataclass
+class FrameSource:
+    """Frames of a folder or video, read lazily: `frames` yields uint8 RGB `[H, W, 3]`.
+
+    Videos only: `times` holds, as the frames are read, each frame's presentation time in
+    seconds after the first frame's (exact fractions of the stream's time base), so that a
+    variable frame rate can be kept; None for folders."""
+    path: pathlib.Path
+    frames: Iterator[np.ndarray]
+    count: int | None         # None where neither the container nor its packets say
+    fps: float                # the video's average rate; `folder_fps` for folders
+    names: list[str] | None   # file names of a folder's frames, in order; None for videos
+    times: list[fractions.Fraction] | None = None
+
+
+def _packet_count(path: pathlib.Path) -> int | None:
+    """Video packets of the first video stream, counted without decoding (Matroska and WebM
+    state no frame count); None if the file cannot be demuxed to its end."""
     try:
-        count = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            count += 1
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        with av.open(str(path)) as container:
+            return sum(1 for packet in container.demux(video=0) if packet.size)
+    except av.FFmpegError:
+        return None
+
+
+def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """The frame as shown: `rotation` (degrees counterclockwise, the display matrix a phone
+    writes; -90 for a portrait video stored landscape) applied."""
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+def _iter_video(path: pathlib.Path, container, stated: int | None, allow_truncated: bool,
+                max_pixels: int, times: list) -> Iterator[np.ndarray]:
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = 'AUTO'
+        count, first, start = 0, None, None
+        try:
+            for frame in container.decode(stream):
+                _check_pixels(path, frame.width, frame.height, max_pixels)  # a size changed mid-stream
+                rgb = _upright(frame.to_ndarray(format='rgb24'), frame.rotation)
+                if first is None:
+                    first = rgb.shape
+                elif rgb.shape != first:
+                    raise SourceError(f'{path}: frame {count} is {rgb.shape[1]}x{rgb.shape[0]}, the first '
+                                      f'{first[1]}x{first[0]}')
+                exact = None if frame.pts is None else frame.pts * stream.time_base
+                start = exact if start is None else start
+                times.append(exact - start if exact is not None and start is not None
+                             else fractions.Fraction(count) / frame_rate(stream))
+                count += 1
+                yield rgb
+        except av.FFmpegError:
+            stated = max(stated or 0, count + 1)  # the frame that failed
         if count == 0:
             raise SourceError(f'{path}: no frames could be decoded')
         if stated is not None and count < stated and not allow_truncated:
             raise SourceError(f'{path}: frame {count} cannot be decoded (the video states {stated} frames; '
                               f'it is damaged or truncated; --allow-truncated keeps the {count} frames before it)')
     finally:
-        capture.release()
+        container.close()
 
 
-@dataclasses.dataclass
-class FrameSource:
-    """Frames of a folder or video, read lazily: `frames` yields uint8 RGB `[H, W, 3]`."""
-    path: pathlib.Path
-    frames: Iterator[np.ndarray]
-    count: int | None         # None where the container does not say
-    fps: float                # of the video; `folder_fps` for folders
-    names: list[str] | None   # file names of a folder's frames, in order; None for videos
+def frame_rate(stream) -> fractions.Fraction:
+    """A video stream's average frame rate (its guessed rate where the container has none)."""
+    return stream.average_rate or stream.guessed_rate or fractions.Fraction(0)
 
 
-def open_frames(path: str | pathlib.Path, folder_fps: float = 25.0,
-                allow_truncated: bool = False) -> FrameSource:
-    """A folder of images or a video file OpenCV can read; SourceError names the problem. A
-    video that ends before the frame count it states is an error when its frames are read
-    (after the frames that decoded), unless `allow_truncated`."""
+def open_frames(path: str | pathlib.Path, folder_fps: float = 25.0, allow_truncated: bool = False,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> FrameSource:
+    """A folder of images or a video file FFmpeg (PyAV) can read; SourceError names the problem.
+    The frame count of a video is the one its container states (MP4, AVI), else its packets
+    counted without decoding (Matroska, WebM); a video whose frames end before it, or whose
+    frame fails to decode, is an error when its frames are read (after the frames that decoded),
+    unless `allow_truncated`. A video's frames are turned upright as its rotation metadata says.
+    Frames larger than `max_pixels` (the header's size, see `decode_limits`: every frame's of a
+    folder, the stream's of a video) are refused here, before any is decoded."""
     path = pathlib.Path(path)
     if path.is_dir():
         paths = list_frames(path)
-        return FrameSource(path, _iter_folder(paths), len(paths), folder_fps, [p.name for p in paths])
+        for frame in paths:  # every header, before any frame is decoded
+            _check_image(frame, max_pixels)
+        return FrameSource(path, _iter_folder(paths, max_pixels), len(paths), folder_fps, [p.name for p in paths])
     if not path.exists():
         raise SourceError(f'{path}: no such file or folder')
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise SourceError(f'{path}: not a video OpenCV can open')
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    stated = count if count > 0 else None
-    return FrameSource(path, _iter_video(path, capture, stated, allow_truncated), stated,
-                       fps if fps > 0 else folder_fps, None)
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as error:
+        raise SourceError(f'{path}: not a video FFmpeg can open ({getattr(error, "strerror", None) or error})') \
+            from None
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f'{path}: holds no video stream')
+    stream = container.streams.video[0]
+    try:
+        _check_pixels(path, stream.codec_context.width, stream.codec_context.height, max_pixels)
+    except SourceError:
+        container.close()
+        raise
+    stated = stream.frames or _packet_count(path) or None
+    rate = frame_rate(stream)
+    times = []
+    return FrameSource(path, _iter_video(path, container, stated, allow_truncated, max_pixels, times), stated,
+                       float(rate) if rate > 0 else folder_fps, None, times)
 
 
 # --- data set layouts -----------------------------------------------------------------
@@ -171,6 +249,6 @@ def bsd_sequences(root: str | pathlib.Path, split: str) -> list[SequenceRef]:
             for p in sorted(folder.iterdir(), key=natural_key) if p.is_dir()]
 
 
-def read_all(path: str | pathlib.Path) -> np.ndarray:
+def read_all(path: str | pathlib.Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Every frame of a folder or video, uint8 `[T, H, W, 3]` (SourceError as `open_frames`)."""
-    return np.stack(list(open_frames(path).frames))
+    return np.stack(list(open_frames(path, max_pixels=max_pixels).frames))

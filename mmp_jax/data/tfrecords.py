@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from mmp_jax.data import atomic, paths, random_access
+from mmp_jax.data import atomic, decode_limits, paths, random_access
 
 MMP_SCALE = 65535.0
 MANIFEST = 'manifest.json'
@@ -51,7 +51,12 @@ def encode_png(image: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def decode_png(data: bytes) -> np.ndarray:
+def decode_png(data: bytes, max_pixels: int = decode_limits.DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """PNG bytes -> uint8 RGB `[H, W, 3]` or uint16 `[H, W]`; a ValueError when they are not a
+    PNG, or when the size its header states is over `max_pixels` (checked before decoding)."""
+    if bytes(data[:8]) != b'\x89PNG\r\n\x1a\n':
+        raise ValueError('a record holds bytes that are not a PNG')
+    decode_limits.check_image(data, max_pixels, name="a record's PNG")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ValueError('a record holds bytes that are not a PNG')
