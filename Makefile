@@ -23,11 +23,14 @@ demo: $(STAMP)
 		--num-sequences 3 --num-shards 3 --frames-per-sequence 150 --seed 1000
 	$(BIN)/python -m mmp_jax.main --config=configs/demo.py --workdir=demo_out
 
+# ruff (pyproject.toml's [tool.ruff]) first: CI runs this command
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q --timeout=900 --durations=25 -n 2
 
 # The quick tier (a few minutes on 2 CPU cores): every test not marked `slow`.
 test-fast: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q --timeout=900 -n 2 -m "not slow"
 
 clean:

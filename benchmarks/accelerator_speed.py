@@ -49,7 +49,8 @@ def main():
     parser.add_argument('--chunks', default='1,8', help='inference chunk sizes K')
     parser.add_argument('--videos', type=int, default=1, help='videos deblurred in lockstep as one batch')
     parser.add_argument('--train-batch', default='8x10x256x256', help='B x T x P x P')
-    parser.add_argument('--train-settings', default='float32:none,bfloat16:full', help='dtype:remat, ... (empty: no training)')
+    parser.add_argument('--train-settings', default='float32:none,bfloat16:full',
+                        help='dtype:remat, ... (empty: no training)')
     parser.add_argument('--steps', type=int, default=5, help='timed training steps')
     parser.add_argument('--json', help='where to write the JSON (default benchmarks/results/)')
     args = parser.parse_args()

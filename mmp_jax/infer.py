@@ -168,7 +168,8 @@ class _Stream:
     def push(self, index: int, frames: np.ndarray) -> list[list[DeblurredFrame]]:
         """Time step `index` `[B, H, W, 3]` in; the outputs that became ready (K at a time)."""
         if self.shape is not None and frames.shape != self.shape:
-            raise ValueError(f'frame {index}: shape {frames.shape[1:]} differs from the first frame\'s {self.shape[1:]}')
+            raise ValueError(f'frame {index}: shape {frames.shape[1:]} differs from the first '
+                             f'frame\'s {self.shape[1:]}')
         padded = self.deblurrer._pad(frames)
         if self.shape is None:
             self.shape = frames.shape

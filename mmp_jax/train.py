@@ -330,7 +330,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     """Runs the stages in `config.stages` in `workdir`; returns {stage: evaluation report}."""
     run = _run_stages(config)
     sharding.initialize(config)
-    workdir = checkpoint.orbax_folder(workdir)  # a staged URL with several processes stops the run before anything is written
+    # a staged URL with several processes stops the run before anything is written
+    workdir = checkpoint.orbax_folder(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     _read_metrics(workdir)  # a damaged metrics file stops the run now, not after training
     _record_run(workdir, config, 'train')

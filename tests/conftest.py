@@ -87,7 +87,8 @@ def start_processes(script: str, processes: int, devices: int, logs: Path, *args
     started = []
     for index in range(processes):
         with open(logs / f'{index}.out', 'w') as out, open(logs / f'{index}.err', 'w') as err:
-            started.append(subprocess.Popen([sys.executable, '-c', script, coordinator, str(processes), str(index), *args],
+            started.append(subprocess.Popen([sys.executable, '-c', script, coordinator, str(processes), str(index),
+                                             *args],
                                             stdout=out, stderr=err, env=_job_env(devices, processes), cwd=REPO))
     return started
 

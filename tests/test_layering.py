@@ -6,7 +6,6 @@ import configparser
 import ast
 import pathlib
 
-import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROGRAMS = {'tools', 'benchmarks', 'tests', 'configs'}

@@ -130,7 +130,8 @@ def test_two_processes_resume_one_and_are_resumed_by_it_as_one_of_eight_devices(
     leaves_a, leaves_b = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves_with_path(b)
     assert [p for p, _ in leaves_a] == [p for p, _ in leaves_b]
     difference = max(float(np.max(np.abs(np.asarray(a, np.float64) - b))) for (_, a), (_, b) in zip(leaves_a, leaves_b))
-    print(f'largest parameter difference after 6 steps, 1 x 8 against the 2 x 4 / 1 x 8 / 2 x 4 chain: {difference:.3g}')
+    print(f'largest parameter difference after 6 steps, 1 x 8 against the 2 x 4 / 1 x 8 / 2 x 4 chain: '
+          f'{difference:.3g}')
     assert difference < 1e-5
     last = parts[-1]
     assert _close(_untimed(last[0]['reports']), _untimed(one[0]['reports']), 1e-3)

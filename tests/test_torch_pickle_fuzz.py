@@ -120,9 +120,12 @@ def _mutated_pickle(rng, path, members: dict, _fixture):
     for _ in range(rng.randint(1, 4)):
         at = rng.randrange(len(pkl))
         match rng.randrange(3):
-            case 0: pkl[at] = rng.randrange(256)
-            case 1: del pkl[at:at + rng.randint(1, 16)]
-            case 2: pkl[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+            case 0:
+                pkl[at] = rng.randrange(256)
+            case 1:
+                del pkl[at:at + rng.randint(1, 16)]
+            case 2:
+                pkl[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
     _write_zip(path, {**members, 'data.pkl': bytes(pkl)})
 
 
@@ -149,10 +152,14 @@ def _member_damage(rng, path, members: dict, _fixture):
     damaged = dict(members)
     key = f'data/{rng.randrange(5)}'
     match rng.randrange(4):
-        case 0: del damaged[key]
-        case 1: damaged[key] = damaged[key][:rng.randrange(len(damaged[key]))]
-        case 2: damaged[key] += bytes(rng.randint(1, 64))
-        case 3: del damaged['data.pkl']
+        case 0:
+            del damaged[key]
+        case 1:
+            damaged[key] = damaged[key][:rng.randrange(len(damaged[key]))]
+        case 2:
+            damaged[key] += bytes(rng.randint(1, 64))
+        case 3:
+            del damaged['data.pkl']
     _write_zip(path, damaged)
 
 

@@ -2,12 +2,12 @@
 
 The reference (tests/data/make_trainer_reference.py, its docstring has the command) ran the
 original's train/dp.py loop pieces on the tiny MMP-RNN with seeded random weights: Adam on the
-parameters (the frozen MMP-Net's have no gradient), `clip_grad_norm_` (at TRAINER_CLIP_NORM, as the released 20 never bites here), the cosine
-stepped per epoch to 1e-8, Charbonnier + 0.5 gradient, `model.train()` (the prior's running
-statistics moving). Here the same weights and batches go through configs/released_gopro.py's
-optimizer, schedule, loss and step (`mmp_jax.stages`), with TRAINER_STEPS_PER_EPOCH steps per
-epoch so that the per-epoch stepping shows within TRAINER_STEPS steps.
-"""
+parameters (the frozen MMP-Net's have no gradient), `clip_grad_norm_` (at TRAINER_CLIP_NORM, as the
+released 20 never bites here), the cosine stepped per epoch to 1e-8, Charbonnier + 0.5 gradient,
+`model.train()` (the prior's running statistics moving). Here the same weights and batches go
+through configs/released_gopro.py's optimizer, schedule, loss and step (`mmp_jax.stages`), with
+TRAINER_STEPS_PER_EPOCH steps per epoch so that the per-epoch stepping shows within TRAINER_STEPS
+steps."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -160,7 +160,8 @@ def test_train_resume_evaluate_and_deblur_with_every_path_on_a_url(records, tmp_
                   '--output', f'{ROOT}/out']
     assert deblur.main(deblurring) == 0
     out = paths.path(f'{ROOT}/out')
-    assert capsys.readouterr().out.splitlines() == [f'wrote 6 frames to {out / name}' for name in ('video.avi', 'copy.avi')]
+    written = [f'wrote 6 frames to {out / name}' for name in ('video.avi', 'copy.avi')]
+    assert capsys.readouterr().out.splitlines() == written
     assert sorted(p.name for p in out.iterdir()) == ['copy.avi', 'video.avi']
     assert (out / 'video.avi').read_bytes() == (out / 'copy.avi').read_bytes()
     (out / 'copy.avi').unlink()

@@ -37,5 +37,5 @@ def add_max_pixels(parser: argparse.ArgumentParser) -> None:
     (see `mmp_jax.data.decode_limits`)."""
     parser.add_argument('--max-pixels', type=number(int, at_least=1, at_most=MAX_PIXELS_CEILING),
                         default=DEFAULT_MAX_PIXELS, metavar='N',
-                        help=f'refuse frames of more than N pixels, before decoding them (default {DEFAULT_MAX_PIXELS:_}; '
-                             f'at most {MAX_PIXELS_CEILING:_})')
+                        help=f'refuse frames of more than N pixels, before decoding them '
+                             f'(default {DEFAULT_MAX_PIXELS:_}; at most {MAX_PIXELS_CEILING:_})')

@@ -8,10 +8,11 @@
 
 CKPT: a folder from `tools.convert_checkpoint`, or a training workdir (its `model/`). IN: a
 video file FFmpeg reads (through PyAV: turned upright as its rotation metadata says, its frame
-times kept), or a folder of frames; frames over `--max-pixels` are refused before decoding. OUT (and PRIOR_OUT): a video file (.mp4, .mov,
-.mkv: H.264 through PyAV, CRF 18 unless `--crf`, or `--codec lossless`; .avi: MJPG; the fps of
-IN, or `--fps` for a frame folder; IN's audio copied unless `--no-audio`) or, for any other
-name, a folder of PNGs named as the input frames (a video's frames by their index). Frames stream through the
+times kept), or a folder of frames; frames over `--max-pixels` are refused before decoding.
+OUT (and PRIOR_OUT): a video file (.mp4, .mov, .mkv: H.264 through PyAV, CRF 18 unless
+`--crf`, or `--codec lossless`; .avi: MJPG; the fps of IN, or `--fps` for a frame folder; IN's
+audio copied unless `--no-audio`) or, for any other name, a folder of PNGs named as the input
+frames (a video's frames by their index). Frames stream through the
 network one at a time (`--chunk-frames K`: K at a time, the same outputs), so memory does not grow with the
 video. See `mmp_jax.infer` for how the first and last two frames are handled (`--ends`).
 
@@ -56,7 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--input', required=True, nargs='+',
                         help='video file or folder of frames; several, or a folder of videos, for a batch')
     parser.add_argument('--output', required=True,
-                        help='video file (.mp4, ...) or folder of PNGs; for several inputs, the folder for their outputs')
+                        help='video file (.mp4, ...) or folder of PNGs; for several inputs, the folder for '
+                             'their outputs')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing output (a folder: only its frames)')
     parser.add_argument('--prior', help='also write the motion magnitude prior as a heat map here')
@@ -71,7 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--codec', choices=('h264', 'lossless'),
                         help='video out: h264 (default for .mp4/.mov/.mkv; .avi: MJPG) or lossless (RGB H.264); '
                              'frames of an odd width or height are stored as H.264 4:4:4, which many players '
-                             '(browsers, phones, QuickTime) do not play: crop the input to even sizes for a video to share')
+                             '(browsers, phones, QuickTime) do not play: crop the input to even sizes for a video '
+                             'to share')
     parser.add_argument('--crf', type=number(int, at_least=0, at_most=51),
                         help='H.264 quality, 0-51, lower is better (default 18)')
     parser.add_argument('--no-audio', action='store_true', help="do not copy the input video's audio")

@@ -244,7 +244,7 @@ def export(args) -> dict:
         raise ValueError(f'{args.raft_checkpoint}: RAFT weights not found; get raft-things.pth from '
                          f'princeton-vl/RAFT (models.zip) and pass --raft-checkpoint')
     if args.flow == 'exact' and args.source != 'synthetic':
-        raise ValueError(f'--flow exact needs --source synthetic (only synthetic scenes know their flow)')
+        raise ValueError('--flow exact needs --source synthetic (only synthetic scenes know their flow)')
     if window_mode(args) == 'sliding' and args.source in HIGH_FPS:
         for entry in entries:
             blur_frames(args, entry)  # every sequence has its N before anything is written

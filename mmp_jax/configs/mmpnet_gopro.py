@@ -1,9 +1,11 @@
 """Stage 1: MMP-Net regresses the MMP of blurry frames synthesised from raw high-fps GOPRO.
 
     python -m tools.export_tfrecords --source gopro_raw --input /data/GOPRO_Large_all --split train \\
-        --flow raft --raft-checkpoint /weights/raft-things.pth --camera-response /weights/crf.npy --out /data/records/mmp_gopro_train
+        --flow raft --raft-checkpoint /weights/raft-things.pth --camera-response /weights/crf.npy \\
+        --out /data/records/mmp_gopro_train
     python -m tools.export_tfrecords --source gopro_raw --input /data/GOPRO_Large_all --split test \\
-        --flow raft --raft-checkpoint /weights/raft-things.pth --camera-response /weights/crf.npy --out /data/records/mmp_gopro_test
+        --flow raft --raft-checkpoint /weights/raft-things.pth --camera-response /weights/crf.npy \\
+        --out /data/records/mmp_gopro_test
     python -m mmp_jax.main --config=configs/mmpnet_gopro.py --workdir=/runs/mmpnet \\
         --config.data.train_records=/data/records/mmp_gopro_train \\
         --config.data.eval_records=/data/records/mmp_gopro_test

@@ -45,8 +45,9 @@ def _layer_macs(module: nn.Module, x: jax.ShapeDtypeStruct, y) -> int:
 @dataclasses.dataclass(frozen=True)
 class LayerCall:
     """One call of a Flax module: the (bound) module, the shape of its first input (a conv's
-    parts: of their concatenation; a tree for modules that are not layers) and of its output (`jax.ShapeDtypeStruct` trees), and its MACs (`_layer_macs`; 0 for modules
-    that only contain layers)."""
+    parts: of their concatenation; a tree for modules that are not layers) and of its output
+    (`jax.ShapeDtypeStruct` trees), and its MACs (`_layer_macs`; 0 for modules that only
+    contain layers)."""
     module: nn.Module
     x: object
     y: object

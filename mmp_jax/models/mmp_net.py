@@ -55,7 +55,8 @@ class Down(nn.Module):
 
 class Up(nn.Module):
     """Upsample x2 (align corners), zero-pad to the skip's size as the original does
-    (extra row/column at the bottom/right), DoubleConv of `(skip, up)` as parts (the channel order of the original's `cat([x2, x1])`)."""
+    (extra row/column at the bottom/right), DoubleConv of `(skip, up)` as parts (the channel
+    order of the original's `cat([x2, x1])`)."""
     features: int
     dtype: Dtype | None = None
     torch_batch_norm: bool = False

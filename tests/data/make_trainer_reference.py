@@ -8,8 +8,8 @@ The loop's pieces as train/dp.py and train/optimizer.py put them together: the t
 (tests/original_reference.py, seeded random weights, built as make_reference.py builds it) in
 `model.train()` (the frozen MMP-Net's BatchNorm on batch statistics, its running statistics
 moving), `Loss(para)` of train/loss.py with the released `--loss` (Charbonnier + 0.5 gradient),
-`torch.optim.Adam(model.parameters(), lr)`, `clip_grad_norm_(model.parameters(), max_norm)` (TRAINER_CLIP_NORM where the released
-code has 20, which these gradients never reach),
+`torch.optim.Adam(model.parameters(), lr)`, `clip_grad_norm_(model.parameters(), max_norm)`
+(TRAINER_CLIP_NORM where the released code has 20, which these gradients never reach),
 `CosineAnnealingLR(T_max=end_epoch, eta_min=1e-8)` stepped after each epoch of
 TRAINER_STEPS_PER_EPOCH steps. The loss module is loaded as make_reference.build_losses loads it
 (`.cuda()` the identity); no code of the original is copied. Recorded:
@@ -67,7 +67,8 @@ def main():
         if key.startswith('cell.prior.') and key.endswith(('running_mean', 'running_var')):
             outputs[f'stat:{key}'] = value.numpy()
     np.savez_compressed(ref.TRAINER_FILE, **outputs)
-    print('lr', outputs['lr'], 'loss', outputs['loss'], 'norm', outputs['grad_norm'], sum(k.startswith('param:') for k in outputs), 'parameters')
+    print('lr', outputs['lr'], 'loss', outputs['loss'], 'norm', outputs['grad_norm'],
+          sum(k.startswith('param:') for k in outputs), 'parameters')
 
 
 if __name__ == '__main__':

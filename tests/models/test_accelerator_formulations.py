@@ -132,7 +132,8 @@ def test_accelerator_steps_lower_without_the_cpu_formulations():
     part)."""
     model = MMPRNN(**TINY)
     with formulations.using(platform='tpu'):
-        plain = {name: _op_counts(jax.jit(fn).trace(*args).lower().as_text()) for name, (fn, args) in _steps(model).items()}
+        plain = {name: _op_counts(jax.jit(fn).trace(*args).lower().as_text())
+                 for name, (fn, args) in _steps(model).items()}
     with formulations.using(cpu_min_pixels=0, cpu_winograd_min_channels=0):
         for name, (fn, args) in _steps(model).items():
             for platform in ('tpu', 'cuda'):

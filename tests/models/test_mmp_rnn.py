@@ -49,7 +49,7 @@ def test_extract_then_recur_equals_encode_for_a_batch_of_videos(tiny):
     model, variables = tiny
     frames = _frames(3, batch=2)
     extract = jax.jit(lambda v, x: model.apply(v, x, method=model.extract))
-    recur = jax.jit(lambda v, c, l: model.apply(v, c, l, method=model.recur))
+    recur = jax.jit(lambda v, c, low: model.apply(v, c, low, method=model.recur))
     encode = jax.jit(lambda v, c, x: model.apply(v, c, x, method=model.encode))
     mids, priors = extract(variables, frames.reshape((6, H, W, 3)))
     carry, feats = recur(variables, model.init_carry(2, H, W), mids.reshape((2, 3) + mids.shape[1:]))

@@ -128,7 +128,7 @@ def test_converter_refuses_another_variant_and_unknown_keys(tmp_path, capsys):
     source = _write_checkpoint(tmp_path, 'npz')
     assert convert_checkpoint.main(['--mmp-rnn', str(source), '--variant', 'A9B10C18F8', '--trained-on', 'bsd',
                                     '--out', str(tmp_path / 'x')]) == 2
-    assert f'holds A2B2C8, --variant says A9B10C18F8' in capsys.readouterr().err
+    assert 'holds A2B2C8, --variant says A9B10C18F8' in capsys.readouterr().err
     state = dict(np.load(source))
     state['module.cell.extra.weight'] = np.zeros((1, 1, 1, 1), np.float32)
     np.savez(tmp_path / 'extra.npz', **state)

@@ -81,7 +81,8 @@ def test_the_input_is_never_an_output(tmp_path, converted, frames_dir, reference
     folder_before, video_before = _digest(frames_dir), _digest(video)
     cases = [(['--input', frames_dir, '--output', frames_dir, '--overwrite'], 'given as --input and as --output'),
              (['--input', video, '--output', video, '--overwrite'], 'given as --input and as --output'),
-             (['--input', frames_dir, '--output', tmp_path / 'link', '--overwrite'], 'given as --input and as --output'),
+             (['--input', frames_dir, '--output', tmp_path / 'link', '--overwrite'],
+              'given as --input and as --output'),
              (['--input', video, '--output', tmp_path, '--overwrite'], '--output would hold the input'),
              (['--input', video, '--output', tmp_path / 'o', '--prior', tmp_path / 'o'], '--prior and --output'),
              (['--input', video, '--output', tmp_path / 'o', '--prior', tmp_path / 'o' / 'p'], '--prior and --output')]
