@@ -1,21 +1,2 @@
-"""Stage 1: MMP-Net regresses the MMP of blurry frames synthesised from raw high-fps GOPRO.
-
-    python -m tools.export_tfrecords --source gopro_raw --input /data/GOPRO_Large_all --split train \\
-        --flow raft --raft-checkpoint /weights/raft-things.pth --out /data/records/mmp_gopro_train
-    python -m tools.export_tfrecords --source gopro_raw --input /data/GOPRO_Large_all --split test \\
-        --flow raft --raft-checkpoint /weights/raft-things.pth --out /data/records/mmp_gopro_test
-    python -m mmp_jax.main --config=configs/mmpnet_gopro.py --workdir=/runs/mmpnet \\
-        --config.data.train_records=/data/records/mmp_gopro_train \\
-        --config.data.eval_records=/data/records/mmp_gopro_test
-
-Paper: 400 epochs, batch 8, Adam 3e-4 halved after 200 epochs, 512 x 512 patches, L1
-(`config.mmpnet` in default.py: ~22,500 blurry frames per epoch, the notebook's stride-1 windows,
-/ 8 x 400 = 1,125,000 steps).
-"""
-from configs import default
-
-
-def get_config():
-    config = default.get_config()
-    config.stages = ('mmpnet',)
-    return config
+"""`--config=configs/mmpnet_gopro.py` from a checkout: the installed mmp_jax/configs/mmpnet_gopro.py (see there)."""
+from mmp_jax.configs.mmpnet_gopro import get_config  # noqa: F401 (what --config reads)

@@ -23,6 +23,15 @@ def frame_name(source: FrameSource, index: int) -> str:
     return f'{index:06d}.png'
 
 
+def check_length(source: FrameSource, ends: str, model) -> None:
+    """ValueError naming `source` where `ends` 'drop' would leave it no output (it writes frames
+    past .. T-future-1 of T, so it needs the model's window, 5 frames), for a source that states
+    its frame count; a check before any work."""
+    if ends == 'drop' and source.count is not None and source.count < model.window:
+        raise ValueError(f'{source.path}: {source.count} frames; --ends drop writes frames {model.past_frames}..'
+                         f'T-{model.future_frames + 1} of T, so it needs at least {model.window}')
+
+
 def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source: FrameSource, output: str,
                 prior_output: str | None = None, side_by_side: bool = False, progress: bool = True,
                 overwrite: bool = False, reset_every: int = 0, audio: bool = True, **writer_options) -> int:
@@ -56,6 +65,7 @@ def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source: FrameSou
                 prior_out.write(heat_map(frame.prior), name)
             written += 1
             bar.update(1)
-        with interrupts.held():  # every output committed, or (an error) none
+        with interrupts.held():  # every output committed, or (an error, a signal) none
+            interrupts.raise_if_received()  # a signal whose exception a finalizer swallowed
             stack.close()
     return written

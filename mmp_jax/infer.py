@@ -73,7 +73,8 @@ class StreamingDeblurrer:
             raise ValueError(f'chunk_frames must be at least 1, got {chunk_frames}')
         model = model if dtype is None else model.clone(dtype=dtype)
         self.model, self.ends, self.variables, self.chunk_frames = model, ends, variables, chunk_frames
-        self._encode = jax.jit(functools.partial(encode_chunk, model))
+        # the carry is replaced by the one returned: its buffers serve the new one
+        self._encode = jax.jit(functools.partial(encode_chunk, model), donate_argnums=1)
         self._decode = jax.jit(functools.partial(decode_windows, model))
 
     def _pad(self, frames: np.ndarray) -> np.ndarray:

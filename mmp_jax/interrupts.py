@@ -7,6 +7,11 @@ are lines where an exception would leave the temporary behind. Code marks those 
 `held()`: a signal arriving inside is remembered and raised when the outermost `held()` block
 ends, so the temporary is already in the hands of the code that removes it. Outside
 `stop_on_signals` (the library used from a program of its own), `held()` changes nothing.
+
+An exception raised by a signal handler can also be lost: when the signal lands while Python runs
+a finalizer (`__del__`, a generator's close), Python prints "Exception ignored" and goes on. So
+every signal is also remembered, and `raise_if_received()`, called before outputs are committed,
+raises it again: a run stopped by a signal never commits.
 """
 import contextlib
 import signal
@@ -19,6 +24,7 @@ class Terminated(Exception):
 
 _depth = 0           # how many `held()` blocks are open
 _pending = None      # a signal number that arrived inside them
+_received = None     # the first signal number that arrived under `stop_on_signals`
 
 
 def _raise(signum: int) -> None:
@@ -28,7 +34,8 @@ def _raise(signum: int) -> None:
 
 
 def _on_signal(signum, _frame) -> None:
-    global _pending
+    global _pending, _received
+    _received = _received or signum
     if _depth:
         _pending = _pending or signum
         return
@@ -53,9 +60,19 @@ def held() -> Iterator[None]:
 def stop_on_signals() -> Iterator[None]:
     """SIGTERM raises `Terminated` and SIGINT `KeyboardInterrupt`, except inside `held()`; the
     previous handlers are back at the end. Main thread only (as `signal.signal`)."""
+    global _received
+    _received = None
     previous = {signum: signal.signal(signum, _on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
+        _received = None
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def raise_if_received() -> None:
+    """Raises `Terminated` (SIGTERM) or `KeyboardInterrupt` (SIGINT) if a signal arrived under
+    `stop_on_signals`, whether or not its exception reached this line (see the module's doc)."""
+    if _received is not None:
+        _raise(_received)

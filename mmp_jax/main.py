@@ -1,13 +1,17 @@
 """Entry point: trains and evaluates MMP-RNN, or evaluates the latest checkpoints.
 
     python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd [--config.mmprnn.num_steps=40]
-    python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd --mode=eval
+    python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd --mode=eval \\
+        --config.data.eval_records=/data/records/bsd_test
     python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd_authors --mode=eval \\
         --config.eval.checkpoint=/weights/bsd_converted --config.data.eval_records=/data/records/bsd_test
     python -m mmp_jax.main --config=configs/bsd.py --workdir=/runs/bsd --mode=export [--config.export.step=N]
 
-Installed, `mmp-train` takes the same flags (config files that import `configs` need the
-checkout's root on PYTHONPATH, as `python -m` from there gives).
+Installed, `mmp-train` takes the same flags; the configs are installed with the package
+(`mmp_jax/configs/`, where `configs/*.py` of a checkout lead), so a path to one of them, or to a
+copy, works from any folder:
+
+    mmp-train --config="$(python -c 'import mmp_jax.configs as c; print(c.__path__[0])')/bsd.py" ...
 """
 import sys
 
@@ -15,8 +19,10 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from mmp_jax import stages, train
+from mmp_jax.cli.absl_help import describe_in_help
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'job configuration (configs/*.py)', lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'job configuration: a config file (configs/*.py in a '
+                                          'checkout, installed as mmp_jax/configs/*.py)', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'where checkpoints, logs and metrics go')
 _MODES = {'train': train.train_and_evaluate, 'eval': train.evaluate_checkpoints, 'export': train.export_checkpoint}
 _MODE = flags.DEFINE_enum('mode', 'train', list(_MODES), 'train (then evaluate), evaluate only, or export '
@@ -93,6 +99,7 @@ def main(argv):
 
 def console_main():
     """The `mmp-train` console script: the flags as `parse_flags` reads them, then `main`."""
+    describe_in_help(__name__)
     app.run(main, flags_parser=parse_flags)
 
 

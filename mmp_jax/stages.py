@@ -47,6 +47,11 @@ def scaling(config: ml_collections.ConfigDict) -> InputScaling:
     return InputScaling(config.model.centralize, config.model.normalize)
 
 
+def _schedule_fields(settings: ml_collections.ConfigDict) -> tuple[int, float]:
+    """(steps_per_epoch, floor) of a stage's learning rate schedule; 0 and 0.0 where not set."""
+    return settings.get('lr_steps_per_epoch', 0), settings.get('lr_floor', 0.0)
+
+
 class Stage:
     """One stage; subclasses set `name` and what differs."""
     name: str
@@ -72,12 +77,14 @@ class Stage:
 
     def optimizer(self, config):
         settings = self.settings(config)
-        return train_step.make_optimizer(self.name, settings.learning_rate, settings.num_steps, settings.clip_norm)
+        return train_step.make_optimizer(self.name, settings.learning_rate, settings.num_steps, settings.clip_norm,
+                                         *_schedule_fields(settings))
 
     def learning_rate(self, config, step: int) -> float:
         """The optimizer's learning rate at `step` (the one step `step` + 1 takes)."""
         settings = self.settings(config)
-        return float(train_step.schedule(self.name, settings.learning_rate, settings.num_steps)(step))
+        return float(train_step.schedule(self.name, settings.learning_rate, settings.num_steps,
+                                         *_schedule_fields(settings))(step))
 
     def model_fields(self, config) -> dict:
         """The `config.model` fields the stage's weights depend on (a resume must keep them)."""
@@ -91,6 +98,8 @@ class Stage:
                   'data.train_records': config.data.train_records, 'data.train_weights': config.data.train_weights,
                   f'{self.name}.batch_size': settings.batch_size, f'{self.name}.patch': settings.patch,
                   f'{self.name}.frames': self.frames(config)}
+        if 'train_fraction' in settings:
+            fields[f'{self.name}.train_fraction'] = settings.train_fraction
         return json.loads(json.dumps(fields))  # as a checkpoint's JSON gives them back (lists, not tuples)
 
     def step(self, config, model, optimizer):

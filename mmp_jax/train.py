@@ -17,7 +17,8 @@ ends bit-identical to one that never stopped. A resume with other model, data or
     model/                       the trained MMP-RNN for `tools.deblur --checkpoint`: the best
                                  evaluated state when evaluation runs, else the last
                                  (`--mode=export`: of any kept checkpoint)
-    config.json                  every run in this workdir: its resolved config and command line
+    config.json                  every run in this workdir (training, --mode=eval, --mode=export):
+                                 its mode, resolved config and command line
     eval/metrics.json            the latest evaluation of each stage (and its last train losses);
                                  stage 2's `best`: the step and PSNR of the best evaluation
     eval/outputs/<seq>/<i>.png   every scored frame, with config.eval.save_outputs (and <seq>.mp4
@@ -102,13 +103,15 @@ def _variables(state: train_step.TrainState) -> dict:
     return {'params': params, 'batch_stats': state.batch_stats}
 
 
-def _train_windows(config, length: int) -> input_pipeline.Windows:
+def _train_windows(config, length: int, fraction: float = 1.0) -> input_pipeline.Windows:
     """The windows of `config.data.train_records` ('a' or 'a,b,...': folders mixed in one run,
-    by `config.data.train_weights` 'w_a,w_b,...' where given: `input_pipeline.mix`)."""
+    by `config.data.train_weights` 'w_a,w_b,...' where given: `input_pipeline.mix`), of each folder
+    a `fraction` drawn from `config.seed` (`input_pipeline.keep_fraction`)."""
     folders = [f for f in config.data.train_records.split(',') if f.strip()]
     if not folders:
         raise ValueError('training needs records: set --config.data.train_records (a folder, or folders a,b)')
-    parts = [input_pipeline.load_windows(input_pipeline.record_files(f.strip()), length, config.data.records_in_memory)
+    parts = [input_pipeline.keep_fraction(input_pipeline.load_windows(
+        input_pipeline.record_files(f.strip()), length, config.data.records_in_memory), fraction, config.seed)
              for f in folders]
     weights = None
     if config.data.train_weights:
@@ -125,7 +128,7 @@ def _train_windows(config, length: int) -> input_pipeline.Windows:
 
 def _batches(config, stage: stages.Stage, start_step: int):
     settings = stage.settings(config)
-    windows = _train_windows(config, stage.frames(config))
+    windows = _train_windows(config, stage.frames(config), settings.get('train_fraction', 1.0))
     if stage.name == 'mmpnet' and not windows.has_mmp:
         raise TrainingError(f'{config.data.train_records}: the records hold no MMP; stage 1 needs data exported '
                             f'from sharp high-frame-rate video (--source gopro_raw or synthetic)')
@@ -186,9 +189,10 @@ def _read_metrics(workdir: epath.Path) -> dict:
         raise TrainingError(f'{path}: not valid JSON ({error}); repair or delete it') from error
 
 
-def _record_run(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
-    """Appends this run (its resolved config and command line) to `workdir/config.json`, a list
-    of runs, rewritten whole (`atomic`); a TrainingError naming it if it is not such a list."""
+def _record_run(workdir: epath.Path, config: ml_collections.ConfigDict, mode: str) -> None:
+    """Appends this run (its mode: train, eval or export, its resolved config and command line) to
+    `workdir/config.json`, a list of runs, rewritten whole (`atomic`); a TrainingError naming it if
+    it is not such a list."""
     path = workdir / 'config.json'
     try:
         runs = json.loads(path.read_text()) if path.exists() else []
@@ -196,7 +200,7 @@ def _record_run(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
         raise TrainingError(f'{path}: not valid JSON ({error}); repair or move it') from error
     if not isinstance(runs, list):
         raise TrainingError(f'{path}: not a list of runs; repair or move it')
-    run = {'config': json.loads(config.to_json_best_effort()), 'command': sys.argv,
+    run = {'mode': mode, 'config': json.loads(config.to_json_best_effort()), 'command': sys.argv,
            'time': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
     if jax.process_index() == 0:
         atomic.write_json(path, runs + [run])
@@ -329,7 +333,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     workdir = checkpoint.orbax_folder(workdir)  # a staged URL with several processes stops the run before anything is written
     workdir.mkdir(parents=True, exist_ok=True)
     _read_metrics(workdir)  # a damaged metrics file stops the run now, not after training
-    _record_run(workdir, config)
+    _record_run(workdir, config, 'train')
     mesh = sharding.make_mesh()
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     try:
@@ -350,6 +354,8 @@ def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | os.Pa
     sequences = _eval_sequences(config)
     if sequences is None:
         raise ValueError('evaluation needs held-back sequences: set --config.data.eval_records')
+    workdir.mkdir(parents=True, exist_ok=True)
+    _record_run(workdir, config, 'eval')
     mesh = sharding.make_mesh()
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     reports = {}
@@ -398,6 +404,7 @@ def export_checkpoint(config: ml_collections.ConfigDict, workdir: str | os.PathL
                 raise
             raise TrainingError(f'{manager.directory / str(step)}: damaged, cannot be exported '
                                 f'({checkpoint.damage_summary(error)}); choose another --config.export.step') from None
+    _record_run(workdir, config, 'export')
     checkpoint.replace_model(workdir / 'model', jax.device_get(_variables(state)), dict(config.model))
     logging.info('%s: exported %s step %d', workdir / 'model', stage.name, step)
     return {}

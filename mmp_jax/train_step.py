@@ -54,20 +54,32 @@ def merge(trainable: dict, frozen: dict) -> dict:
                                          **traverse_util.flatten_dict(frozen)})
 
 
-def schedule(stage: str, learning_rate: float, num_steps: int) -> optax.Schedule:
-    """The learning rate of a step: halved half-way (stage 1) or cosine-annealed to 0 (stage 2)."""
+def schedule(stage: str, learning_rate: float, num_steps: int, steps_per_epoch: int = 0,
+             floor: float = 0.0) -> optax.Schedule:
+    """The learning rate of a step: halved half-way (stage 1) or cosine-annealed to `floor` (stage 2).
+
+    Stage 2's cosine moves every step where `steps_per_epoch` is 0 (the paper's); otherwise it is
+    constant within an epoch and moves once per epoch of `steps_per_epoch` steps over
+    `num_steps // steps_per_epoch` epochs, as the released code's `CosineAnnealingLR(T_max=end_epoch,
+    eta_min=1e-8)` stepped after each epoch (train/dp.py)."""
     if stage == 'mmpnet':
         return optax.piecewise_constant_schedule(learning_rate, {num_steps // 2: 0.5})
     if stage == 'mmprnn':
-        return optax.cosine_decay_schedule(learning_rate, num_steps)
+        if not steps_per_epoch:
+            return optax.cosine_decay_schedule(learning_rate, num_steps, alpha=floor / learning_rate)
+        epochs = max(num_steps // steps_per_epoch, 1)
+        by_epoch = optax.cosine_decay_schedule(learning_rate, epochs, alpha=floor / learning_rate)
+        return lambda step: by_epoch(step // steps_per_epoch)
     raise ValueError(f"unknown stage {stage!r}; accepted: 'mmpnet', 'mmprnn'")
 
 
-def make_optimizer(stage: str, learning_rate: float, num_steps: int,
-                   clip_norm: float = 0.0) -> optax.GradientTransformation:
-    """Adam on `schedule`; gradients clipped to a global norm of `clip_norm` first where it is
-    positive (not in the paper)."""
-    adam = optax.adam(schedule(stage, learning_rate, num_steps))
+def make_optimizer(stage: str, learning_rate: float, num_steps: int, clip_norm: float = 0.0,
+                   steps_per_epoch: int = 0, floor: float = 0.0) -> optax.GradientTransformation:
+    """Adam (PyTorch's defaults: betas 0.9, 0.999, eps 1e-8, no weight decay) on `schedule`;
+    gradients clipped to a global norm of `clip_norm` first where it is positive (not in the paper;
+    PyTorch's `clip_grad_norm_` scales by `clip_norm / (norm + 1e-6)`, optax's by `clip_norm / norm`:
+    a relative 5e-8 at norm 20, below float32's resolution)."""
+    adam = optax.adam(schedule(stage, learning_rate, num_steps, steps_per_epoch, floor))
     return optax.chain(optax.clip_by_global_norm(clip_norm), adam) if clip_norm > 0 else adam
 
 

@@ -167,3 +167,28 @@ def build_original(mmprnn, unet, n_features: int, n_blocks_a: int, n_blocks_b: i
         torch.load = real_load
     model.device = torch.device('cpu')
     return model.eval()
+
+
+# The original's training loop (tests/data/make_trainer_reference.py): the tiny variant trained
+# TRAINER_STEPS steps on `trainer_batches()`, TRAINER_STEPS_PER_EPOCH steps per epoch.
+TRAINER_FILE = DATA_DIR / 'original_trainer_steps.npz'
+TRAINER_SHAPE = (2, 5, 32, 32)  # B, T, H, W
+TRAINER_STEPS, TRAINER_STEPS_PER_EPOCH = 6, 2
+TRAINER_LEARNING_RATE, TRAINER_FLOOR = 5e-4, 1e-8
+TRAINER_LOSS = '1*L1_Charbonnier_loss_color|0.5*L1GradientLoss'
+# The released max_norm=20 never bites on the tiny model's gradients (global norm 0.29-0.43):
+# clipped at 0.35 instead, it bites on the first four steps and not on the last two.
+TRAINER_CLIP_NORM = 0.35
+
+
+def trainer_batches(seed: int = SEED) -> list[tuple[np.ndarray, np.ndarray]]:
+    """TRAINER_STEPS (blurry, sharp) pairs, uint8 `[B, T, H, W, 3]` of TRAINER_SHAPE: smooth
+    noise (sharp) and its mean with a shifted copy (blurry)."""
+    rng = np.random.default_rng([seed, 3])
+    batches = []
+    for _ in range(TRAINER_STEPS):
+        sharp = rng.uniform(0, 255, TRAINER_SHAPE + (3,))
+        sharp = (sharp + np.roll(sharp, 1, 2) + np.roll(sharp, 1, 3)) / 3
+        blurry = (sharp + np.roll(sharp, 2, 3)) / 2
+        batches.append((np.round(blurry).astype(np.uint8), np.round(sharp).astype(np.uint8)))
+    return batches

@@ -1,3 +1,8 @@
+import pathlib
+import shutil
+import subprocess
+import sys
+
 import pytest
 
 from configs import bsd, default, demo, gopro, mmpnet_gopro, released_bsd, released_gopro
@@ -52,3 +57,27 @@ def test_a_training_sequence_has_the_variants_f_frames():
     config.mmprnn.frames = 8  # the field of earlier versions
     with pytest.raises(ValueError, match="config.mmprnn.frames is now the variant's F"):
         stages.check_config(config)
+
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+LOAD_SCRIPT = """
+import runpy, sys
+for path in sys.argv[1:]:  # as config_flags loads a --config file: by path, not as a package's module
+    print(path, runpy.run_path(path)['get_config']().stages)
+"""
+
+
+def test_config_files_load_where_only_the_package_is_installed(tmp_path):
+    """As from a wheel (issue 27): `configs` not importable, only `mmp_jax` (linked into an empty
+    folder); the installed config files, the checkout's `configs/*.py` and a copy of one all load."""
+    (tmp_path / 'site').mkdir()
+    (tmp_path / 'site' / 'mmp_jax').symlink_to(REPO / 'mmp_jax')
+    copied = tmp_path / 'my_bsd.py'
+    shutil.copy(REPO / 'configs' / 'bsd.py', copied)
+    files = [*sorted((REPO / 'mmp_jax' / 'configs').glob('[!_]*.py')),
+             *sorted((REPO / 'configs').glob('[!_]*.py')), copied]
+    run = subprocess.run([sys.executable, '-c', LOAD_SCRIPT, *map(str, files)], cwd=tmp_path, capture_output=True,
+                         text=True, env={'PYTHONPATH': str(tmp_path / 'site'), 'JAX_PLATFORMS': 'cpu'}, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(files) == 2 * 8 + 1 and len(run.stdout.splitlines()) == len(files)
+    assert run.stdout.count("('mmprnn',)") == 2 * 5 + 1  # bsd, default, gopro, released_*; and the copy

@@ -88,6 +88,27 @@ def test_sigterm_while_frames_are_written_leaves_nothing(tmp_path):
     assert not outputs.exists()
 
 
+class _SignalWhenCollected:
+    """Sends SIGTERM from its finalizer: the handler's exception is printed and dropped there."""
+
+    def __del__(self):
+        _send(signal.SIGTERM)
+
+
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')  # the swallowed one
+def test_a_sigterm_whose_exception_a_finalizer_swallowed_still_commits_nothing(tmp_path):
+    class Deblurrer(_FakeDeblurrer):
+        def __call__(self, frames):
+            for frame in super().__call__(frames):
+                _SignalWhenCollected()  # collected at once: Terminated raised and ignored in __del__
+                yield frame
+
+    outputs = tmp_path / 'outputs'
+    with interrupts.stop_on_signals(), pytest.raises(interrupts.Terminated):
+        _deblur(tmp_path, outputs / 'out.avi', Deblurrer())
+    assert not outputs.exists()
+
+
 def test_sigterm_while_committing_waits_for_the_output(tmp_path, monkeypatch):
     real_commit = frame_writers.FrameWriter.commit
 

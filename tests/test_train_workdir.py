@@ -49,6 +49,7 @@ def test_the_workdir_keeps_configs_the_best_model_and_exports_any_step(records, 
 
     runs = json.loads((tmp_path / 'config.json').read_text())
     assert len(runs) == 1 and runs[0]['config']['model']['use_mmam'] is False and runs[0]['command']
+    assert runs[0]['mode'] == 'train'
 
     metrics = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())['mmprnn']
     best = metrics['best']
@@ -63,6 +64,8 @@ def test_the_workdir_keeps_configs_the_best_model_and_exports_any_step(records, 
     assert all(np.array_equal(exported[k], v) for k, v in params.items())
     assert not np.array_equal(exported['params/skip/kernel'], kept['params/skip/kernel'])  # best: step 2 or 4
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith('.')) == []  # nothing left beside
+    runs = json.loads((tmp_path / 'config.json').read_text())
+    assert [run['mode'] for run in runs] == ['train', 'export'] and runs[1]['config']['export']['step'] == 3
 
     config.export.step = 1  # not kept
     with pytest.raises(train.TrainingError, match=r'no checkpoint of step 1 to export \(steps kept: 3, 4\)'):
@@ -77,4 +80,4 @@ def test_the_workdir_keeps_configs_the_best_model_and_exports_any_step(records, 
     config.data.train_weights = '1,2'
     with pytest.raises(train.TrainingError, match="data.train_weights: checkpoint '1,1', config '1,2'"):
         train.train_and_evaluate(config, tmp_path)
-    assert len(json.loads((tmp_path / 'config.json').read_text())) == 3
+    assert len(json.loads((tmp_path / 'config.json').read_text())) == 4  # the export refused above is not a run

@@ -38,12 +38,13 @@ import sys
 import tempfile
 
 from mmp_jax import interrupts
+from mmp_jax.cli.arguments import number
 from mmp_jax.data import atomic, paths
 from mmp_jax.data.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES, SourceError, list_videos, open_frames
 from mmp_jax.checkpoint import CheckpointError, load_model
 from mmp_jax.frame_writers import OutputError, check_distinct, check_output, is_video_path
-from mmp_jax.deblur_files import deblur_file
+from mmp_jax.deblur_files import check_length, deblur_file
 from mmp_jax.infer import DTYPES, ENDS, make_deblurrer
 
 
@@ -67,8 +68,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="reset the hidden state as the original's test: chunks of N frames overlapping "
                              'by 4 (its default: 20); 0 (default) carries the state through the whole video')
     parser.add_argument('--codec', choices=('h264', 'lossless'),
-                        help='video out: h264 (default for .mp4/.mov/.mkv; .avi: MJPG) or lossless (RGB H.264)')
-    parser.add_argument('--crf', type=int, help='H.264 quality, 0-51, lower is better (default 18)')
+                        help='video out: h264 (default for .mp4/.mov/.mkv; .avi: MJPG) or lossless (RGB H.264); '
+                             'frames of an odd width or height are stored as H.264 4:4:4, which many players '
+                             '(browsers, phones, QuickTime) do not play: crop the input to even sizes for a video to share')
+    parser.add_argument('--crf', type=number(int, at_least=0, at_most=51),
+                        help='H.264 quality, 0-51, lower is better (default 18)')
     parser.add_argument('--no-audio', action='store_true', help="do not copy the input video's audio")
     parser.add_argument('--tile', type=int, nargs=2, metavar=('HEIGHT', 'WIDTH'),
                         help='deblur in tiles of this size (each with its own state), blended over the '
@@ -78,14 +82,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--chunk-frames', type=int, default=1, metavar='K',
                         help='run the non-recurrent parts on K frames at once (the same outputs; '
                              'memory grows with K; default 1)')
-    parser.add_argument('--fps', type=float, default=25.0, help='frame rate of a frame folder (video out)')
+    parser.add_argument('--fps', type=number(float, above=0), default=25.0,
+                        help='frame rate of a frame folder (video out)')
     parser.add_argument('--allow-truncated', action='store_true',
                         help='a video that ends before its stated frame count: keep the frames that decoded')
     parser.add_argument('--variant', help='refuse a checkpoint of another variant')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
-    if args.fps <= 0:
-        parser.error(f'--fps must be positive, got {args.fps}')
     if args.tile is not None and (min(args.tile) < 16 or not 0 <= args.tile_overlap < min(args.tile)):
         parser.error(f'--tile {args.tile[0]} {args.tile[1]}: tiles need at least 16 pixels a side and an '
                      f'overlap of 0 .. {min(args.tile) - 1} (got --tile-overlap {args.tile_overlap})')
@@ -206,6 +209,8 @@ def run(args: argparse.Namespace) -> list[tuple[str, int]]:
                     staged[target] = scratch / 'outputs' / str(len(staged)) / paths.path(target).name
         sources = [open_frames(path, folder_fps=args.fps, allow_truncated=args.allow_truncated)
                    for path, _, _ in plans]
+        for source in sources:
+            check_length(source, args.ends, model)
         deblurrer = make_deblurrer(model, variables, args.ends, args.dtype,
                                    tuple(args.tile) if args.tile else None, args.tile_overlap, args.chunk_frames)
         written = []

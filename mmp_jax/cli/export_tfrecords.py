@@ -4,7 +4,8 @@ TFRecord shards (schema in `mmp_jax.data.tfrecords`).
 `mmp-export` once installed (the same arguments), or from a checkout:
     python -m tools.export_tfrecords --source {synthetic,gopro_raw,gopro,bsd,frames,video} \\
         --input PATH --flow {exact,dis,raft} [--raft-checkpoint P] --out DIR [--split train] [--num-shards 8] \\
-        [--workers N] [--seed 0] [--crf crf.npy] [--num-sequences 8] [--windows {sliding,random}] [--blur-frames N]
+        [--workers N] [--seed 0] [--camera-response crf.npy] [--num-sequences 8] [--windows {sliding,random}] \\
+        [--blur-frames N]
 
 High-fps sources (synthetic, gopro_raw, frames, video) are blurred here (Eq. 1) with their MMP
 (Eq. 2-3), on windows placed as `mmp_jax.data.build` says: `--windows sliding` (the default for
@@ -39,6 +40,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import tqdm
 
+from mmp_jax.cli.arguments import number
 from mmp_jax.data import atomic, build, flow, flow_service, paths, sources, synthetic, tfrecords
 from mmp_jax.data.blur import gamma_response, load_crf_npy
 from mmp_jax.raft_backend import raft_backend
@@ -294,22 +296,25 @@ def parse_args(argv=None):
     parser.add_argument('--raft-size', choices=('large', 'small'), default='large')
     parser.add_argument('--out', required=True)
     parser.add_argument('--name', default='mmp', help='shard file prefix')
-    parser.add_argument('--num-shards', type=int, default=8)
-    parser.add_argument('--workers', type=int, default=multiprocessing.cpu_count())
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--crf', help="the original's crf.npy (default: a gamma 2.2 curve)")
+    parser.add_argument('--num-shards', type=number(int, at_least=1), default=8)
+    parser.add_argument('--workers', type=number(int, at_least=1), default=multiprocessing.cpu_count())
+    parser.add_argument('--seed', type=number(int, at_least=0), default=0)
+    # dest 'crf': the key of the settings in the manifests of earlier exports
+    parser.add_argument('--camera-response', dest='crf', metavar='CRF_NPY',
+                        help="the original's camera response file crf.npy (default: a gamma 2.2 curve)")
     parser.add_argument('--windows', choices=('sliding', 'random'),
                         help='sliding: stride 1, the sequence\'s own N, as the original notebook (default for '
                              'gopro_raw, and with --blur-frames); random: non-overlapping, N from 7..13 (default '
                              'for the other high-fps sources)')
-    parser.add_argument('--blur-frames', type=int,
+    parser.add_argument('--blur-frames', type=number(int, at_least=2),
                         help='N sharp frames per blurry frame of sliding windows, for every sequence (default: from '
                              'the sequence name, GOPR0374_11_00 -> 11)')
-    parser.add_argument('--num-sequences', type=int, default=8, help='synthetic scenes')
-    parser.add_argument('--frames-per-sequence', type=int, default=120, help='sharp frames per synthetic scene')
-    parser.add_argument('--height', type=int, default=128, help='synthetic frame height')
-    parser.add_argument('--width', type=int, default=192, help='synthetic frame width')
-    parser.add_argument('--max-speed', type=float, default=3.0,
+    parser.add_argument('--num-sequences', type=number(int, at_least=1), default=8, help='synthetic scenes')
+    parser.add_argument('--frames-per-sequence', type=number(int, at_least=1), default=120,
+                        help='sharp frames per synthetic scene')
+    parser.add_argument('--height', type=number(int, at_least=16), default=128, help='synthetic frame height')
+    parser.add_argument('--width', type=number(int, at_least=16), default=192, help='synthetic frame width')
+    parser.add_argument('--max-speed', type=number(float, at_least=0), default=3.0,
                         help='synthetic: largest motion in pixels per sharp frame (blur of up to 13x it)')
     parser.add_argument('--store-flows', action='store_true', help='also store each window\'s flows (float16)')
     parser.add_argument('--quiet', action='store_true')
@@ -317,8 +322,6 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.source != 'synthetic' and not args.input:
         parser.error(f'--input is needed for --source {args.source}')
-    if args.blur_frames is not None and args.blur_frames < 2:
-        parser.error(f'--blur-frames {args.blur_frames}: a window needs at least 2 sharp frames')
     if args.blur_frames is not None and args.windows == 'random':
         parser.error('--blur-frames is the N of sliding windows; random windows draw N from 7..13')
     return args

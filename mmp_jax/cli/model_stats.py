@@ -13,6 +13,7 @@ import sys
 
 from absl import app, flags
 
+from mmp_jax.cli.absl_help import describe_in_help
 from mmp_jax.models.macs import network_stats
 
 # Table 2 / 3 and Sec. 3.1 of the paper: (params in millions or None, GMACs per 720p frame).
@@ -25,9 +26,10 @@ PAPER_FIGURES = {
 }
 
 FLAGS = flags.FLAGS
+MAX_SIDE = 16384  # 16K; the counts grow in proportion beyond (bilinear upsampling's matrices grow as its square)
 flags.DEFINE_string('variant', 'A9B10C18F8', "'mmpnet' or A<n_a>B<n_b>C<n_c>F<frames>")
-flags.DEFINE_integer('height', 720, 'frame height (a multiple of 4)')
-flags.DEFINE_integer('width', 1280, 'frame width (a multiple of 4)')
+flags.DEFINE_integer('height', 720, 'frame height (a multiple of 4, 16 .. 16384)', lower_bound=16, upper_bound=MAX_SIDE)
+flags.DEFINE_integer('width', 1280, 'frame width (a multiple of 4, 16 .. 16384)', lower_bound=16, upper_bound=MAX_SIDE)
 flags.DEFINE_bool('json', False, 'print one JSON object as the last line')
 flags.DEFINE_bool('paper', False, "print the paper's variants next to the paper's figures")
 flags.DEFINE_bool('mmam', True, 'motion magnitude attentive module (and the prior) on')
@@ -70,6 +72,7 @@ def main(argv):
 
 def console_main():
     """The console script: absl parses the command line and exits with `main`'s status."""
+    describe_in_help(__name__)
     app.run(main)
 
 

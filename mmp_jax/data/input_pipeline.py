@@ -150,6 +150,20 @@ def load_windows(files: list[str], length: int, in_memory: bool = True) -> Windo
     return Windows(records, np.array(frames), np.array([sizes[f[0]] for f in frames]), has_mmp)
 
 
+def keep_fraction(windows: Windows, fraction: float, seed: int) -> Windows:
+    """`floor(fraction * N)` of the N windows of one folder, drawn without replacement from `seed`,
+    in their order (the authors' stage 1 kept a random half of the pairs, LearningMMP/MMPtraining.ipynb's
+    `train_test_split(..., train_size=0.5)`: 22,417 -> 11,208). The records stay as they were."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f'a fraction of the windows must be in (0, 1], not {fraction}')
+    if fraction == 1:
+        return windows
+    kept = np.sort(np.random.default_rng(seed).permutation(len(windows.frames))[:int(fraction * len(windows.frames))])
+    if not len(kept):
+        raise ValueError(f'a fraction {fraction} of {len(windows.frames)} windows keeps none')
+    return dataclasses.replace(windows, frames=windows.frames[kept], sizes=windows.sizes[kept])
+
+
 def mix(parts: list[Windows], weights: list[float] | None = None) -> Windows:
     """The windows of several records folders as one. Without `weights` every window is equally
     likely (each folder in proportion to its windows, epochs as one folder's); with them

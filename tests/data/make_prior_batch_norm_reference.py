@@ -19,7 +19,6 @@ in training mode and run once, without gradients, on `prior_batch_frames()`. Rec
     <key>           float32 [C], MMP-Net's running_mean / running_var after the forward, under
                     their state_dict keys (`cell.prior.inc.double_conv.1.running_mean`, ...)
 """
-import argparse
 import pathlib
 import sys
 
@@ -29,19 +28,12 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from tests import original_reference as ref  # noqa: E402
-from tests.data.make_reference import load_random  # noqa: E402
+from tests.data.make_reference import tiny_original  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--original', type=pathlib.Path, required=True,
-                        help='the outer MMP-RNN/ folder of sollynoay/MMP-RNN')
-    args = parser.parse_args()
     torch.set_grad_enabled(False)
-
-    mmprnn, unet = ref.import_original(args.original)
-    model = ref.build_original(mmprnn, unet, **ref.TINY)
-    load_random(model, ref.load_keys()['mmp_rnn_tiny'])
+    model, _ = tiny_original(__doc__)
     model.train()                                                     # as train/dp.py's train()
     priors = []
     model.cell.prior.register_forward_hook(lambda module, inputs, out: priors.append(out.clone()))

@@ -42,6 +42,18 @@ def load_random(module, shapes):
     module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
 
 
+def tiny_original(doc: str):
+    """The original's tiny MMP-RNN (`ref.TINY`, seeded random weights) and the `--original` folder
+    it was imported from, that folder read from the command line of a script documented by `doc`."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--original', type=pathlib.Path, required=True,
+                        help='the outer MMP-RNN/ folder of sollynoay/MMP-RNN')
+    original = parser.parse_args().original
+    model = ref.build_original(*ref.import_original(original), **ref.TINY)
+    load_random(model, ref.load_keys()['mmp_rnn_tiny'])
+    return model, original
+
+
 def thop_counts(model, x, **kwargs) -> dict[str, float]:
     """thop's MACs and params; for MMP-RNN per frame of a 3-frame `profile_forward`."""
     macs, params = thop.profile(model, inputs=(x,) + tuple(kwargs.values()), verbose=False)
@@ -77,12 +89,12 @@ def write_torch_fixture() -> None:
     torch.save({'epoch': 3, 'state_dict': state, 'best': [1.0, 'x']}, ref.TORCH_FIXTURE)
 
 
-def loss_references(original: pathlib.Path) -> dict[str, np.ndarray]:
-    """The original's `L1_Charbonnier_loss_color` and `L1GradientLoss` on random frames.
+def build_losses(original: pathlib.Path, build):
+    """`build(module)` of the original's `train/loss.py` module, e.g. its losses.
 
     `train/loss.py` imports torchvision (only for a perceptual loss not used here) and moves
     its gradient kernels to CUDA in a constructor: torchvision is stubbed and `.cuda()` is the
-    identity while the module loads and the losses are built."""
+    identity while the module loads and `build` runs."""
     sys.modules.setdefault('torchvision', types.ModuleType('torchvision'))
     sys.modules.setdefault('torchvision.models', types.ModuleType('torchvision.models'))
     spec = importlib.util.spec_from_file_location('original_loss', original / 'train' / 'loss.py')
@@ -91,9 +103,15 @@ def loss_references(original: pathlib.Path) -> dict[str, np.ndarray]:
     torch.Tensor.cuda = lambda self, *a, **k: self
     try:
         spec.loader.exec_module(loss)
-        charbonnier, gradient = loss.L1_Charbonnier_loss_color(None), loss.L1GradientLoss(None)
+        return build(loss)
     finally:
         torch.Tensor.cuda = real_cuda
+
+
+def loss_references(original: pathlib.Path) -> dict[str, np.ndarray]:
+    """The original's `L1_Charbonnier_loss_color` and `L1GradientLoss` on random frames."""
+    charbonnier, gradient = build_losses(
+        original, lambda loss: (loss.L1_Charbonnier_loss_color(None), loss.L1GradientLoss(None)))
     rng = np.random.default_rng(ref.SEED)
     output = rng.uniform(0, 1, (2, 20, 24, 3)).astype(np.float32)  # [N, H, W, 3] in [0, 1]
     target = rng.uniform(0, 1, (2, 20, 24, 3)).astype(np.float32)

@@ -150,3 +150,17 @@ def test_a_record_damaged_after_indexing_is_an_error_naming_it(records, tmp_path
     blurry, _, _ = windows.records.encoded(2)
     with pytest.raises(ValueError, match='not a PNG'):
         tfrecords.decode_png(blurry)
+
+
+def test_a_fraction_of_the_windows_is_kept_the_same_way_each_time(records):
+    """The authors' stage 1 trained on a random half of the pairs (`config.mmpnet.train_fraction`)."""
+    whole = input_pipeline.load_windows(records, 1)  # 10 frames, 10 one-frame windows
+    half = input_pipeline.keep_fraction(whole, 0.5, seed=0)
+    assert len(half.frames) == 5 and len(input_pipeline.keep_fraction(whole, 0.55, seed=0).frames) == 5  # floor
+    np.testing.assert_array_equal(half.frames, input_pipeline.keep_fraction(whole, 0.5, seed=0).frames)
+    assert not np.array_equal(half.frames, input_pipeline.keep_fraction(whole, 0.5, seed=1).frames)
+    assert np.all(np.diff(half.frames[:, 0]) > 0) and set(half.frames[:, 0]) <= set(whole.frames[:, 0])
+    assert input_pipeline.keep_fraction(whole, 1.0, seed=0) is whole
+    for bad in (0.0, 1.5, 0.05):
+        with pytest.raises(ValueError, match='fraction'):
+            input_pipeline.keep_fraction(whole, bad, seed=0)
