@@ -13,7 +13,7 @@ from mmp_jax.models.variants import MODEL_DEFAULTS
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0                   # model initialisation and the data plan
-    config.multi_host = False         # True: jax.distributed.initialize() first (TPU pods, SLURM: README)
+    config.multi_host = False         # True: jax.distributed.initialize() first (TPU pods, SLURM: docs/training.md)
     config.distributed = ml_collections.ConfigDict({  # with multi_host; the defaults read the cluster
         'coordinator_address': '',    # 'host:port' of process 0 ('' = the cluster's, or $JAX_COORDINATOR_ADDRESS)
         'num_processes': 0,           # 0 = the cluster's
