@@ -22,6 +22,8 @@ demo: $(STAMP)
 	$(BIN)/python -m tools.export_tfrecords $(DEMO_SCENES) --out demo_out/records/eval \
 		--num-sequences 3 --num-shards 3 --frames-per-sequence 150 --seed 1000
 	$(BIN)/python -m mmp_jax.main --config=configs/demo.py --workdir=demo_out
+	@echo "Deblur your own clip with the model just trained:" \
+		"$(BIN)/python -m tools.deblur --checkpoint demo_out/model --input YOUR_CLIP.mp4 --output deblurred.mp4"
 
 # ruff (pyproject.toml's [tool.ruff]) first: CI runs this command
 test: $(STAMP)
