@@ -8,7 +8,7 @@ reads only the header on `open`; Pillow's own decompression-bomb limit (2 x
 `PIL.Image.MAX_IMAGE_PIXELS`, about 179 million pixels) bounds what its header reader accepts.
 """
 import io
-import pathlib
+import os
 import warnings
 
 from PIL import Image
@@ -29,11 +29,14 @@ def check_pixels(name: str, width: int, height: int, max_pixels: int = DEFAULT_M
                              f'the limit of {max_pixels / 1e6:g} million; --max-pixels raises it')
 
 
+ENCODED = (bytes, bytearray, memoryview)
+
+
 def _name(source, name: str | None) -> str:
-    return name or (str(source) if isinstance(source, (str, pathlib.Path)) else 'an encoded image')
+    return name or ('an encoded image' if isinstance(source, ENCODED) else str(source))
 
 
-def image_size(source: str | pathlib.Path | bytes | memoryview, name: str | None = None) -> tuple[int, int]:
+def image_size(source: str | os.PathLike | bytes | memoryview, name: str | None = None) -> tuple[int, int]:
     """(width, height) an image file or encoded image states in its header, read without
     decoding any pixel; FrameSizeError naming `name` (the path by default) when the header
     cannot be read or is beyond Pillow's own limit."""
@@ -41,7 +44,7 @@ def image_size(source: str | pathlib.Path | bytes | memoryview, name: str | None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            with Image.open(source if isinstance(source, (str, pathlib.Path)) else io.BytesIO(source)) as image:
+            with Image.open(io.BytesIO(source) if isinstance(source, ENCODED) else os.fspath(source)) as image:
                 return image.size
     except Image.DecompressionBombError:
         raise FrameSizeError(f'{name}: over {MAX_PIXELS_CEILING / 1e6:.0f} million pixels, more than any '
@@ -50,7 +53,7 @@ def image_size(source: str | pathlib.Path | bytes | memoryview, name: str | None
         raise FrameSizeError(f'{name}: cannot be read as an image ({error})') from None
 
 
-def check_image(source: str | pathlib.Path | bytes | memoryview, max_pixels: int = DEFAULT_MAX_PIXELS,
+def check_image(source: str | os.PathLike | bytes | memoryview, max_pixels: int = DEFAULT_MAX_PIXELS,
                 name: str | None = None) -> tuple[int, int]:
     """`image_size`, then `check_pixels`; returns (width, height)."""
     width, height = image_size(source, name)

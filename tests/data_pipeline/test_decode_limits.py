@@ -8,6 +8,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from etils import epath
 
 from mmp_jax.cli import score
 from mmp_jax.data import decode_limits, sources, tfrecords
@@ -51,6 +52,7 @@ def test_a_png_bomb_is_refused_from_its_header(tmp_path):
 def test_the_limit_is_the_callers(tmp_path):
     cv2.imwrite(str(tmp_path / 'small.png'), np.zeros((8, 12, 3), np.uint8))
     assert sources.read_frame(tmp_path / 'small.png', max_pixels=96).shape == (8, 12, 3)
+    assert decode_limits.image_size(epath.Path(tmp_path / 'small.png')) == (12, 8)  # the paths evaluation gives
     with pytest.raises(sources.SourceError, match='8x12|12x8'):
         sources.read_frame(tmp_path / 'small.png', max_pixels=95)
     with pytest.raises(sources.SourceError, match='small.png: 12x8 frames'):
