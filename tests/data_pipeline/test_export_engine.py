@@ -1,0 +1,31 @@
+"""The export engine called as a library (`mmp_jax.data.export`), without the command line."""
+import dataclasses
+
+import pytest
+
+from mmp_jax.cli import export_tfrecords
+from mmp_jax.data import export, tfrecords
+
+TINY = export.ExportSettings(source='synthetic', out='', flow='exact', height=32, width=48, frames_per_sequence=30,
+                             num_sequences=2, num_shards=2, quiet=True)
+
+
+def test_the_engine_writes_resumes_and_refuses_other_settings(tmp_path):
+    settings = dataclasses.replace(TINY, out=str(tmp_path / 'records'))
+    summary = export.export(settings)
+    assert (summary['sequences'], summary['shards'], summary['resumed_from']) == (2, 2, 0) and summary['frames'] > 0
+    manifest = tfrecords.load_manifest(tmp_path / 'records')
+    (tmp_path / 'records' / manifest['shards']['1']['file']).write_bytes(b'damaged')
+    heard = []
+    again = export.export(settings, heard.append)
+    assert again['resumed_from'] == 1 and len(heard) == 1 and 'missing or damaged' in heard[0]
+    assert tfrecords.load_manifest(tmp_path / 'records') == manifest  # the same bytes written again
+    with pytest.raises(ValueError, match='holds an export made with other settings'):
+        export.export(dataclasses.replace(settings, seed=1))
+
+
+def test_every_setting_is_a_flag_of_the_command():
+    args = export_tfrecords.parse_args(['--source', 'synthetic', '--out', 'x'])
+    settings = export_tfrecords.settings_of(args)
+    assert settings.source == 'synthetic' and settings.out == 'x' and settings.workers >= 1
+    assert {field.name for field in dataclasses.fields(export.ExportSettings)} <= set(vars(args))
