@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.report import report
-from mmp_jax import sharding, train_step
+from mmp_jax import sharding, stages, train_step
 from mmp_jax.models import formulations
 from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.models.variants import model_from_variant
@@ -33,14 +33,14 @@ GB = 1e9
 def abstract_state(model: MMPRNN, optimizer) -> train_step.TrainState:
     """The stage-2 train state of `model` as shapes (`jax.ShapeDtypeStruct` leaves)."""
     variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, model.window, 16, 16, 3)))
-    return jax.eval_shape(lambda v: train_step.create_state(v, optimizer, 'mmprnn'), variables)
+    return jax.eval_shape(lambda v: stages.get('mmprnn').create_state(v, optimizer), variables)
 
 
 def compiled_step(model: MMPRNN, batch_shape: tuple[int, ...]):
     """The jitted stage-2 step of `model`, compiled for one device and a batch `[B, T, P, P, 3]`."""
     mesh = jax.sharding.Mesh(jax.devices()[:1], (sharding.DATA_AXIS,))
-    optimizer = train_step.make_optimizer('mmprnn', 5e-4, 1000)
-    step = train_step.jit_step(train_step.make_step(model, optimizer, 'mmprnn'),
+    optimizer = stages.get('mmprnn').make_optimizer(5e-4, 1000)
+    step = train_step.jit_step(stages.get('mmprnn').make_step(model, optimizer),
                                sharding.replicated(mesh), sharding.batch_sharding(mesh))
     frames = jax.ShapeDtypeStruct(batch_shape, jnp.float32)
     batch = {'blurry': frames, 'sharp': frames, 'mmp': jax.ShapeDtypeStruct(batch_shape[:-1] + (1,), jnp.float32)}

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.report import median_seconds, report
-from mmp_jax import sharding, train_step
+from mmp_jax import sharding, stages, train_step
 from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.models.variants import model_from_variant
 
@@ -28,9 +28,9 @@ def jitted_step(model: MMPRNN, batch: dict[str, np.ndarray], checked: bool = Fal
     `batch` (`blurry`, `sharp` [B, T, P, P, 3]) placed as the step wants them."""
     mesh = sharding.make_mesh()
     variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, model.window, 16, 16, 3)))
-    optimizer = train_step.make_optimizer('mmprnn', 5e-4, 1000)
-    state = sharding.replicate(train_step.create_state(variables, optimizer, 'mmprnn'), mesh)
-    step = train_step.make_step(model, optimizer, 'mmprnn', LOSS)
+    optimizer = stages.get('mmprnn').make_optimizer(5e-4, 1000)
+    state = sharding.replicate(stages.get('mmprnn').create_state(variables, optimizer), mesh)
+    step = stages.get('mmprnn').make_step(model, optimizer, LOSS)
     step = train_step.jit_step(train_step.checked(step) if checked else step,
                                sharding.replicated(mesh), sharding.batch_sharding(mesh))
     return step, state, sharding.shard_batch(batch, mesh)

@@ -18,6 +18,7 @@ from etils import epath
 from flax import serialization
 from jax.experimental import multihost_utils
 
+from mmp_jax.errors import UserError
 from mmp_jax import checkpoint_staging as staging, sharding
 from mmp_jax.data import paths
 from mmp_jax.convert import check_same_structure
@@ -25,7 +26,7 @@ from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.models.variants import model_from_config
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A missing, unreadable or non-matching checkpoint, with its path and the problem."""
 
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 from flax import traverse_util
 
+from mmp_jax.errors import UserError
 from mmp_jax.models.mmp_rnn import PRIOR_PATH
 
 WRAPPER_PREFIXES = ('module.model.', 'module.', 'model.', '')
@@ -45,7 +46,7 @@ TRAINED_ON = {
 CHANNEL_ORDERS = ('rgb', 'bgr')
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError):
     """A state_dict that is not of the expected network, with what was found instead."""
 
 
@@ -156,7 +157,7 @@ def check_same_structure(converted: Mapping, expected: Mapping, source: str) -> 
                  for k in sorted(got.keys() & want.keys()) if got[k] != want[k]]
     if problems:
         shown = '; '.join(problems[:5]) + (f'; and {len(problems) - 5} more' if len(problems) > 5 else '')
-        raise ValueError(f'{source}: does not fit the model: {shown}')
+        raise UserError(f'{source}: does not fit the model: {shown}')
 
 
 # Tensors that touch the colour channels: (key, flip input channels, flip output channels).

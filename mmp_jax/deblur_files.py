@@ -8,6 +8,7 @@ import pathlib
 import numpy as np
 import tqdm
 
+from mmp_jax.errors import UserError
 from mmp_jax import interrupts
 from mmp_jax.data.sources import FrameSource
 from mmp_jax.frame_writers import FrameWriter, check_distinct
@@ -28,7 +29,7 @@ def check_length(source: FrameSource, ends: str, model) -> None:
     past .. T-future-1 of T, so it needs the model's window, 5 frames), for a source that states
     its frame count; a check before any work."""
     if ends == 'drop' and source.count is not None and source.count < model.window:
-        raise ValueError(f'{source.path}: {source.count} frames; --ends drop writes frames {model.past_frames}..'
+        raise UserError(f'{source.path}: {source.count} frames; --ends drop writes frames {model.past_frames}..'
                          f'T-{model.future_frames + 1} of T, so it needs at least {model.window}')
 
 
@@ -45,7 +46,7 @@ def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source: FrameSou
     `frame_writers`). Returns the number of frames written."""
     check_distinct(source.path, {'--output': output, '--prior': prior_output})
     if prior_output is not None and not deblurrer.model.use_mmam:
-        raise ValueError('--prior: this model has no MMP-Net (use_mmam is off)')
+        raise UserError('--prior: this model has no MMP-Net (use_mmam is off)')
     with contextlib.ExitStack() as stack:
         with interrupts.held():  # each temporary is the stack's to remove from the moment it exists
             out = stack.enter_context(FrameWriter(output, source.fps, overwrite, **writer_options,

@@ -36,6 +36,7 @@ import numpy as np
 from etils import epath
 from jax.experimental import multihost_utils
 
+from mmp_jax.errors import UserError
 from mmp_jax.data import paths
 from mmp_jax.data.sources import read_frame
 from mmp_jax import metrics, sharding
@@ -191,7 +192,7 @@ class MMPRNNEvaluator:
 
     def __post_init__(self):
         if self.quantization not in QUANTIZATIONS:
-            raise ValueError(f'unknown quantization {self.quantization!r}; accepted: {", ".join(QUANTIZATIONS)}')
+            raise UserError(f'unknown quantization {self.quantization!r}; accepted: {", ".join(QUANTIZATIONS)}')
 
     @staticmethod
     def summary(report: dict) -> str:
@@ -207,7 +208,7 @@ class MMPRNNEvaluator:
         for name, seq in sequences.items():
             length = len(seq['blurry'])
             if length < self.model.window:
-                raise ValueError(f'sequence {name!r} has {length} frames; evaluation needs at least '
+                raise UserError(f'sequence {name!r} has {length} frames; evaluation needs at least '
                                  f'{self.model.window}')
             size = min(length, self.chunk_frames) if self.chunk_frames > 0 else length
             scored_to = 0  # frames before it are scored by an earlier chunk
@@ -347,7 +348,7 @@ def _evaluate_mmpnet(variables, sequences: dict[str, dict], mesh: jax.sharding.M
                      sample_images: int) -> tuple[dict, dict[str, np.ndarray]]:
     missing = [name for name, seq in sequences.items() if seq['mmp'] is None]
     if missing:
-        raise ValueError(f'MMP-Net is scored against MMP ground truth; sequences {missing} have none '
+        raise UserError(f'MMP-Net is scored against MMP ground truth; sequences {missing} have none '
                          f'(export them from sharp high-frame-rate video)')
     jobs = [Job(name, t, 1) for name, seq in sequences.items() for t in range(len(seq['blurry']))]
     replicated = sharding.replicate(variables, mesh)

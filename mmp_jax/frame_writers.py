@@ -30,6 +30,7 @@ import av
 import cv2
 import numpy as np
 
+from mmp_jax.errors import UserError
 from mmp_jax.data.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES
 from mmp_jax import interrupts, video_encoding
@@ -38,7 +39,7 @@ from mmp_jax import interrupts, video_encoding
 VIDEO_CODECS = {'.mp4': 'mp4v', '.mov': 'mp4v', '.mkv': 'mp4v', '.avi': 'MJPG'}
 
 
-class OutputError(ValueError):
+class OutputError(UserError):
     """An output that cannot be written, with its path and the problem."""
 
 

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mmp_jax.errors import UserError
 from mmp_jax.models.mmp_rnn import COMPUTE_DTYPES, MMPRNN
 from mmp_jax.pixels import pad_to_multiple, to_uint8
 
@@ -64,13 +65,13 @@ class StreamingDeblurrer:
     def __init__(self, model: MMPRNN, variables, ends: str = 'replicate', dtype: str | None = None,
                  chunk_frames: int = 1):
         if ends not in ENDS:
-            raise ValueError(f'unknown ends {ends!r}; accepted: {ENDS}')
+            raise UserError(f'unknown ends {ends!r}; accepted: {ENDS}')
         if dtype not in DTYPES + (None,):
-            raise ValueError(f'unknown dtype {dtype!r}; accepted: {DTYPES}')
+            raise UserError(f'unknown dtype {dtype!r}; accepted: {DTYPES}')
         if model.needs_prior:
-            raise ValueError("a model with prior_source='given' cannot deblur plain video")
+            raise UserError("a model with prior_source='given' cannot deblur plain video")
         if chunk_frames < 1:
-            raise ValueError(f'chunk_frames must be at least 1, got {chunk_frames}')
+            raise UserError(f'chunk_frames must be at least 1, got {chunk_frames}')
         model = model if dtype is None else model.clone(dtype=dtype)
         self.model, self.ends, self.variables, self.chunk_frames = model, ends, variables, chunk_frames
         # the carry is replaced by the one returned: its buffers serve the new one
@@ -199,7 +200,7 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     if length <= tile:
         return [0]
     if not 0 <= overlap < tile:
-        raise ValueError(f'tile overlap {overlap} must be at least 0 and less than the tile ({tile})')
+        raise UserError(f'tile overlap {overlap} must be at least 0 and less than the tile ({tile})')
     return list(range(0, length - tile, tile - overlap)) + [length - tile]
 
 
@@ -274,7 +275,7 @@ def deblur_in_chunks(deblurrer: StreamingDeblurrer | TiledDeblurrer, frames: Ite
     original's test (see the module doc); `deblurrer.ends` decides the video's two ends."""
     past, future = deblurrer.model.past_frames, deblurrer.model.future_frames
     if every <= past + future:
-        raise ValueError(f'reset every {every} frames: a chunk needs more than {past + future} frames')
+        raise UserError(f'reset every {every} frames: a chunk needs more than {past + future} frames')
     recent: collections.deque = collections.deque(maxlen=every)
     done = -1  # the last index given out
 

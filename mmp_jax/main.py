@@ -18,6 +18,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from mmp_jax.errors import UserError
 from mmp_jax import stages, train
 from mmp_jax.cli.absl_help import describe_in_help
 
@@ -90,7 +91,9 @@ def main(argv):
         reports = run(config, _WORKDIR.value)
     except train.Preempted as stop:
         sys.exit(f'mmp_jax: {stop}')
-    except (train.TrainingError, ValueError, OSError) as error:  # OSError: the workdir, records, files
+    except UserError as error:  # TrainingError among them; any other exception is a bug: its traceback
+        _fail(str(error))
+    except OSError as error:  # the workdir, records, files
         _fail(str(error))
     for name, report in reports.items():
         if report:

@@ -8,6 +8,7 @@ cropped back. Outputs in [0, 1] become 8-bit frames in one of two ways:
 """
 import numpy as np
 
+from mmp_jax.errors import UserError
 from mmp_jax.models.mmp_rnn import DOWNSAMPLE
 
 QUANTIZATIONS = ('truncate', 'round')
@@ -23,6 +24,6 @@ def pad_to_multiple(frames: np.ndarray, multiple: int = DOWNSAMPLE) -> np.ndarra
 def to_uint8(image: np.ndarray, quantization: str = 'round') -> np.ndarray:
     """`[..., C]` in [0, 1] (clipped) -> uint8, rounded or truncated (see the module doc)."""
     if quantization not in QUANTIZATIONS:
-        raise ValueError(f'unknown quantization {quantization!r}; accepted: {", ".join(QUANTIZATIONS)}')
+        raise UserError(f'unknown quantization {quantization!r}; accepted: {", ".join(QUANTIZATIONS)}')
     levels = np.clip(np.asarray(image) * 255.0, 0.0, 255.0)
     return (np.round(levels) if quantization == 'round' else levels).astype(np.uint8)

@@ -15,6 +15,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
+from mmp_jax.errors import UserError
+
 DATA_AXIS = 'data'
 
 
@@ -68,7 +70,7 @@ def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
 def check_global_batch(global_batch: int, mesh: jax.sharding.Mesh) -> int:
     """The per-host batch; ValueError unless the global batch divides over the devices."""
     if global_batch % mesh.size:
-        raise ValueError(f'the global batch {global_batch} does not divide over {mesh.size} devices; '
+        raise UserError(f'the global batch {global_batch} does not divide over {mesh.size} devices; '
                          f'use a multiple of {mesh.size}')
     return global_batch // jax.process_count()
 

@@ -18,6 +18,7 @@ import pathlib
 
 import numpy as np
 
+from mmp_jax.errors import UserError
 from mmp_jax import checkpoint, convert
 from mmp_jax.data import paths
 from mmp_jax.models.mmp_rnn import prior_variables
@@ -39,7 +40,7 @@ def _weights_part(variant):
 def _original_file_variables(source: pathlib.Path, channel_order: str) -> dict:
     """An original MMP-Net file converted in memory; BGR-trained weights made to take RGB frames."""
     if channel_order not in convert.CHANNEL_ORDERS:
-        raise ValueError(f'config.mmpnet.checkpoint={source} is an original MMP-Net file: set '
+        raise UserError(f'config.mmpnet.checkpoint={source} is an original MMP-Net file: set '
                          f'--config.mmpnet.channel_order to the colour order of the frames it was trained on '
                          f'(rgb or bgr; the repository\'s model_best.pth.tar: rgb, read with PIL in '
                          f'LearningMMP/MMPtraining.ipynb); got {channel_order!r}')
@@ -55,24 +56,24 @@ def mmpnet_variables(source: str | pathlib.Path, channel_order: str = '') -> dic
     source = paths.as_path(source)
     if source.is_file():
         if paths.is_url(source):
-            raise ValueError(f'config.mmpnet.checkpoint={source}: an original MMP-Net file is read as a local '
+            raise UserError(f'config.mmpnet.checkpoint={source}: an original MMP-Net file is read as a local '
                              f'file (zip or pickle); copy it to this machine')
         return _original_file_variables(pathlib.Path(source), channel_order)
     if channel_order:
-        raise ValueError(f'config.mmpnet.channel_order={channel_order!r} applies to an original MMP-Net file; '
+        raise UserError(f'config.mmpnet.channel_order={channel_order!r} applies to an original MMP-Net file; '
                          f'{source} is a folder (its weights already take RGB frames): leave it empty')
     stage_one = source / 'checkpoints' / 'mmpnet'
     if stage_one.is_dir():
         restored = checkpoint.latest_saved_state(stage_one)
         if restored is None:
-            raise ValueError(f'{stage_one}: no MMP-Net checkpoint; train stage 1 first (configs/mmpnet_gopro.py)')
+            raise UserError(f'{stage_one}: no MMP-Net checkpoint; train stage 1 first (configs/mmpnet_gopro.py)')
         return {'params': restored['params'], 'batch_stats': restored['batch_stats']}
     if not source.exists():
-        raise ValueError(f'config.mmpnet.checkpoint={source}: no such file or folder')
+        raise UserError(f'config.mmpnet.checkpoint={source}: no such file or folder')
     try:
         return prior_variables(checkpoint.load_model(source)[1])
     except KeyError:
-        raise ValueError(f'config.mmpnet.checkpoint={source}: its model has no MMP-Net (use_mmam off or '
+        raise UserError(f'config.mmpnet.checkpoint={source}: its model has no MMP-Net (use_mmam off or '
                          f'prior_source given)') from None
 
 
@@ -91,6 +92,6 @@ def mmprnn_variables(source: str | pathlib.Path, model_config) -> dict:
     directory = checkpoint.model_folder(source)
     differences = model_differences(checkpoint.load_model_config(directory), dict(model_config))
     if differences:
-        raise ValueError(f'config.mmprnn.init_checkpoint={directory}: a different model than config.model ('
+        raise UserError(f'config.mmprnn.init_checkpoint={directory}: a different model than config.model ('
                          f'{"; ".join(differences)}): set config.model to match it')
     return checkpoint.load_model(directory)[1]

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from mmp_jax.errors import UserError
+
 MAX_CHECKPOINT_BYTES = 4 << 30  # uncompressed bytes of a whole file, and bytes of all its tensors
 MAX_TENSOR_DIMS = 64  # torch's own limit
 
@@ -31,7 +33,7 @@ _STORAGE_DTYPES = {
 }
 
 
-class CheckpointReadError(ValueError):
+class CheckpointReadError(UserError):
     """A file that is not a readable, code-free PyTorch checkpoint."""
 
 

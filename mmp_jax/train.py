@@ -42,6 +42,7 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 from etils import epath
 
+from mmp_jax.errors import UserError
 from mmp_jax import checkpoint, sharding, stages, train_step
 from mmp_jax.data import atomic, input_pipeline, paths, prefetch
 from mmp_jax.stages import TrainingError
@@ -60,7 +61,7 @@ def _fresh_state(config, stage: stages.Stage):
     """(model, optimizer, state initialised from config.seed) of a stage."""
     model = stage.model(config)
     optimizer = stage.optimizer(config)
-    return model, optimizer, train_step.create_state(stage.init(config, model), optimizer, stage.name)
+    return model, optimizer, stage.create_state(stage.init(config, model), optimizer)
 
 
 def _restore(manager, state: train_step.TrainState, mesh):
@@ -109,7 +110,7 @@ def _train_windows(config, length: int, fraction: float = 1.0) -> input_pipeline
     a `fraction` drawn from `config.seed` (`input_pipeline.keep_fraction`)."""
     folders = [f for f in config.data.train_records.split(',') if f.strip()]
     if not folders:
-        raise ValueError('training needs records: set --config.data.train_records (a folder, or folders a,b)')
+        raise UserError('training needs records: set --config.data.train_records (a folder, or folders a,b)')
     parts = [input_pipeline.keep_fraction(input_pipeline.load_windows(
         input_pipeline.record_files(f.strip()), length, config.data.records_in_memory), fraction, config.seed)
              for f in folders]
@@ -118,12 +119,12 @@ def _train_windows(config, length: int, fraction: float = 1.0) -> input_pipeline
         try:
             weights = [float(w) for w in config.data.train_weights.split(',')]
         except ValueError:
-            raise ValueError(f'config.data.train_weights={config.data.train_weights!r}: not numbers '
+            raise UserError(f'config.data.train_weights={config.data.train_weights!r}: not numbers '
                              f'separated by commas') from None
     try:
         return input_pipeline.mix(parts, weights)
     except ValueError as error:
-        raise ValueError(f'config.data.train_weights={config.data.train_weights!r}: {error}') from None
+        raise UserError(f'config.data.train_weights={config.data.train_weights!r}: {error}') from None
 
 
 def _batches(config, stage: stages.Stage, start_step: int):
@@ -138,7 +139,7 @@ def _batches(config, stage: stages.Stage, start_step: int):
         return input_pipeline.train_dataset(windows, settings.patch, settings.batch_size, **kwargs).as_numpy_iterator()
     if config.data.reader == 'numpy':
         return input_pipeline.numpy_train_batches(windows, settings.patch, settings.batch_size, **kwargs)
-    raise ValueError(f"unknown config.data.reader {config.data.reader!r}; accepted: 'tf', 'numpy'")
+    raise UserError(f"unknown config.data.reader {config.data.reader!r}; accepted: 'tf', 'numpy'")
 
 
 def _device_batches(config, stage: stages.Stage, start_step: int, mesh):
@@ -236,7 +237,7 @@ def train_stage(config, stage: stages.Stage, workdir: epath.Path, mesh, writer, 
             _check_resume(manager.directory, meta, stage.resume_settings(config))
         else:
             variables = stage.starting_variables(config, workdir, model, _variables(state))
-            state = train_step.create_state(variables, optimizer, stage.name)
+            state = stage.create_state(variables, optimizer)
         state = sharding.replicate(state, mesh)
         start = int(state.step)
         last_train = meta.get('train', {})
@@ -354,7 +355,7 @@ def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | os.Pa
     workdir = paths.as_path(workdir) if config.eval.checkpoint else checkpoint.orbax_folder(workdir)
     sequences = _eval_sequences(config)
     if sequences is None:
-        raise ValueError('evaluation needs held-back sequences: set --config.data.eval_records')
+        raise UserError('evaluation needs held-back sequences: set --config.data.eval_records')
     workdir.mkdir(parents=True, exist_ok=True)
     _record_run(workdir, config, 'eval')
     mesh = sharding.make_mesh()

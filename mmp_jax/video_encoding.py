@@ -23,6 +23,8 @@ from collections.abc import Iterator
 import av
 import numpy as np
 
+from mmp_jax.errors import UserError
+
 CODECS = ('h264', 'lossless')
 TIME_SCALE = 90000  # ticks per second of frames written with their time (MPEG's clock)
 DEFAULT_QUALITY = 18
@@ -34,7 +36,7 @@ _Interpolation = av.video.reformatter.Interpolation
 _TO_YUV = _Interpolation.BICUBIC | _Interpolation.FULL_CHR_H_INP | _Interpolation.ACCURATE_RND
 
 
-class EncodingError(ValueError):
+class EncodingError(UserError):
     """A video that PyAV cannot write as asked (container, codec or audio)."""
 
 
@@ -58,14 +60,14 @@ def check_quality(codec: str, quality: int | None) -> int | None:
     """The CRF to use (`DEFAULT_QUALITY` for h264 when None); ValueError for an unknown codec,
     a CRF outside 0-51, or a CRF given for the lossless codec."""
     if codec not in CODECS:
-        raise ValueError(f'codec {codec!r}: choose one of {", ".join(CODECS)}')
+        raise UserError(f'codec {codec!r}: choose one of {", ".join(CODECS)}')
     if codec == 'lossless':
         if quality is not None:
-            raise ValueError('quality (CRF) applies to the h264 codec only; lossless has none')
+            raise UserError('quality (CRF) applies to the h264 codec only; lossless has none')
         return None
     quality = DEFAULT_QUALITY if quality is None else quality
     if not 0 <= quality <= 51:
-        raise ValueError(f'quality (CRF) {quality}: must be in 0-51 (lower is better)')
+        raise UserError(f'quality (CRF) {quality}: must be in 0-51 (lower is better)')
     return quality
 
 

@@ -1,6 +1,7 @@
 """The layering of the project: the library (mmp_jax, above its data layer mmp_jax.data) never
 imports the programs over it (tools, benchmarks, tests) or the configs; mmp_jax.data never
-imports the rest of mmp_jax (arrows point down); models are pure Flax with no I/O; orbax I/O is
+imports the rest of mmp_jax (arrows point down) but the floor under everything, mmp_jax.errors,
+which imports nothing of mmp_jax; models are pure Flax with no I/O; orbax I/O is
 mmp_jax/checkpoint.py's alone; only mmp_jax is installed."""
 import configparser
 import ast
@@ -34,11 +35,19 @@ def test_library_imports_point_down():
         assert not _imports(path) & PROGRAMS, f'{path.relative_to(ROOT)} imports {_imports(path) & PROGRAMS}'
 
 
+FLOOR = 'mmp_jax.errors'
+
+
 def test_the_data_layer_imports_nothing_above_it():
     for path in (ROOT / 'mmp_jax' / 'data').rglob('*.py'):
         above = {name for name in _modules(path) if name.split('.')[0] in PROGRAMS
-                 or (name.startswith('mmp_jax') and not name.startswith('mmp_jax.data'))}
+                 or (name.startswith('mmp_jax') and not name.startswith(('mmp_jax.data', FLOOR)))}
         assert not above, f'{path.relative_to(ROOT)} imports {above}'
+
+
+def test_the_errors_module_is_the_floor():
+    imported = {name for name in _modules(ROOT / 'mmp_jax' / 'errors.py') if name.startswith('mmp_jax')}
+    assert not imported, f'mmp_jax/errors.py imports {imported}'
 
 
 def test_only_mmp_jax_is_installed():

@@ -20,7 +20,7 @@ from flax import traverse_util
 import configs.gopro
 import configs.released_bsd
 import configs.released_gopro
-from mmp_jax import stages, starting_points, train_step
+from mmp_jax import stages, starting_points
 from mmp_jax.convert import convert_state_dict
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import MMPRNN, prior_variables
@@ -111,9 +111,9 @@ def test_a_training_step_with_batch_statistics_updates_them_and_keeps_the_weight
              'sharp': rng.uniform(0, 1, (2, 5, 16, 16, 3)).astype(np.float32),
              'mmp': rng.uniform(0, 1, (2, 5, 16, 16, 1)).astype(np.float32)}
     variables = jax.jit(model.init)(jax.random.key(0), batch['blurry'])
-    optimizer = train_step.make_optimizer('mmprnn', 1e-3, 10)
-    before = train_step.create_state(variables, optimizer, 'mmprnn')
-    after, _ = jax.jit(train_step.make_step(model, optimizer, 'mmprnn'))(before, batch)
+    optimizer = stages.get('mmprnn').make_optimizer(1e-3, 10)
+    before = stages.get('mmprnn').create_state(variables, optimizer)
+    after, _ = jax.jit(stages.get('mmprnn').make_step(model, optimizer))(before, batch)
     assert max(_differences(after.frozen, before.frozen).values()) == 0  # MMP-Net's weights
     assert max(_differences(after.params, before.params).values()) > 0
     changed = _differences(after.batch_stats, before.batch_stats)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from mmp_jax import evaluate, stages, train_step
+from mmp_jax import evaluate, stages
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import prior_variables
 from mmp_jax.models.variants import model_from_variant
@@ -35,12 +35,12 @@ def test_mmpnet_sees_the_same_input_everywhere(monkeypatch, centralize, normaliz
     config = default.get_config()
     config.model.update(centralize=centralize, normalize=normalize)
     model.apply(variables, model.init_carry(1, 16, 16), frames, method=model.encode)
-    train_step.prior_function(model, variables)(frames)
+    stages.prior_function(model, variables)(frames)
     with jax.disable_jit():  # the evaluation's prior is jitted
         evaluate._prior(prior_variables(variables), pixels[0], model.scaling)
     stage = stages.get('mmpnet')
     optimizer = stage.optimizer(config)
-    state = train_step.create_state(prior_variables(variables), optimizer, 'mmpnet')
+    state = stages.get('mmpnet').create_state(prior_variables(variables), optimizer)
     stage.step(config, MMPNet(), optimizer)(state, {'blurry': frames[:, None], 'mmp': frames[:, None, ..., :1]})
     assert len(seen) == 4  # the cell, the loss, the evaluation, stage 1
     for x in seen:

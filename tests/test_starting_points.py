@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from mmp_jax import stages, train, train_step
+from mmp_jax import stages, train
 from mmp_jax.checkpoint import load_model
 from mmp_jax.models.mmp_rnn import mmpnet_prior, prior_variables
 from tests import original_reference as ref
@@ -44,7 +44,7 @@ def _step_zero_variables(config, workdir):
     stage = stages.get('mmprnn')
     model, optimizer, state = train._fresh_state(config, stage)
     variables = stage.starting_variables(config, workdir, model, train._variables(state))
-    return model, train._variables(train_step.create_state(variables, optimizer, stage.name))
+    return model, train._variables(stage.create_state(variables, optimizer))
 
 
 def test_step_zero_computes_what_the_converted_models_compute(originals, tmp_path):

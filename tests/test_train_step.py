@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmp_jax import train_step
+from mmp_jax import stages
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import MMPRNN
 
@@ -25,10 +25,10 @@ def test_stage_two_leaves_mmp_net_untouched():
     model = MMPRNN(**TINY)
     batch = _batch()
     variables = jax.jit(model.init)(jax.random.key(0), batch['blurry'])
-    optimizer = train_step.make_optimizer('mmprnn', 1e-3, 10)
-    state = train_step.create_state(variables, optimizer, 'mmprnn')
+    optimizer = stages.get('mmprnn').make_optimizer(1e-3, 10)
+    state = stages.get('mmprnn').create_state(variables, optimizer)
     assert 'prior' not in state.params['cell'] and 'prior' in state.frozen['cell']
-    new, metrics = jax.jit(train_step.make_step(model, optimizer, 'mmprnn'))(state, batch)
+    new, metrics = jax.jit(stages.get('mmprnn').make_step(model, optimizer))(state, batch)
     assert set(metrics) == {'loss', 'charbonnier', 'gradient', 'motion_magnitude'}
     assert int(new.step) == 1
     same = jax.tree_util.tree_map(lambda a, b: bool(jnp.array_equal(a, b)), new.frozen, state.frozen)
@@ -38,27 +38,27 @@ def test_stage_two_leaves_mmp_net_untouched():
 
 def test_unknown_stage_is_refused():
     with pytest.raises(ValueError, match="unknown stage 'rnn'"):
-        train_step.make_optimizer('rnn', 1e-3, 10)
+        stages.get('rnn')
 
 
 SCRIPT = r'''
 import json, jax, jax.numpy as jnp, numpy as np
 from flax.traverse_util import flatten_dict
-from mmp_jax import sharding, train_step
+from mmp_jax import sharding, stages, train_step
 from mmp_jax.models.mmp_rnn import MMPRNN
 from tests.test_train_step import TINY, _batch
 out = {}
 for stage, model, length in (('mmprnn', MMPRNN(**TINY), 5),):
     batches = [_batch(8, length, 16, seed) for seed in range(10)]
     variables = jax.jit(model.init)(jax.random.key(0), batches[0]['blurry'])
-    optimizer = train_step.make_optimizer(stage, 1e-3, 10)
-    step = train_step.make_step(model, optimizer, stage)
+    optimizer = stages.get(stage).make_optimizer(1e-3, 10)
+    step = stages.get(stage).make_step(model, optimizer)
     results = []
     for devices in (1, 8):
         mesh = jax.make_mesh((devices,), ('data',), axis_types=(jax.sharding.AxisType.Auto,),
                              devices=jax.devices()[:devices])
         fresh = jax.tree_util.tree_map(jnp.array, variables)  # the step donates its input state
-        state = sharding.replicate(train_step.create_state(fresh, optimizer, stage), mesh)
+        state = sharding.replicate(stages.get(stage).create_state(fresh, optimizer), mesh)
         run = train_step.jit_step(step, sharding.replicated(mesh), sharding.batch_sharding(mesh))
         for batch in batches:
             state, metrics = run(state, sharding.shard_batch(batch, mesh))
@@ -85,9 +85,9 @@ def test_ten_steps_on_one_and_eight_devices_give_the_same_parameters(cpu_devices
 def test_stage_one_fits_a_batch_and_updates_batch_statistics():
     model, batch = MMPNet(), _batch(length=1)
     variables = jax.jit(model.init)(jax.random.key(0), batch['blurry'][:, 0])
-    optimizer = train_step.make_optimizer('mmpnet', 1e-3, 10)
-    state = train_step.create_state(variables, optimizer, 'mmpnet')
-    step = jax.jit(train_step.make_step(model, optimizer, 'mmpnet'))
+    optimizer = stages.get('mmpnet').make_optimizer(1e-3, 10)
+    state = stages.get('mmpnet').create_state(variables, optimizer)
+    step = jax.jit(stages.get('mmpnet').make_step(model, optimizer))
     losses = []
     for _ in range(6):
         state, metrics = step(state, batch)
@@ -100,10 +100,10 @@ def test_stage_one_fits_a_batch_and_updates_batch_statistics():
 def test_stage_one_adds_the_notebooks_gradient_term_when_weighted():
     model, batch = MMPNet(), _batch(length=1)
     variables = jax.jit(model.init)(jax.random.key(0), batch['blurry'][:, 0])
-    optimizer = train_step.make_optimizer('mmpnet', 1e-3, 10)
-    state = train_step.create_state(variables, optimizer, 'mmpnet')
-    _, plain = jax.jit(train_step.make_step(model, optimizer, 'mmpnet', {}))(state, batch)
-    _, both = jax.jit(train_step.make_step(model, optimizer, 'mmpnet', {'gradient': 0.5}))(state, batch)
+    optimizer = stages.get('mmpnet').make_optimizer(1e-3, 10)
+    state = stages.get('mmpnet').create_state(variables, optimizer)
+    _, plain = jax.jit(stages.get('mmpnet').make_step(model, optimizer, {}))(state, batch)
+    _, both = jax.jit(stages.get('mmpnet').make_step(model, optimizer, {'gradient': 0.5}))(state, batch)
     assert set(plain) == {'loss', 'l1'} and set(both) == {'loss', 'l1', 'gradient'}
     assert float(plain['loss']) == float(plain['l1']) == float(both['l1'])
     np.testing.assert_allclose(float(both['loss']), float(both['l1']) + 0.5 * float(both['gradient']), rtol=1e-6)

@@ -52,7 +52,7 @@ def trained() -> tuple[train_step.TrainState, list[float], list[float], dict]:
     model = MMPRNN(prior_batch_norm=config.model.prior_batch_norm, **ref.TINY)
     variables = convert_state_dict(ref.random_state_dict(ref.load_keys()['mmp_rnn_tiny']))
     optimizer = stage.optimizer(config)
-    state = train_step.create_state(variables, optimizer, 'mmprnn')
+    state = stages.get('mmprnn').create_state(variables, optimizer)
     step = jax.jit(stage.step(config, model, optimizer))
     rates, losses = [], []
     for number, (blurry, sharp) in enumerate(ref.trainer_batches()):
@@ -87,12 +87,12 @@ def test_the_released_recipe_is_the_originals(reference, trained):
 def test_every_trained_parameter_and_the_priors_statistics_match(reference, trained):
     state, _, _, variables = trained
     expected = _expected(reference, variables)
-    trainable, frozen = train_step.split_frozen(expected['params'])
+    trainable, frozen = train_step.split_frozen(expected['params'], stages.MMPRNNStage.frozen_path)
     got, want = _flat(state.params), _flat(trainable)
     assert got.keys() == want.keys() and len(want) == sum(k.startswith('param:') for k in reference)
     differences = np.concatenate([np.abs(got[k] - want[k]).ravel() for k in want])
     moved = np.concatenate([np.abs(want[k] - v).ravel() for k, v in _flat(train_step.split_frozen(
-        variables['params'])[0]).items()])
+        variables['params'], stages.MMPRNNStage.frozen_path)[0]).items()])
     assert differences.max() <= PARAMETER_TOLERANCE
     assert np.quantile(moved, 0.5) > 100 * PARAMETER_TOLERANCE  # the weights did move
     assert all(np.array_equal(v, _flat(state.frozen)[k]) for k, v in _flat(frozen).items())  # MMP-Net's weights

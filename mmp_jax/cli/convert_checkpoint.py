@@ -27,9 +27,10 @@ import sys
 
 import numpy as np
 
+from mmp_jax.errors import run_command
 from mmp_jax import checkpoint, convert
 from mmp_jax.models.variants import MODEL_DEFAULTS, model_from_config, parse_variant
-from mmp_jax.torch_pickle import CheckpointReadError, load_state_dict
+from mmp_jax.torch_pickle import load_state_dict
 
 
 def convert_files(mmp_rnn: str, variant: str, out: str, order: str, mmp_net: str | None = None,
@@ -73,19 +74,15 @@ def main(argv=None) -> int:
                         help='the checkpoint was trained with the copy of the code whose fusion '
                              'has no channel attention (MMP-RNN/MMP-RNN/model/MMPRNN.py)')
     args = parser.parse_args(argv)
-    try:
+
+    def convert_and_report() -> int:
         order = convert.channel_order(args.trained_on, args.channel_order)
         config = convert_files(args.mmp_rnn, args.variant, args.out, order, args.mmp_net,
                                not args.no_fusion_attention)
-    except (CheckpointReadError, checkpoint.CheckpointError, ValueError) as error:
-        print(f'convert_checkpoint: {error}', file=sys.stderr)
-        return 2
-    except OSError as error:  # an unwritable --out, a full disk
-        print(f'convert_checkpoint: {error.filename or args.out}: {error.strerror or error}', file=sys.stderr)
-        return 2
-    print(f'wrote {args.out} ({config["variant"]}, fusion attention '
-          f'{"on" if config["fusion_attention"] else "off"}, weights trained on {order.upper()} frames)')
-    return 0
+        print(f'wrote {args.out} ({config["variant"]}, fusion attention '
+              f'{"on" if config["fusion_attention"] else "off"}, weights trained on {order.upper()} frames)')
+        return 0
+    return run_command('convert_checkpoint', convert_and_report, args.out)
 
 
 if __name__ == '__main__':

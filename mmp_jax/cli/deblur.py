@@ -39,6 +39,7 @@ import signal
 import sys
 import tempfile
 
+from mmp_jax.errors import run_command
 from mmp_jax import interrupts
 from mmp_jax.cli.arguments import add_max_pixels, number
 from mmp_jax.data import atomic, paths
@@ -234,15 +235,13 @@ def run(args: argparse.Namespace) -> list[tuple[str, int]]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    return run_command('deblur', lambda: _deblur_and_report(args), args.output)
+
+
+def _deblur_and_report(args: argparse.Namespace) -> int:
     try:
         with interrupts.stop_on_signals():
             written = run(args)
-    except (SourceError, CheckpointError, OutputError, ValueError) as error:
-        print(f'deblur: {error}', file=sys.stderr)
-        return 2
-    except OSError as error:  # permissions, a full disk: one line, the path and the problem
-        print(f'deblur: {error.filename or args.output}: {error.strerror or error}', file=sys.stderr)
-        return 2
     except interrupts.Terminated:
         print('deblur: stopped by SIGTERM; nothing was written', file=sys.stderr)
         return 128 + signal.SIGTERM

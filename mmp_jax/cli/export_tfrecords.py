@@ -18,6 +18,7 @@ import dataclasses
 import multiprocessing
 import sys
 
+from mmp_jax.errors import run_command
 from mmp_jax.cli.arguments import add_max_pixels, number
 from mmp_jax.data import export, sources
 from mmp_jax.raft_backend import raft_backend
@@ -75,14 +76,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     warn = (lambda message: None) if args.quiet else (lambda message: print(f'export_tfrecords: {message}',
                                                                              file=sys.stderr))
-    try:
-        summary = export.export(settings_of(args), warn, raft_backend)
-    except (sources.SourceError, ValueError, export.WorkerDied) as error:
-        print(f'export_tfrecords: {error}', file=sys.stderr)
-        return 2
-    except OSError as error:  # a folder that cannot be written, a full disk, ...
-        print(f'export_tfrecords: {error.filename or args.out}: {error.strerror or error}', file=sys.stderr)
-        return 2
+    return run_command('export_tfrecords', lambda: _export_and_report(args, warn), args.out)
+
+
+def _export_and_report(args: argparse.Namespace, warn) -> int:
+    summary = export.export(settings_of(args), warn, raft_backend)
     print(f'{summary["sequences"]} sequences, {summary["frames"]} frames, {summary["bytes"] / 1e6:.1f} MB '
           f'in {summary["shards"]} shards, {summary["seconds"]:.1f} s'
           + (f' (resumed: {summary["resumed_from"]} shards were done)' if summary['resumed_from'] else ''))

@@ -9,10 +9,10 @@ modules (see `mmp_jax.models.macs`). With --json the last line is
 `{"params": int, "gmacs": float, ...}`.
 """
 import json
-import sys
 
 from absl import app, flags
 
+from mmp_jax.errors import run_command
 from mmp_jax.cli.absl_help import describe_in_help
 from mmp_jax.models.macs import network_stats
 
@@ -50,18 +50,18 @@ def main(argv):
     del argv
     overrides = {'use_mmam': FLAGS.mmam, 'fusion_attention': FLAGS.fusion_attention,
                  'do_skip': FLAGS.skip}
-    try:
-        if FLAGS.paper:
-            print(f'per {FLAGS.width}x{FLAGS.height} frame   ours            | paper  (delta)')
-            print(f'{"model":<12} {"params":>8} {"GMACs":>9} | {"params":>6} {"":>7} {"GMACs":>8}')
-            for name in PAPER_FIGURES:
-                print(_row(name, network_stats(name, FLAGS.height, FLAGS.width)))
-            return 0
-        extra = {} if FLAGS.variant.lower() == 'mmpnet' else overrides
-        stats = network_stats(FLAGS.variant, FLAGS.height, FLAGS.width, **extra)
-    except ValueError as error:
-        print(f'model_stats: {error}', file=sys.stderr)
-        return 2
+    return run_command('model_stats', lambda: _report(overrides))
+
+
+def _report(overrides: dict) -> int:
+    if FLAGS.paper:
+        print(f'per {FLAGS.width}x{FLAGS.height} frame   ours            | paper  (delta)')
+        print(f'{"model":<12} {"params":>8} {"GMACs":>9} | {"params":>6} {"":>7} {"GMACs":>8}')
+        for name in PAPER_FIGURES:
+            print(_row(name, network_stats(name, FLAGS.height, FLAGS.width)))
+        return 0
+    extra = {} if FLAGS.variant.lower() == 'mmpnet' else overrides
+    stats = network_stats(FLAGS.variant, FLAGS.height, FLAGS.width, **extra)
     print(f'{FLAGS.variant}: {stats["params"]:,} parameters, {stats["gmacs"]:.2f} GMACs per '
           f'{FLAGS.width}x{FLAGS.height} frame')
     if FLAGS.json:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from mmp_jax.errors import run_command
 from mmp_jax import metrics
 from mmp_jax.cli.arguments import add_max_pixels
 from mmp_jax.data import atomic
@@ -150,18 +151,14 @@ def main(argv=None) -> int:
     lpips = lpips_distance() if args.lpips else None
     if args.lpips and lpips is None:
         print('score: LPIPS skipped: the lpips package is not installed (pip install lpips)', file=sys.stderr)
-    try:
-        report = score(match_sequences(args.outputs, args.sharp, args.sharp_subfolder), lpips, args.max_pixels)
-    except SourceError as error:
-        print(f'score: {error}', file=sys.stderr)
-        return 2
+    return run_command('score', lambda: _score_and_report(args, lpips), args.json and str(args.json))
+
+
+def _score_and_report(args: argparse.Namespace, lpips: Callable | None) -> int:
+    report = score(match_sequences(args.outputs, args.sharp, args.sharp_subfolder), lpips, args.max_pixels)
     report.update(outputs=str(args.outputs), sharp=str(args.sharp))
     if args.json is not None:
-        try:
-            atomic.write_json(args.json, report)
-        except OSError as error:
-            print(f'score: {args.json}: {error.strerror or error}', file=sys.stderr)
-            return 2
+        atomic.write_json(args.json, report)
     print(table(report))
     return 0
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.interpolate import InterpolatedUnivariateSpline
 
+from mmp_jax.errors import UserError
+
 N_RANGE = (7, 13)  # sharp frames per blurry frame in the GOPRO benchmark (paper Sec. 3.1)
 
 
@@ -36,9 +38,9 @@ def load_crf_npy(path: str | pathlib.Path) -> CameraResponse:
     try:
         inverse = np.load(path, allow_pickle=False).squeeze().astype(np.float64)
     except (OSError, ValueError) as error:
-        raise ValueError(f'{path}: cannot be read as .npy: {error}') from None
+        raise UserError(f'{path}: cannot be read as .npy: {error}') from None
     if inverse.shape != (256, 3):
-        raise ValueError(f'{path}: expected an inverse CRF of shape [256, 1, 3], got {inverse.shape}')
+        raise UserError(f'{path}: expected an inverse CRF of shape [256, 1, 3], got {inverse.shape}')
     step = (inverse[251] - inverse[249]) / 2  # first-order extension above 250, as the original
     for value in range(251, 256):
         inverse[value] = inverse[value - 1] + step

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from mmp_jax.errors import UserError
 from mmp_jax.data.blur import N_RANGE, CameraResponse, blur_irradiance
 from mmp_jax.data.flow import FlowBackend
 from mmp_jax.data.motion import flow_magnitude, magnitudes_mmp
@@ -80,7 +81,7 @@ def blur_windows(frames: Iterable[np.ndarray], windows: Iterable[tuple[int, int]
             frame = next(frames, None)
             if frame is None:
                 if index == 0:
-                    raise ValueError(f'{read} sharp frames are fewer than one window ({n + lookahead})')
+                    raise UserError(f'{read} sharp frames are fewer than one window ({n + lookahead})')
                 return
             sharp[read] = frame
             read += 1

@@ -13,12 +13,14 @@ import warnings
 
 from PIL import Image
 
+from mmp_jax.errors import UserError
+
 DEFAULT_MAX_PIXELS = 100_000_000
 # the most `--max-pixels` may say: Pillow refuses the headers of larger images
 MAX_PIXELS_CEILING = 2 * Image.MAX_IMAGE_PIXELS
 
 
-class FrameSizeError(ValueError):
+class FrameSizeError(UserError):
     """A frame larger than the limit, or a file whose size cannot be read from its header."""
 
 

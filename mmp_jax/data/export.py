@@ -33,6 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import tqdm
 
+from mmp_jax.errors import UserError
 from mmp_jax.data import atomic, build, flow, flow_service, paths, sources, synthetic, tfrecords
 from mmp_jax.data.blur import gamma_response, load_crf_npy
 from mmp_jax.data.decode_limits import DEFAULT_MAX_PIXELS
@@ -75,7 +76,7 @@ class ExportSettings:
     quiet: bool = False                # no progress bar
 
 
-class WorkerDied(Exception):
+class WorkerDied(UserError):
     """A worker process ended without a result (killed, out of memory); the message says which
     shards it may have been writing."""
 
@@ -127,7 +128,7 @@ def blur_frames(settings: ExportSettings, entry) -> int:
     naming the sequence where it says none)."""
     n = settings.blur_frames or sources.blur_frames_in_name(sequence_name(entry))
     if n is None:
-        raise ValueError(f'{sequence_where(entry)}: sliding windows need the number of sharp frames per '
+        raise UserError(f'{sequence_where(entry)}: sliding windows need the number of sharp frames per '
                          f'blurry frame, and the name gives none (GOPRO_Large_all: GOPR0374_11_00 -> 11); pass '
                          f'--blur-frames N or --windows random')
     return n
@@ -166,10 +167,10 @@ def shard_records(job: Job) -> Iterator[bytes]:
                 flows = (frame.forward, frame.backward) if frame.forward is not None else None
                 yield tfrecords.frame_example(job.settings.source, name, frame.index, frame.window,
                                               frame.blurry, frame.sharp, frame.mmp, flows)
-        except ValueError as error:
+        except UserError as error:  # a bad sequence (a bug keeps its traceback)
             if isinstance(error, sources.SourceError):
                 raise  # names its path
-            raise ValueError(f'{sequence_where(entry)}: {error}') from None
+            raise UserError(f'{sequence_where(entry)}: {error}') from None
 
 
 def make_shard(job: Job) -> dict:
@@ -278,10 +279,10 @@ def export(settings: ExportSettings, warn: Callable[[str], None] = lambda messag
     if settings.flow == 'raft' and raft is None:
         raise TypeError("flow='raft' needs the `raft` backend maker")
     if settings.flow == 'raft' and not pathlib.Path(settings.raft_checkpoint or '').is_file():
-        raise ValueError(f'{settings.raft_checkpoint}: RAFT weights not found; get raft-things.pth from '
+        raise UserError(f'{settings.raft_checkpoint}: RAFT weights not found; get raft-things.pth from '
                          f'princeton-vl/RAFT (models.zip) and pass --raft-checkpoint')
     if settings.flow == 'exact' and settings.source != 'synthetic':
-        raise ValueError('--flow exact needs --source synthetic (only synthetic scenes know their flow)')
+        raise UserError('--flow exact needs --source synthetic (only synthetic scenes know their flow)')
     if window_mode(settings) == 'sliding' and settings.source in HIGH_FPS:
         for entry in entries:
             blur_frames(settings, entry)  # every sequence has its N before anything is written
@@ -300,7 +301,7 @@ def _write_shards(settings: ExportSettings, entries: list, out, staging: str | N
     remove_temporaries(out, names + [tfrecords.MANIFEST])
     manifest = tfrecords.load_manifest(out)
     if manifest and manifest.get('settings') != manifest_settings(settings):
-        raise ValueError(f'{out}: holds an export made with other settings; use a new --out')
+        raise UserError(f'{out}: holds an export made with other settings; use a new --out')
     manifest = {'settings': manifest_settings(settings), 'shards': intact_shards(out, manifest.get('shards', {}), warn)}
     done = len(manifest['shards'])
     jobs = [Job(s, tuple((i, entries[i]) for i in range(s, len(entries), settings.num_shards)), settings, staging)

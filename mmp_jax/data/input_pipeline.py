@@ -27,6 +27,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from mmp_jax.errors import UserError
 from mmp_jax.data import paths, random_access, tfrecords
 
 
@@ -144,7 +145,7 @@ def load_windows(files: list[str], length: int, in_memory: bool = True) -> Windo
                 frames.append(range(count + start, count + start + length))
         count += len(meta)
     if not frames:
-        raise ValueError(f'no sequence in {files} has {length} consecutive frames')
+        raise UserError(f'no sequence in {files} has {length} consecutive frames')
     records = (RecordsInMemory(*held) if in_memory else
                RecordsOnDisk(files, np.array(places, np.int64), [paths.size(path) for path in files]))
     return Windows(records, np.array(frames), np.array([sizes[f[0]] for f in frames]), has_mmp)
@@ -155,12 +156,12 @@ def keep_fraction(windows: Windows, fraction: float, seed: int) -> Windows:
     in their order (the authors' stage 1 kept a random half of the pairs, LearningMMP/MMPtraining.ipynb's
     `train_test_split(..., train_size=0.5)`: 22,417 -> 11,208). The records stay as they were."""
     if not 0 < fraction <= 1:
-        raise ValueError(f'a fraction of the windows must be in (0, 1], not {fraction}')
+        raise UserError(f'a fraction of the windows must be in (0, 1], not {fraction}')
     if fraction == 1:
         return windows
     kept = np.sort(np.random.default_rng(seed).permutation(len(windows.frames))[:int(fraction * len(windows.frames))])
     if not len(kept):
-        raise ValueError(f'a fraction {fraction} of {len(windows.frames)} windows keeps none')
+        raise UserError(f'a fraction {fraction} of {len(windows.frames)} windows keeps none')
     return dataclasses.replace(windows, frames=windows.frames[kept], sizes=windows.sizes[kept])
 
 
@@ -177,7 +178,7 @@ def mix(parts: list[Windows], weights: list[float] | None = None) -> Windows:
         return mixed
     weights = np.asarray(weights, np.float64)
     if weights.shape != (len(parts),) or (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(f'{len(parts)} records folders need {len(parts)} weights, >= 0 and not all 0; '
+        raise UserError(f'{len(parts)} records folders need {len(parts)} weights, >= 0 and not all 0; '
                          f'got {weights.tolist()}')
     mixed.offsets = np.cumsum([0] + [len(part.frames) for part in parts])
     mixed.weights = weights / weights.sum()
@@ -213,7 +214,7 @@ def item_plan(windows: Windows, item: int, patch: int, seed: int) -> tuple[int, 
 def _check_patch(windows: Windows, patch: int) -> None:
     height, width = windows.sizes.min(axis=0)
     if min(height, width) < patch:
-        raise ValueError(f'frames of {height}x{width} are smaller than the {patch}x{patch} patch')
+        raise UserError(f'frames of {height}x{width} are smaller than the {patch}x{patch} patch')
 
 
 def host_items(step: int, global_batch: int, host_batch: int, process_index: int) -> range:
@@ -309,7 +310,7 @@ def read_sequences(files: list[str]) -> dict[str, dict]:
         for frame in tfrecords.read_examples(path):
             by_name.setdefault(frame['sequence'], []).append(frame)
     if not by_name:
-        raise ValueError(f'no frames in {files}')
+        raise UserError(f'no frames in {files}')
     out = {}
     for name in sorted(by_name):
         frames = sorted(by_name[name], key=lambda f: f['index'])

@@ -8,6 +8,8 @@ import pathlib
 
 from etils import epath
 
+from mmp_jax.errors import UserError
+
 
 def is_url(path: str | os.PathLike) -> bool:
     """Whether `path` names a file on a non-local filesystem (`scheme://...`)."""
@@ -24,7 +26,7 @@ def path(name: str | os.PathLike) -> epath.Path:
     try:
         return epath.Path(os.fspath(name))
     except KeyError:  # epath's table of schemes
-        raise ValueError(f'{os.fspath(name)}: no filesystem for the scheme {scheme(name)}:// '
+        raise UserError(f'{os.fspath(name)}: no filesystem for the scheme {scheme(name)}:// '
                          f'(etils.epath knows gs://, s3://, az://, hf:// and local paths)') from None
 
 

@@ -10,6 +10,7 @@ import av
 import cv2
 import numpy as np
 
+from mmp_jax.errors import UserError
 from mmp_jax.data import decode_limits
 from mmp_jax.data.decode_limits import DEFAULT_MAX_PIXELS
 
@@ -17,7 +18,7 @@ FRAME_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 VIDEO_SUFFIXES = ('.mp4', '.mov', '.mkv', '.avi', '.m4v', '.webm', '.mpg', '.mpeg', '.wmv')
 
 
-class SourceError(ValueError):
+class SourceError(UserError):
     """A missing, unreadable or inconsistent input, with the path and the problem."""
 
 

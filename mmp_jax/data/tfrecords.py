@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
+from mmp_jax.errors import UserError
 from mmp_jax.data import atomic, decode_limits, paths, random_access
 
 MMP_SCALE = 65535.0
@@ -55,11 +56,11 @@ def decode_png(data: bytes, max_pixels: int = decode_limits.DEFAULT_MAX_PIXELS) 
     """PNG bytes -> uint8 RGB `[H, W, 3]` or uint16 `[H, W]`; a ValueError when they are not a
     PNG, or when the size its header states is over `max_pixels` (checked before decoding)."""
     if bytes(data[:8]) != b'\x89PNG\r\n\x1a\n':
-        raise ValueError('a record holds bytes that are not a PNG')
+        raise UserError('a record holds bytes that are not a PNG')
     decode_limits.check_image(data, max_pixels, name="a record's PNG")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
-        raise ValueError('a record holds bytes that are not a PNG')
+        raise UserError('a record holds bytes that are not a PNG')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
 
 
@@ -127,9 +128,9 @@ def load_manifest(directory: str | os.PathLike) -> dict:
     try:
         manifest = json.loads(path.read_bytes())
     except ValueError as error:
-        raise ValueError(f'{path}: damaged, not JSON ({error}); delete it to export again') from error
+        raise UserError(f'{path}: damaged, not JSON ({error}); delete it to export again') from error
     if not isinstance(manifest, dict) or not isinstance(manifest.get('shards', {}), dict):
-        raise ValueError(f'{path}: damaged, not a manifest; delete it to export again')
+        raise UserError(f'{path}: damaged, not a manifest; delete it to export again')
     return manifest
 
 
@@ -195,12 +196,12 @@ def _record_length(header: bytes, room: int, where: str) -> int:
     """The data length of a record from its 12-byte header, checked against its CRC and against
     the `room` left in the file (so that a damaged length never allocates memory)."""
     if len(header) < 12:
-        raise ValueError(f'{where}: truncated record header')
+        raise UserError(f'{where}: truncated record header')
     length, stored = struct.unpack('<QI', header)
     if masked_crc(header[:8]) != stored:
-        raise ValueError(f'{where}: damaged record header (CRC mismatch)')
+        raise UserError(f'{where}: damaged record header (CRC mismatch)')
     if length > room:
-        raise ValueError(f'{where}: record length {length} runs past the end of the file')
+        raise UserError(f'{where}: record length {length} runs past the end of the file')
     return length
 
 
@@ -216,9 +217,9 @@ def read_record_at(reader: random_access.LocalReader | random_access.UrlReader, 
     data = reader.pread(length, offset + 12)
     footer = reader.pread(4, offset + 12 + length)
     if len(data) < length or len(footer) < 4:
-        raise ValueError(f'{where}: truncated record')
+        raise UserError(f'{where}: truncated record')
     if check_data and masked_crc(data) != struct.unpack('<I', footer)[0]:
-        raise ValueError(f'{where}: damaged record (CRC mismatch)')
+        raise UserError(f'{where}: damaged record (CRC mismatch)')
     return data
 
 
@@ -340,5 +341,5 @@ def read_examples(path: str | os.PathLike) -> Iterator[dict]:
         try:
             frame = decode_frame(parse_example(record))
         except ValueError as error:
-            raise ValueError(f'{path}: record {number}: {error}') from error
+            raise UserError(f'{path}: record {number}: {error}') from error
         yield frame

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 from flax.typing import Dtype
 
+from mmp_jax.errors import UserError
 from mmp_jax.models.layers import GlobalAvgPool, activation, conv, conv_transpose
 from mmp_jax.models.mmp_net import MIN_SIZE, MMPNet
 from mmp_jax.models.rdb import RDB, RDBDownsample, RDNet
@@ -263,13 +264,13 @@ class MMPRNN(nn.Module):
     def setup(self):
         activation(self.activation)  # fail early on an unknown name
         if self.prior_source not in PRIOR_SOURCES:
-            raise ValueError(f'unknown prior_source {self.prior_source!r}; accepted: {PRIOR_SOURCES}')
+            raise UserError(f'unknown prior_source {self.prior_source!r}; accepted: {PRIOR_SOURCES}')
         if self.prior_batch_norm not in PRIOR_BATCH_NORMS:
-            raise ValueError(f'unknown prior_batch_norm {self.prior_batch_norm!r}; accepted: {PRIOR_BATCH_NORMS}')
+            raise UserError(f'unknown prior_batch_norm {self.prior_batch_norm!r}; accepted: {PRIOR_BATCH_NORMS}')
         if self.remat not in REMAT_POLICIES:
-            raise ValueError(f'unknown remat {self.remat!r}; accepted: {tuple(REMAT_POLICIES)}')
+            raise UserError(f'unknown remat {self.remat!r}; accepted: {tuple(REMAT_POLICIES)}')
         if self.remat != 'none' and self.scan_unroll:
-            raise ValueError(f'remat {self.remat!r} needs scan_unroll=False: in the unrolled recurrence XLA '
+            raise UserError(f'remat {self.remat!r} needs scan_unroll=False: in the unrolled recurrence XLA '
                              f'merges the recomputation back into the forward pass and saves nothing')
         dtype = self.compute_dtype
         self.cell = RDBCell(self.n_features, self.n_blocks_a, self.activation, self.use_mmam,
@@ -289,7 +290,7 @@ class MMPRNN(nn.Module):
         try:
             return COMPUTE_DTYPES[self.dtype]
         except KeyError:
-            raise ValueError(f'unknown dtype {self.dtype!r}; accepted: {tuple(COMPUTE_DTYPES)}') from None
+            raise UserError(f'unknown dtype {self.dtype!r}; accepted: {tuple(COMPUTE_DTYPES)}') from None
 
     @property
     def needs_prior(self) -> bool:
@@ -314,7 +315,7 @@ class MMPRNN(nn.Module):
         if self.needs_prior and prior is None:
             raise ValueError("prior_source='given' needs a prior [..., H, W, 1]")
         if self.use_mmam and not self.needs_prior and min(height, width) < MIN_SIZE:
-            raise ValueError(f'frames of {width}x{height} are too small for MMP-Net '
+            raise UserError(f'frames of {width}x{height} are too small for MMP-Net '
                              f'(at least {MIN_SIZE}x{MIN_SIZE})')
 
     def init_carry(self, batch: int, height: int, width: int, dtype=None) -> Carry:
@@ -389,7 +390,7 @@ class MMPRNN(nn.Module):
         `prior_batch_norm` 'batch' (see the module's doc)."""
         batch, length = frames.shape[:2]
         if length < self.window:
-            raise ValueError(f'a sequence needs at least {self.window} frames; got {length}')
+            raise UserError(f'a sequence needs at least {self.window} frames; got {length}')
         feats = self.encode_sequence(frames, priors, train)
         n_out = length - self.window + 1
         windows = [feats[:, k:k + n_out].reshape((batch * n_out,) + feats.shape[2:]) for k in range(self.window)]

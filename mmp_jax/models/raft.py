@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mmp_jax.errors import UserError
 from mmp_jax.models.layers import UpsampleBilinear, conv
 
 CONFIGS = {'large': {'hidden': 128, 'context': 128, 'radius': 4, 'fnet_dim': 256},
@@ -230,13 +231,13 @@ class RAFT(nn.Module):
     @nn.compact
     def __call__(self, image1: jax.Array, image2: jax.Array) -> jax.Array:
         if self.size not in CONFIGS:
-            raise ValueError(f'unknown RAFT size {self.size!r}; accepted: {tuple(CONFIGS)}')
+            raise UserError(f'unknown RAFT size {self.size!r}; accepted: {tuple(CONFIGS)}')
         cfg, small = CONFIGS[self.size], self.size == 'small'
         n, height, width, _ = image1.shape
         if height % 8 or width % 8:
             raise ValueError(f'RAFT needs H and W multiples of 8; got {height}x{width} (use raft_flow)')
         if min(height, width) < MIN_SIZE:
-            raise ValueError(f'RAFT needs frames of at least {MIN_SIZE}x{MIN_SIZE} (its coarsest '
+            raise UserError(f'RAFT needs frames of at least {MIN_SIZE}x{MIN_SIZE} (its coarsest '
                              f'correlation level must be 2 pixels wide); got {height}x{width}')
         image1, image2 = 2 * (image1 / 255.0) - 1.0, 2 * (image2 / 255.0) - 1.0
         fmaps = Encoder(cfg['fnet_dim'], 'instance', small, name='fnet')(jnp.concatenate([image1, image2]))

@@ -6,6 +6,7 @@ channels, frames: length of a training sequence (not part of the network's weigh
 import dataclasses
 import re
 
+from mmp_jax.errors import UserError
 from mmp_jax.models.mmp_rnn import MMPRNN
 
 PAPER_VARIANTS = ('A3B4C16F5', 'A7B8C16F8', 'A8B9C18F8', 'A9B10C18F8')
@@ -49,11 +50,11 @@ def parse_variant(name: str) -> Variant:
     """'A9B10C18F8' -> Variant(9, 10, 18, 8); anything else raises ValueError."""
     match = _PATTERN.fullmatch(name.strip())
     if not match:
-        raise ValueError(f'unknown variant {name!r}: expected A<n_a>B<n_b>C<n_c>F<frames>, '
+        raise UserError(f'unknown variant {name!r}: expected A<n_a>B<n_b>C<n_c>F<frames>, '
                          f'e.g. A9B10C18F8 (the paper\'s: {", ".join(PAPER_VARIANTS)})')
     variant = Variant(*(int(g) for g in match.groups()))
     if min(variant.n_blocks_a, variant.n_blocks_b, variant.frames) < 1 or variant.n_features < 2:
-        raise ValueError(f'variant {name!r}: block counts and frames must be >= 1, channels >= 2')
+        raise UserError(f'variant {name!r}: block counts and frames must be >= 1, channels >= 2')
     return variant
 
 
@@ -72,5 +73,5 @@ def model_from_config(model_config) -> MMPRNN:
                                                               'n_blocks_a', 'n_blocks_b'}
     unknown = set(fields) - allowed
     if unknown:
-        raise ValueError(f'unknown model config fields: {", ".join(sorted(unknown))}')
+        raise UserError(f'unknown model config fields: {", ".join(sorted(unknown))}')
     return model_from_variant(variant, **fields)

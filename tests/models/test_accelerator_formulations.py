@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmp_jax import infer, train_step
+from mmp_jax import infer, stages
 from mmp_jax.models import formulations, layers
 from mmp_jax.models.channel_padding import channel_padded_conv
 from mmp_jax.models.mmp_net import MMPNet
@@ -115,12 +115,12 @@ def _steps(model: MMPRNN):
     feature = jax.ShapeDtypeStruct((1,) + feats.shape[2:], feats.dtype)
     windows = [(feature,) * model.window]
     frame = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
-    optimizer = train_step.make_optimizer('mmprnn', 1e-4, 10)
-    state = jax.eval_shape(lambda v: train_step.create_state(v, optimizer, 'mmprnn'), variables)
+    optimizer = stages.get('mmprnn').make_optimizer(1e-4, 10)
+    state = jax.eval_shape(lambda v: stages.get('mmprnn').create_state(v, optimizer), variables)
     batch = {'blurry': frames, 'sharp': frames, 'mmp': jax.ShapeDtypeStruct((1, 5, 64, 64, 1), jnp.float32)}
     return {'encode': (functools.partial(infer.encode_chunk, model), (variables, carry, frames)),
             'decode': (functools.partial(infer.decode_windows, model), (variables, windows, frame)),
-            'train': (train_step.make_step(model, optimizer, 'mmprnn'), (state, batch))}
+            'train': (stages.get('mmprnn').make_step(model, optimizer), (state, batch))}
 
 
 @pytest.mark.slow

@@ -1,0 +1,28 @@
+"""The one user-facing error: a problem with what the user gave (a path, a file's contents, a
+flag or config value), whose message names it and says what is wrong, and often what to do.
+
+Every command (`mmp_jax.cli`, `mmp_jax.main`) turns a `UserError`, and an `OSError` (a
+permission, a full disk), into one line `command: message` on stderr and exit status 2
+(`run_command`); any other exception is a bug and keeps its traceback. The errors of each
+layer (`SourceError`, `CheckpointError`, `OutputError`, ...) are `UserError`s. A `UserError`
+is a `ValueError`, so code that catches a bad value keeps catching it.
+"""
+import sys
+from collections.abc import Callable
+
+
+class UserError(ValueError):
+    """A problem with the user's input, files or settings; the message names the path (or the
+    flag or config field) and the problem."""
+
+
+def run_command(command: str, body: Callable[[], int], path: str | None = None) -> int:
+    """`body()`'s exit status, or 2 after one line `command: message` on stderr for a
+    `UserError`, or an `OSError` (its file name, else `path`, and its reason)."""
+    try:
+        return body()
+    except UserError as error:
+        print(f'{command}: {error}', file=sys.stderr)
+    except OSError as error:
+        print(f'{command}: {error.filename or path}: {error.strerror or error}', file=sys.stderr)
+    return 2
