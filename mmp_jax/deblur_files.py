@@ -30,7 +30,7 @@ def check_length(source: FrameSource, ends: str, model) -> None:
     its frame count; a check before any work."""
     if ends == 'drop' and source.count is not None and source.count < model.window:
         raise UserError(f'{source.path}: {source.count} frames; --ends drop writes frames {model.past_frames}..'
-                         f'T-{model.future_frames + 1} of T, so it needs at least {model.window}')
+                        f'T-{model.future_frames + 1} of T, so it needs at least {model.window}')
 
 
 def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source: FrameSource, output: str,

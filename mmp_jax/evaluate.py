@@ -209,7 +209,7 @@ class MMPRNNEvaluator:
             length = len(seq['blurry'])
             if length < self.model.window:
                 raise UserError(f'sequence {name!r} has {length} frames; evaluation needs at least '
-                                 f'{self.model.window}')
+                                f'{self.model.window}')
             size = min(length, self.chunk_frames) if self.chunk_frames > 0 else length
             scored_to = 0  # frames before it are scored by an earlier chunk
             for start in chunk_starts(length, self.chunk_frames, past, future):
@@ -349,7 +349,7 @@ def _evaluate_mmpnet(variables, sequences: dict[str, dict], mesh: jax.sharding.M
     missing = [name for name, seq in sequences.items() if seq['mmp'] is None]
     if missing:
         raise UserError(f'MMP-Net is scored against MMP ground truth; sequences {missing} have none '
-                         f'(export them from sharp high-frame-rate video)')
+                        f'(export them from sharp high-frame-rate video)')
     jobs = [Job(name, t, 1) for name, seq in sequences.items() for t in range(len(seq['blurry']))]
     replicated = sharding.replicate(variables, mesh)
     load = lambda job: {'blurry': sequences[job.name]['blurry'][job.start].astype(np.float32) / 255.0}

@@ -71,7 +71,7 @@ def check_global_batch(global_batch: int, mesh: jax.sharding.Mesh) -> int:
     """The per-host batch; ValueError unless the global batch divides over the devices."""
     if global_batch % mesh.size:
         raise UserError(f'the global batch {global_batch} does not divide over {mesh.size} devices; '
-                         f'use a multiple of {mesh.size}')
+                        f'use a multiple of {mesh.size}')
     return global_batch // jax.process_count()
 
 

@@ -52,7 +52,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     for old, new in RENAMED.items():
         if old in config:
             raise UserError(f'config.{old} is now config.{new} (the settings of stage {new!r}, beside '
-                             f'config.mmpnet): rename it in the config file and in --config.{old}.* overrides')
+                            f'config.mmpnet): rename it in the config file and in --config.{old}.* overrides')
     for field, now in RETIRED.items():
         section, name = field.split('.')
         if section in config and name in config[section]:

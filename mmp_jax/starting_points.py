@@ -41,9 +41,9 @@ def _original_file_variables(source: pathlib.Path, channel_order: str) -> dict:
     """An original MMP-Net file converted in memory; BGR-trained weights made to take RGB frames."""
     if channel_order not in convert.CHANNEL_ORDERS:
         raise UserError(f'config.mmpnet.checkpoint={source} is an original MMP-Net file: set '
-                         f'--config.mmpnet.channel_order to the colour order of the frames it was trained on '
-                         f'(rgb or bgr; the repository\'s model_best.pth.tar: rgb, read with PIL in '
-                         f'LearningMMP/MMPtraining.ipynb); got {channel_order!r}')
+                        f'--config.mmpnet.channel_order to the colour order of the frames it was trained on '
+                        f'(rgb or bgr; the repository\'s model_best.pth.tar: rgb, read with PIL in '
+                        f'LearningMMP/MMPtraining.ipynb); got {channel_order!r}')
     state = convert.mmp_net_state(load_state_dict(source), str(source))
     if channel_order == 'bgr':
         state = convert.bgr_to_rgb(state)
@@ -57,11 +57,11 @@ def mmpnet_variables(source: str | pathlib.Path, channel_order: str = '') -> dic
     if source.is_file():
         if paths.is_url(source):
             raise UserError(f'config.mmpnet.checkpoint={source}: an original MMP-Net file is read as a local '
-                             f'file (zip or pickle); copy it to this machine')
+                            f'file (zip or pickle); copy it to this machine')
         return _original_file_variables(pathlib.Path(source), channel_order)
     if channel_order:
         raise UserError(f'config.mmpnet.channel_order={channel_order!r} applies to an original MMP-Net file; '
-                         f'{source} is a folder (its weights already take RGB frames): leave it empty')
+                        f'{source} is a folder (its weights already take RGB frames): leave it empty')
     stage_one = source / 'checkpoints' / 'mmpnet'
     if stage_one.is_dir():
         restored = checkpoint.latest_saved_state(stage_one)
@@ -74,7 +74,7 @@ def mmpnet_variables(source: str | pathlib.Path, channel_order: str = '') -> dic
         return prior_variables(checkpoint.load_model(source)[1])
     except KeyError:
         raise UserError(f'config.mmpnet.checkpoint={source}: its model has no MMP-Net (use_mmam off or '
-                         f'prior_source given)') from None
+                        f'prior_source given)') from None
 
 
 def model_differences(stored: dict, configured: dict) -> list[str]:
@@ -93,5 +93,5 @@ def mmprnn_variables(source: str | pathlib.Path, model_config) -> dict:
     differences = model_differences(checkpoint.load_model_config(directory), dict(model_config))
     if differences:
         raise UserError(f'config.mmprnn.init_checkpoint={directory}: a different model than config.model ('
-                         f'{"; ".join(differences)}): set config.model to match it')
+                        f'{"; ".join(differences)}): set config.model to match it')
     return checkpoint.load_model(directory)[1]

@@ -120,7 +120,7 @@ def _train_windows(config, length: int, fraction: float = 1.0) -> input_pipeline
             weights = [float(w) for w in config.data.train_weights.split(',')]
         except ValueError:
             raise UserError(f'config.data.train_weights={config.data.train_weights!r}: not numbers '
-                             f'separated by commas') from None
+                            f'separated by commas') from None
     try:
         return input_pipeline.mix(parts, weights)
     except ValueError as error:

@@ -129,8 +129,8 @@ def blur_frames(settings: ExportSettings, entry) -> int:
     n = settings.blur_frames or sources.blur_frames_in_name(sequence_name(entry))
     if n is None:
         raise UserError(f'{sequence_where(entry)}: sliding windows need the number of sharp frames per '
-                         f'blurry frame, and the name gives none (GOPRO_Large_all: GOPR0374_11_00 -> 11); pass '
-                         f'--blur-frames N or --windows random')
+                        f'blurry frame, and the name gives none (GOPRO_Large_all: GOPR0374_11_00 -> 11); pass '
+                        f'--blur-frames N or --windows random')
     return n
 
 
@@ -280,7 +280,7 @@ def export(settings: ExportSettings, warn: Callable[[str], None] = lambda messag
         raise TypeError("flow='raft' needs the `raft` backend maker")
     if settings.flow == 'raft' and not pathlib.Path(settings.raft_checkpoint or '').is_file():
         raise UserError(f'{settings.raft_checkpoint}: RAFT weights not found; get raft-things.pth from '
-                         f'princeton-vl/RAFT (models.zip) and pass --raft-checkpoint')
+                        f'princeton-vl/RAFT (models.zip) and pass --raft-checkpoint')
     if settings.flow == 'exact' and settings.source != 'synthetic':
         raise UserError('--flow exact needs --source synthetic (only synthetic scenes know their flow)')
     if window_mode(settings) == 'sliding' and settings.source in HIGH_FPS:

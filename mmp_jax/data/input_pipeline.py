@@ -179,7 +179,7 @@ def mix(parts: list[Windows], weights: list[float] | None = None) -> Windows:
     weights = np.asarray(weights, np.float64)
     if weights.shape != (len(parts),) or (weights < 0).any() or weights.sum() <= 0:
         raise UserError(f'{len(parts)} records folders need {len(parts)} weights, >= 0 and not all 0; '
-                         f'got {weights.tolist()}')
+                        f'got {weights.tolist()}')
     mixed.offsets = np.cumsum([0] + [len(part.frames) for part in parts])
     mixed.weights = weights / weights.sum()
     return mixed

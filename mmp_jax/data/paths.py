@@ -27,7 +27,7 @@ def path(name: str | os.PathLike) -> epath.Path:
         return epath.Path(os.fspath(name))
     except KeyError:  # epath's table of schemes
         raise UserError(f'{os.fspath(name)}: no filesystem for the scheme {scheme(name)}:// '
-                         f'(etils.epath knows gs://, s3://, az://, hf:// and local paths)') from None
+                        f'(etils.epath knows gs://, s3://, az://, hf:// and local paths)') from None
 
 
 def as_path(name: str | os.PathLike) -> epath.Path:

@@ -271,7 +271,7 @@ class MMPRNN(nn.Module):
             raise UserError(f'unknown remat {self.remat!r}; accepted: {tuple(REMAT_POLICIES)}')
         if self.remat != 'none' and self.scan_unroll:
             raise UserError(f'remat {self.remat!r} needs scan_unroll=False: in the unrolled recurrence XLA '
-                             f'merges the recomputation back into the forward pass and saves nothing')
+                            f'merges the recomputation back into the forward pass and saves nothing')
         dtype = self.compute_dtype
         self.cell = RDBCell(self.n_features, self.n_blocks_a, self.activation, self.use_mmam,
                             self.prior_source, self.transmit_ndf, dtype)
@@ -316,7 +316,7 @@ class MMPRNN(nn.Module):
             raise ValueError("prior_source='given' needs a prior [..., H, W, 1]")
         if self.use_mmam and not self.needs_prior and min(height, width) < MIN_SIZE:
             raise UserError(f'frames of {width}x{height} are too small for MMP-Net '
-                             f'(at least {MIN_SIZE}x{MIN_SIZE})')
+                            f'(at least {MIN_SIZE}x{MIN_SIZE})')
 
     def init_carry(self, batch: int, height: int, width: int, dtype=None) -> Carry:
         """Zero hidden state h `[B, H/4, W/4, C]` and non-deblurred features l `[.., 2C]`

@@ -238,7 +238,7 @@ class RAFT(nn.Module):
             raise ValueError(f'RAFT needs H and W multiples of 8; got {height}x{width} (use raft_flow)')
         if min(height, width) < MIN_SIZE:
             raise UserError(f'RAFT needs frames of at least {MIN_SIZE}x{MIN_SIZE} (its coarsest '
-                             f'correlation level must be 2 pixels wide); got {height}x{width}')
+                            f'correlation level must be 2 pixels wide); got {height}x{width}')
         image1, image2 = 2 * (image1 / 255.0) - 1.0, 2 * (image2 / 255.0) - 1.0
         fmaps = Encoder(cfg['fnet_dim'], 'instance', small, name='fnet')(jnp.concatenate([image1, image2]))
         pyramid = correlation_pyramid(fmaps[:n], fmaps[n:])

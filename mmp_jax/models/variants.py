@@ -51,7 +51,7 @@ def parse_variant(name: str) -> Variant:
     match = _PATTERN.fullmatch(name.strip())
     if not match:
         raise UserError(f'unknown variant {name!r}: expected A<n_a>B<n_b>C<n_c>F<frames>, '
-                         f'e.g. A9B10C18F8 (the paper\'s: {", ".join(PAPER_VARIANTS)})')
+                        f'e.g. A9B10C18F8 (the paper\'s: {", ".join(PAPER_VARIANTS)})')
     variant = Variant(*(int(g) for g in match.groups()))
     if min(variant.n_blocks_a, variant.n_blocks_b, variant.frames) < 1 or variant.n_features < 2:
         raise UserError(f'variant {name!r}: block counts and frames must be >= 1, channels >= 2')
