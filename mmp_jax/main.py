@@ -19,13 +19,13 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from mmp_jax.errors import UserError
-from mmp_jax import stages, train
+from mmp_jax import modes, stages, train
 from mmp_jax.cli.absl_help import describe_in_help
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'job configuration: a config file (configs/*.py in a '
                                           'checkout, installed as mmp_jax/configs/*.py)', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'where checkpoints, logs and metrics go')
-_MODES = {'train': train.train_and_evaluate, 'eval': train.evaluate_checkpoints, 'export': train.export_checkpoint}
+_MODES = {'train': train.train_and_evaluate, 'eval': modes.evaluate_checkpoints, 'export': modes.export_checkpoint}
 _MODE = flags.DEFINE_enum('mode', 'train', list(_MODES), 'train (then evaluate), evaluate only, or export '
                           '<workdir>/model from a checkpoint (--config.export.step, default the latest)')
 flags.mark_flags_as_required(['config', 'workdir'])

@@ -1,4 +1,5 @@
-"""The training loop of both stages: `train_and_evaluate(config, workdir)`.
+"""The training loop of both stages: `train_and_evaluate(config, workdir)` (the other modes of
+`mmp_jax.main`, eval and export: `mmp_jax.modes`).
 
 Stage 1 (`mmpnet`) trains MMP-Net on blurry frames and their MMP; stage 2 (`mmprnn`) trains
 MMP-RNN with the stage-1 MMP-Net frozen inside it (`config.stages` lists which run, in order).
@@ -27,12 +28,9 @@ ends bit-identical to one that never stopped. A resume with other model, data or
     events.out.tfevents.*        TensorBoard: losses, steps/s, evaluation scalars and images
 """
 import contextlib
-import datetime
 import itertools
-import json
 import os
 import signal
-import sys
 import threading
 
 import jax
@@ -43,10 +41,9 @@ from clu import metric_writers, periodic_actions
 from etils import epath
 
 from mmp_jax.errors import UserError
-from mmp_jax import checkpoint, sharding, stages, train_step
-from mmp_jax.data import atomic, input_pipeline, paths, prefetch
+from mmp_jax import checkpoint, sharding, stages, train_step, workdir_records
+from mmp_jax.data import input_pipeline, prefetch
 from mmp_jax.stages import TrainingError
-from mmp_jax.visualize import write_png
 
 
 class Preempted(Exception):
@@ -57,14 +54,14 @@ class Preempted(Exception):
                          f'saved: run the same command to resume')
 
 
-def _fresh_state(config, stage: stages.Stage):
+def fresh_state(config, stage: stages.Stage):
     """(model, optimizer, state initialised from config.seed) of a stage."""
     model = stage.model(config)
     optimizer = stage.optimizer(config)
     return model, optimizer, stage.create_state(stage.init(config, model), optimizer)
 
 
-def _restore(manager, state: train_step.TrainState, mesh):
+def restore(manager, state: train_step.TrainState, mesh):
     """`checkpoint.restore_training_state`; none restoring is a TrainingError."""
     try:
         return checkpoint.restore_training_state(manager, state, mesh)
@@ -99,37 +96,16 @@ def _probe(step_fn, state: train_step.TrainState, batch: dict) -> tuple[dict, ja
     return metrics, sound
 
 
-def _variables(state: train_step.TrainState) -> dict:
+def variables_of(state: train_step.TrainState) -> dict:
     params = train_step.merge(state.params, state.frozen) if state.frozen else state.params
     return {'params': params, 'batch_stats': state.batch_stats}
 
 
-def _train_windows(config, length: int, fraction: float = 1.0) -> input_pipeline.Windows:
-    """The windows of `config.data.train_records` ('a' or 'a,b,...': folders mixed in one run,
-    by `config.data.train_weights` 'w_a,w_b,...' where given: `input_pipeline.mix`), of each folder
-    a `fraction` drawn from `config.seed` (`input_pipeline.keep_fraction`)."""
-    folders = [f for f in config.data.train_records.split(',') if f.strip()]
-    if not folders:
-        raise UserError('training needs records: set --config.data.train_records (a folder, or folders a,b)')
-    parts = [input_pipeline.keep_fraction(input_pipeline.load_windows(
-        input_pipeline.record_files(f.strip()), length, config.data.records_in_memory), fraction, config.seed)
-             for f in folders]
-    weights = None
-    if config.data.train_weights:
-        try:
-            weights = [float(w) for w in config.data.train_weights.split(',')]
-        except ValueError:
-            raise UserError(f'config.data.train_weights={config.data.train_weights!r}: not numbers '
-                            f'separated by commas') from None
-    try:
-        return input_pipeline.mix(parts, weights)
-    except ValueError as error:
-        raise UserError(f'config.data.train_weights={config.data.train_weights!r}: {error}') from None
-
-
 def _batches(config, stage: stages.Stage, start_step: int):
     settings = stage.settings(config)
-    windows = _train_windows(config, stage.frames(config), settings.get('train_fraction', 1.0))
+    windows = input_pipeline.train_windows(config.data.train_records, config.data.train_weights, stage.frames(config),
+                                           config.data.records_in_memory, settings.get('train_fraction', 1.0),
+                                           config.seed)
     if stage.name == 'mmpnet' and not windows.has_mmp:
         raise TrainingError(f'{config.data.train_records}: the records hold no MMP; stage 1 needs data exported '
                             f'from sharp high-frame-rate video (--source gopro_raw or synthetic)')
@@ -165,54 +141,6 @@ def _stop_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _record_evaluation(workdir: epath.Path, stage: str, step: int, report: dict, strips: dict,
-                       writer: metric_writers.MetricWriter) -> None:
-    scalars = {f'{stage}/eval_{k}': v for k, v in report.items() if isinstance(v, float)}
-    writer.write_scalars(step, scalars)
-    if strips:
-        writer.write_images(step, {f'{stage}/{name}': strip[None] for name, strip in strips.items()})
-    writer.flush()
-    logging.info('%s step %d evaluation: %s', stage, step, ', '.join(f'{k} {v:.4f}' for k, v in scalars.items()))
-    if jax.process_index() == 0:
-        for name, strip in strips.items():
-            write_png(workdir / 'eval' / f'{stage}_{name}.png', strip)
-        everything = _read_metrics(workdir)
-        everything[stage] = {'step': step, **report}
-        atomic.write_json(workdir / 'eval' / 'metrics.json', everything)
-
-
-def _read_metrics(workdir: epath.Path) -> dict:
-    """`eval/metrics.json` of `workdir` ({} if none); a TrainingError naming it if it is not JSON."""
-    path = workdir / 'eval' / 'metrics.json'
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except json.JSONDecodeError as error:
-        raise TrainingError(f'{path}: not valid JSON ({error}); repair or delete it') from error
-
-
-def _record_run(workdir: epath.Path, config: ml_collections.ConfigDict, mode: str) -> None:
-    """Appends this run (its mode: train, eval or export, its resolved config and command line) to
-    `workdir/config.json`, a list of runs, rewritten whole (`atomic`); a TrainingError naming it if
-    it is not such a list."""
-    path = workdir / 'config.json'
-    try:
-        runs = json.loads(path.read_text()) if path.exists() else []
-    except json.JSONDecodeError as error:
-        raise TrainingError(f'{path}: not valid JSON ({error}); repair or move it') from error
-    if not isinstance(runs, list):
-        raise TrainingError(f'{path}: not a list of runs; repair or move it')
-    run = {'mode': mode, 'config': json.loads(config.to_json_best_effort()), 'command': sys.argv,
-           'time': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
-    if jax.process_index() == 0:
-        atomic.write_json(path, runs + [run])
-
-
-def _eval_sequences(config):
-    if not config.data.eval_records:
-        return None
-    return input_pipeline.read_sequences(input_pipeline.record_files(config.data.eval_records))
-
-
 def train_stage(config, stage: stages.Stage, workdir: epath.Path, mesh, writer, stop: threading.Event) -> dict:
     """Trains one stage to `num_steps` (resuming if it has a checkpoint), evaluates it; returns
     the evaluation report (empty without eval records).
@@ -224,19 +152,19 @@ def train_stage(config, stage: stages.Stage, workdir: epath.Path, mesh, writer, 
     learning rate. A divergence is sticky (NaN stays NaN), so it stops the run at the next check.
     """
     settings = stage.settings(config)
-    model, optimizer, state = _fresh_state(config, stage)
+    model, optimizer, state = fresh_state(config, stage)
     sharding.check_global_batch(settings.batch_size, mesh)
     step_fn = train_step.checked(stage.step(config, model, optimizer))
     evaluator = stage.evaluator(config, model, workdir)
-    sequences = _eval_sequences(config)
+    sequences = eval_sequences(config)
     with checkpoint.training_manager(workdir, stage.name, config.keep_checkpoints) as manager, \
             contextlib.ExitStack() as stack:
         meta = {}
         if manager.latest_step() is not None:
-            state, meta = _restore(manager, state, mesh)
+            state, meta = restore(manager, state, mesh)
             _check_resume(manager.directory, meta, stage.resume_settings(config))
         else:
-            variables = stage.starting_variables(config, workdir, model, _variables(state))
+            variables = stage.starting_variables(config, workdir, model, variables_of(state))
             state = stage.create_state(variables, optimizer)
         state = sharding.replicate(state, mesh)
         start = int(state.step)
@@ -273,20 +201,20 @@ def train_stage(config, stage: stages.Stage, workdir: epath.Path, mesh, writer, 
                     raise Preempted(step)
                 if sequences and settings.eval_every and step % settings.eval_every == 0 \
                         and step < settings.num_steps:
-                    report, strips = evaluator(_variables(state), sequences, mesh)
+                    report, strips = evaluator(variables_of(state), sequences, mesh)
                     _keep_best(workdir, config, stage, step, report, state)
-                    _record_evaluation(workdir, stage.name, step, report, strips, writer)
+                    workdir_records.record_evaluation(workdir, stage.name, step, report, strips, writer)
             manager.wait_until_finished()
     report = {}
     if sequences:
-        report, strips = evaluator(_variables(state), sequences, mesh)
+        report, strips = evaluator(variables_of(state), sequences, mesh)
         report['train'] = last_train
         _keep_best(workdir, config, stage, settings.num_steps, report, state)
-        _record_evaluation(workdir, stage.name, settings.num_steps, report, strips, writer)
+        workdir_records.record_evaluation(workdir, stage.name, settings.num_steps, report, strips, writer)
     if stage.exports_model:
         best = report.get('best')
         variables = (checkpoint.load_model(_best_folder(workdir, stage))[1] if best
-                     else jax.device_get(_variables(state)))
+                     else jax.device_get(variables_of(state)))
         checkpoint.replace_model(workdir / 'model', variables, dict(config.model))
     return report
 
@@ -313,29 +241,36 @@ def _keep_best(workdir: epath.Path, config, stage: stages.Stage, step: int, repo
     `_best_folder` when this one is the best."""
     if not stage.exports_model:
         return
-    best = _read_metrics(workdir).get(stage.name, {}).get('best')
+    best = workdir_records.read_metrics(workdir).get(stage.name, {}).get('best')
     if best is None or report['psnr'] > best['psnr'] or step == best['step']:
         best = {'step': step, 'psnr': report['psnr']}
-        checkpoint.replace_model(_best_folder(workdir, stage), jax.device_get(_variables(state)), dict(config.model))
+        checkpoint.replace_model(_best_folder(workdir, stage), jax.device_get(variables_of(state)), dict(config.model))
     report['best'] = best
 
 
-def _run_stages(config: ml_collections.ConfigDict) -> list[stages.Stage]:
+def run_stages(config: ml_collections.ConfigDict) -> list[stages.Stage]:
     """The stages of `config.stages`, after checking the config's field names."""
     stages.check_config(config)
     return [stages.get(name) for name in config.stages]
 
 
+def eval_sequences(config):
+    """The held-back sequences of `config.data.eval_records` (None where it is not set)."""
+    if not config.data.eval_records:
+        return None
+    return input_pipeline.read_sequences(input_pipeline.record_files(config.data.eval_records))
+
+
 @sharding.failing_fast(but=(Preempted,))  # all processes stop at the same step
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     """Runs the stages in `config.stages` in `workdir`; returns {stage: evaluation report}."""
-    run = _run_stages(config)
+    run = run_stages(config)
     sharding.initialize(config)
     # a staged URL with several processes stops the run before anything is written
     workdir = checkpoint.orbax_folder(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    _read_metrics(workdir)  # a damaged metrics file stops the run now, not after training
-    _record_run(workdir, config, 'train')
+    workdir_records.read_metrics(workdir)  # a damaged metrics file stops the run now, not after training
+    workdir_records.record_run(workdir, config, 'train')
     mesh = sharding.make_mesh()
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     try:
@@ -343,70 +278,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             return {stage.name: train_stage(config, stage, workdir, mesh, writer, stop) for stage in run}
     finally:
         writer.close()
-
-
-@sharding.failing_fast()
-def evaluate_checkpoints(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
-    """`--mode=eval`: evaluates the model folder `config.eval.checkpoint` (a converted original
-    checkpoint or an exported model, as MMP-RNN), or else the latest checkpoint of each stage in
-    `config.stages`; returns {stage: report} and records them in `workdir/eval/`."""
-    run = _run_stages(config)
-    sharding.initialize(config)
-    workdir = paths.as_path(workdir) if config.eval.checkpoint else checkpoint.orbax_folder(workdir)
-    sequences = _eval_sequences(config)
-    if sequences is None:
-        raise UserError('evaluation needs held-back sequences: set --config.data.eval_records')
-    workdir.mkdir(parents=True, exist_ok=True)
-    _record_run(workdir, config, 'eval')
-    mesh = sharding.make_mesh()
-    writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
-    reports = {}
-    try:
-        if config.eval.checkpoint:
-            model, variables, _ = checkpoint.load_model(config.eval.checkpoint)
-            stage = stages.get('mmprnn')
-            report, strips = stage.evaluator(config, model, workdir)(variables, sequences, mesh)
-            report['checkpoint'] = str(paths.as_path(config.eval.checkpoint))
-            _record_evaluation(workdir, stage.name, 0, report, strips, writer)
-            return {stage.name: report}
-        for stage in run:
-            model, _, state = _fresh_state(config, stage)
-            with checkpoint.training_manager(workdir, stage.name, config.keep_checkpoints) as manager:
-                if manager.latest_step() is None:
-                    raise TrainingError(f'{manager.directory}: no checkpoint to evaluate (to score a converted '
-                                        f'or exported model, set --config.eval.checkpoint)')
-                state, meta = _restore(manager, state, mesh)
-            report, strips = stage.evaluator(config, model, workdir)(_variables(state), sequences, mesh)
-            report['train'] = meta['train']
-            _record_evaluation(workdir, stage.name, int(state.step), report, strips, writer)
-            reports[stage.name] = report
-    finally:
-        writer.close()
-    return reports
-
-
-def export_checkpoint(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
-    """`--mode=export`: writes `workdir/model` (replacing it) from stage 2's checkpoint of step
-    `config.export.step` (0: the latest), at any step of the run; returns {}."""
-    sharding.initialize(config)
-    workdir = checkpoint.orbax_folder(workdir)
-    stage = stages.get('mmprnn')
-    model, _, state = _fresh_state(config, stage)
-    mesh = sharding.make_mesh()
-    with checkpoint.training_manager(workdir, stage.name, config.keep_checkpoints) as manager:
-        steps = sorted(manager.all_steps())
-        step = config.export.step or (steps[-1] if steps else None)
-        if step not in steps:
-            raise TrainingError(f'{manager.directory}: no checkpoint of step {step} to export (steps kept: '
-                                f'{", ".join(map(str, steps)) or "none"}); set --config.export.step to one of them')
-        try:
-            state, _ = checkpoint.restore_training_step(manager, step, state, mesh)
-        except Exception as error:  # pylint: disable=broad-exception-caught
-            if not checkpoint.is_damage(error):
-                raise
-            raise TrainingError(f'{manager.directory / str(step)}: damaged, cannot be exported '
-                                f'({checkpoint.damage_summary(error)}); choose another --config.export.step') from None
-    _record_run(workdir, config, 'export')
-    checkpoint.replace_model(workdir / 'model', jax.device_get(_variables(state)), dict(config.model))
-    logging.info('%s: exported %s step %d', workdir / 'model', stage.name, step)
-    return {}

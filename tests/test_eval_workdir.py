@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from mmp_jax import checkpoint, evaluate, sharding, train
+from mmp_jax import checkpoint, evaluate, modes, sharding
 from mmp_jax.models.variants import model_from_config
 from tools import export_tfrecords
 
@@ -51,7 +51,7 @@ def test_eval_of_one_round_times_it_and_records_the_run(tmp_path):
     config.data.eval_records = str(records)
     config.eval.update(checkpoint=str(tmp_path / 'model'), chunk_frames=0)  # one sequence, whole: one round
 
-    report = train.evaluate_checkpoints(config, tmp_path / 'run')['mmprnn']
+    report = modes.evaluate_checkpoints(config, tmp_path / 'run')['mmprnn']
     assert report['seconds_per_frame'] > 0 and report['timed_frames'] == report['count'] > 0
     runs = json.loads((tmp_path / 'run' / 'config.json').read_text())
     assert len(runs) == 1 and runs[0]['mode'] == 'eval'

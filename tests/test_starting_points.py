@@ -42,9 +42,9 @@ def _config(fields: dict, config=None):
 def _step_zero_variables(config, workdir):
     """The variables of the train state stage 2 takes its first step from (no checkpoint yet)."""
     stage = stages.get('mmprnn')
-    model, optimizer, state = train._fresh_state(config, stage)
-    variables = stage.starting_variables(config, workdir, model, train._variables(state))
-    return model, train._variables(stage.create_state(variables, optimizer))
+    model, optimizer, state = train.fresh_state(config, stage)
+    variables = stage.starting_variables(config, workdir, model, train.variables_of(state))
+    return model, train.variables_of(stage.create_state(variables, optimizer))
 
 
 def test_step_zero_computes_what_the_converted_models_compute(originals, tmp_path):

@@ -9,7 +9,7 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import traverse_util
 
-from mmp_jax import checkpoint, stages, train
+from mmp_jax import checkpoint, modes, stages, train
 from mmp_jax.data import input_pipeline
 from tests.test_train import records  # noqa: F401 (a fixture)
 from tests.test_train_robustness import _stage_two_config
@@ -43,7 +43,8 @@ def test_the_workdir_keeps_configs_the_best_model_and_exports_any_step(records, 
     rate = config.mmprnn.learning_rate * 0.5 * (1 + np.cos(np.pi * 1 / 4))  # cosine schedule at step 1
     assert 'mmprnn step 2: ' in caplog.text and f'learning_rate {rate:.3g}' in caplog.text
 
-    windows = train._train_windows(config, stages.get('mmprnn').frames(config))
+    windows = input_pipeline.train_windows(config.data.train_records, config.data.train_weights,
+                                           stages.get('mmprnn').frames(config))
     folders = [int(input_pipeline.item_plan(windows, g, 16, config.seed)[0] >= windows.offsets[1]) for g in range(8)]
     assert len(windows.offsets) == 3 and set(folders) == {0, 1}  # the run's 4 x 2 items: both folders
 
@@ -58,7 +59,7 @@ def test_the_workdir_keeps_configs_the_best_model_and_exports_any_step(records, 
     assert exported.keys() == kept.keys() and all(np.array_equal(exported[k], kept[k]) for k in kept)
 
     config.export.step = 3  # a middle step, still kept
-    train.export_checkpoint(config, tmp_path)
+    modes.export_checkpoint(config, tmp_path)
     params = {f'params/{k}': v for k, v in _checkpoint_params(tmp_path, 3).items()}
     exported = _flat(tmp_path / 'model')
     assert all(np.array_equal(exported[k], v) for k, v in params.items())
@@ -69,7 +70,7 @@ def test_the_workdir_keeps_configs_the_best_model_and_exports_any_step(records, 
 
     config.export.step = 1  # not kept
     with pytest.raises(train.TrainingError, match=r'no checkpoint of step 1 to export \(steps kept: 3, 4\)'):
-        train.export_checkpoint(config, tmp_path)
+        modes.export_checkpoint(config, tmp_path)
 
     config.mmprnn.num_steps = 6
     config.model.transmit_ndf = False

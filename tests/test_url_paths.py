@@ -14,7 +14,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from mmp_jax import checkpoint, checkpoint_staging, train
+from mmp_jax import checkpoint, checkpoint_staging, modes, train
 from mmp_jax.cli import deblur
 from mmp_jax.data import atomic, input_pipeline, paths, tfrecords
 from tests import ram_filesystem  # noqa: F401 (registers ram://)
@@ -143,7 +143,7 @@ def test_train_resume_evaluate_and_deblur_with_every_path_on_a_url(records, tmp_
 
     config.data.eval_records = str(records / 'train')  # the same scenes: a test of the reading
     config.eval.update(checkpoint=str(run / 'model'), save_outputs=True, save_videos=False)
-    report = train.evaluate_checkpoints(config, f'{ROOT}/eval_run')['mmprnn']
+    report = modes.evaluate_checkpoints(config, f'{ROOT}/eval_run')['mmprnn']
     workdir = paths.path(f'{ROOT}/eval_run')
     stored = json.loads((workdir / 'eval' / 'metrics.json').read_text())['mmprnn']
     assert stored['psnr'] == report['psnr'] > 0 and stored['checkpoint'] == str(run / 'model')
@@ -152,7 +152,7 @@ def test_train_resume_evaluate_and_deblur_with_every_path_on_a_url(records, tmp_
     assert atomic.temporaries(workdir / 'eval' / 'metrics.json') == [] and _nothing_local()
     config.eval.save_videos = True
     with pytest.raises(train.TrainingError, match='comparison videos are encoded to local files'):
-        train.evaluate_checkpoints(config, f'{ROOT}/eval_run')
+        modes.evaluate_checkpoints(config, f'{ROOT}/eval_run')
 
     _video(tmp_path / 'copy.avi')  # one program deblurs a ram:// video and its local copy, to ram://
     atomic.copy_file(tmp_path / 'copy.avi', f'{ROOT}/media/video.avi')

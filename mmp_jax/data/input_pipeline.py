@@ -211,6 +211,28 @@ def item_plan(windows: Windows, item: int, patch: int, seed: int) -> tuple[int, 
     return window, np.array([top, left, *rng.integers(0, 2, 3)], np.int32)
 
 
+def train_windows(records: str, weights: str, length: int, in_memory: bool = False, fraction: float = 1.0,
+                  seed: int = 0) -> Windows:
+    """The training windows of `config.data.train_records` (`records`: 'a' or 'a,b,...', folders
+    mixed in one run by `config.data.train_weights` (`weights`: 'w_a,w_b,...') where given, see
+    `mix`), of each folder a `fraction` drawn from `seed` (`keep_fraction`); UserErrors name the
+    config field."""
+    folders = [f for f in records.split(',') if f.strip()]
+    if not folders:
+        raise UserError('training needs records: set --config.data.train_records (a folder, or folders a,b)')
+    parts = [keep_fraction(load_windows(record_files(f.strip()), length, in_memory), fraction, seed) for f in folders]
+    parsed = None
+    if weights:
+        try:
+            parsed = [float(w) for w in weights.split(',')]
+        except ValueError:
+            raise UserError(f'config.data.train_weights={weights!r}: not numbers separated by commas') from None
+    try:
+        return mix(parts, parsed)
+    except UserError as error:
+        raise UserError(f'config.data.train_weights={weights!r}: {error}') from None
+
+
 def _check_patch(windows: Windows, patch: int) -> None:
     height, width = windows.sizes.min(axis=0)
     if min(height, width) < patch:
