@@ -20,6 +20,7 @@ from ml_collections import config_flags
 
 from mmp_jax import stages, train
 from mmp_jax.cli.absl_help import describe_in_help
+from mmp_jax.cli.arguments import one_line
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'job configuration: a config file (configs/*.py in a '
                                           'checkout, installed as mmp_jax/configs/*.py)', lock_config=True)
@@ -32,7 +33,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 def _fail(problem: str) -> None:
     """The one-line error of the command line: `mmp_jax: error: <problem>`, exit status 2."""
-    print(f'mmp_jax: error: {problem}', file=sys.stderr)
+    print(one_line(f'mmp_jax: error: {problem}'), file=sys.stderr)
     sys.exit(2)
 
 

@@ -39,3 +39,10 @@ def add_max_pixels(parser: argparse.ArgumentParser) -> None:
                         default=DEFAULT_MAX_PIXELS, metavar='N',
                         help=f'refuse frames of more than N pixels, before decoding them (default {DEFAULT_MAX_PIXELS:_}; '
                              f'at most {MAX_PIXELS_CEILING:_})')
+
+
+def one_line(message: object) -> str:
+    """`message` as one line of text for stderr: a newline, a carriage return or another control
+    character (in a file name, say) written as its escape (`\\n`), so that an error naming a path
+    stays one line and cannot move a terminal's cursor."""
+    return ''.join(char if char.isprintable() else repr(char)[1:-1] for char in str(message))

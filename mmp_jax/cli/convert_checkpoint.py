@@ -27,6 +27,7 @@ import sys
 
 import numpy as np
 
+from mmp_jax.cli.arguments import one_line
 from mmp_jax import checkpoint, convert
 from mmp_jax.models.variants import MODEL_DEFAULTS, model_from_config, parse_variant
 from mmp_jax.torch_pickle import CheckpointReadError, load_state_dict
@@ -78,10 +79,10 @@ def main(argv=None) -> int:
         config = convert_files(args.mmp_rnn, args.variant, args.out, order, args.mmp_net,
                                not args.no_fusion_attention)
     except (CheckpointReadError, checkpoint.CheckpointError, ValueError) as error:
-        print(f'convert_checkpoint: {error}', file=sys.stderr)
+        print(one_line(f'convert_checkpoint: {error}'), file=sys.stderr)
         return 2
     except OSError as error:  # an unwritable --out, a full disk
-        print(f'convert_checkpoint: {error.filename or args.out}: {error.strerror or error}', file=sys.stderr)
+        print(one_line(f'convert_checkpoint: {error.filename or args.out}: {error.strerror or error}'), file=sys.stderr)
         return 2
     print(f'wrote {args.out} ({config["variant"]}, fusion attention '
           f'{"on" if config["fusion_attention"] else "off"}, weights trained on {order.upper()} frames)')

@@ -39,7 +39,7 @@ import sys
 import tempfile
 
 from mmp_jax import interrupts
-from mmp_jax.cli.arguments import add_max_pixels, number
+from mmp_jax.cli.arguments import add_max_pixels, number, one_line
 from mmp_jax.data import atomic, paths
 from mmp_jax.data.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES, SourceError, list_videos, open_frames
@@ -235,10 +235,10 @@ def main(argv=None) -> int:
         with interrupts.stop_on_signals():
             written = run(args)
     except (SourceError, CheckpointError, OutputError, ValueError) as error:
-        print(f'deblur: {error}', file=sys.stderr)
+        print(one_line(f'deblur: {error}'), file=sys.stderr)
         return 2
     except OSError as error:  # permissions, a full disk: one line, the path and the problem
-        print(f'deblur: {error.filename or args.output}: {error.strerror or error}', file=sys.stderr)
+        print(one_line(f'deblur: {error.filename or args.output}: {error.strerror or error}'), file=sys.stderr)
         return 2
     except interrupts.Terminated:
         print('deblur: stopped by SIGTERM; nothing was written', file=sys.stderr)

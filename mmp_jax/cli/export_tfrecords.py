@@ -40,7 +40,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import tqdm
 
-from mmp_jax.cli.arguments import add_max_pixels, number
+from mmp_jax.cli.arguments import add_max_pixels, number, one_line
 from mmp_jax.data import atomic, build, flow, flow_service, paths, sources, synthetic, tfrecords
 from mmp_jax.data.blur import gamma_response, load_crf_npy
 from mmp_jax.raft_backend import raft_backend
@@ -337,10 +337,10 @@ def main(argv=None) -> int:
     try:
         summary = export(args)
     except (sources.SourceError, ValueError, WorkerDied) as error:
-        print(f'export_tfrecords: {error}', file=sys.stderr)
+        print(one_line(f'export_tfrecords: {error}'), file=sys.stderr)
         return 2
     except OSError as error:  # a folder that cannot be written, a full disk, ...
-        print(f'export_tfrecords: {error.filename or args.out}: {error.strerror or error}', file=sys.stderr)
+        print(one_line(f'export_tfrecords: {error.filename or args.out}: {error.strerror or error}'), file=sys.stderr)
         return 2
     print(f'{summary["sequences"]} sequences, {summary["frames"]} frames, {summary["bytes"] / 1e6:.1f} MB '
           f'in {summary["shards"]} shards, {summary["seconds"]:.1f} s'

@@ -13,6 +13,7 @@ import sys
 
 from absl import app, flags
 
+from mmp_jax.cli.arguments import one_line
 from mmp_jax.cli.absl_help import describe_in_help
 from mmp_jax.models.macs import network_stats
 
@@ -60,7 +61,7 @@ def main(argv):
         extra = {} if FLAGS.variant.lower() == 'mmpnet' else overrides
         stats = network_stats(FLAGS.variant, FLAGS.height, FLAGS.width, **extra)
     except ValueError as error:
-        print(f'model_stats: {error}', file=sys.stderr)
+        print(one_line(f'model_stats: {error}'), file=sys.stderr)
         return 2
     print(f'{FLAGS.variant}: {stats["params"]:,} parameters, {stats["gmacs"]:.2f} GMACs per '
           f'{FLAGS.width}x{FLAGS.height} frame')

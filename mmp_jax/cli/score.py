@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from mmp_jax import metrics
-from mmp_jax.cli.arguments import add_max_pixels
+from mmp_jax.cli.arguments import add_max_pixels, one_line
 from mmp_jax.data import atomic
 from mmp_jax.data.decode_limits import DEFAULT_MAX_PIXELS
 from mmp_jax.data.sources import SourceError, list_frames, read_frame
@@ -153,14 +153,14 @@ def main(argv=None) -> int:
     try:
         report = score(match_sequences(args.outputs, args.sharp, args.sharp_subfolder), lpips, args.max_pixels)
     except SourceError as error:
-        print(f'score: {error}', file=sys.stderr)
+        print(one_line(f'score: {error}'), file=sys.stderr)
         return 2
     report.update(outputs=str(args.outputs), sharp=str(args.sharp))
     if args.json is not None:
         try:
             atomic.write_json(args.json, report)
         except OSError as error:
-            print(f'score: {args.json}: {error.strerror or error}', file=sys.stderr)
+            print(one_line(f'score: {args.json}: {error.strerror or error}'), file=sys.stderr)
             return 2
     print(table(report))
     return 0
