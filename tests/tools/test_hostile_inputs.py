@@ -15,6 +15,7 @@ from PIL import Image
 
 from mmp_jax.cli.arguments import one_line
 from mmp_jax.data import sources
+from mmp_jax.models.variants import parse_variant
 from tests.tools.test_deblur import converted, reference  # noqa: F401 (fixtures)
 from tools import deblur, score
 
@@ -95,3 +96,12 @@ def test_frames_too_small_name_the_input_and_its_size(tmp_path, converted, capsy
     assert code == 2 and not (tmp_path / 'out').exists()
     assert _one_line(capsys) == (f'deblur: {frames}: frames of {width}x{height} are too small for MMP-Net '
                                  '(at least 13 pixels a side)')
+
+
+@pytest.mark.parametrize('name', ['A999999B1C8F5', 'A1B1C99999999F5', 'A1B1C8F100000'])
+def test_a_variant_too_large_to_build_is_refused_by_name(name):
+    """`model_stats --variant A999999B1C8F5` traced for minutes, `C99999999` ended in a 57-line
+    out-of-memory traceback; a checkpoint's config names its variant the same way."""
+    with pytest.raises(ValueError, match=f"variant '{name}': at most 256 blocks, 1024 channels and 256 frames"):
+        parse_variant(name)
+    assert parse_variant('A9B10C18F8').n_features == 18
