@@ -4,6 +4,7 @@ when complete (see `frame_writers`; a SIGTERM or Ctrl-C under `interrupts.stop_o
 leaves nothing behind)."""
 import contextlib
 import pathlib
+from collections.abc import Iterator
 
 import numpy as np
 import tqdm
@@ -13,6 +14,8 @@ from mmp_jax import interrupts
 from mmp_jax.data.sources import FrameSource
 from mmp_jax.frame_writers import FrameWriter, check_distinct
 from mmp_jax.infer import StreamingDeblurrer, TiledDeblurrer, deblur_in_chunks
+from mmp_jax.models.mmp_net import MIN_SIZE
+from mmp_jax.models.mmp_rnn import DOWNSAMPLE
 from mmp_jax.visualize import heat_map
 
 
@@ -25,12 +28,25 @@ def frame_name(source: FrameSource, index: int) -> str:
 
 
 def check_length(source: FrameSource, ends: str, model) -> None:
-    """ValueError naming `source` where `ends` 'drop' would leave it no output (it writes frames
+    """UserError naming `source` where `ends` 'drop' would leave it no output (it writes frames
     past .. T-future-1 of T, so it needs the model's window, 5 frames), for a source that states
     its frame count; a check before any work."""
     if ends == 'drop' and source.count is not None and source.count < model.window:
         raise UserError(f'{source.path}: {source.count} frames; --ends drop writes frames {model.past_frames}..'
                         f'T-{model.future_frames + 1} of T, so it needs at least {model.window}')
+
+
+def _checked_sizes(source: FrameSource, model) -> Iterator[np.ndarray]:
+    """`source.frames`, the first checked to be large enough for `model`'s MMP-Net (frames are
+    padded to a multiple of 4, then need MIN_SIZE a side): a UserError naming the input and its
+    frame size, before any work, rather than the model's message about the padded size."""
+    smallest = MIN_SIZE - DOWNSAMPLE + 1
+    for index, frame in enumerate(source.frames):
+        if (index == 0 and model.use_mmam and not model.needs_prior
+                and min(frame.shape[:2]) < smallest):
+            raise UserError(f'{source.path}: frames of {frame.shape[1]}x{frame.shape[0]} are too small for '
+                            f'MMP-Net (at least {smallest} pixels a side)')
+        yield frame
 
 
 def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source: FrameSource, output: str,
@@ -56,7 +72,8 @@ def deblur_file(deblurrer: StreamingDeblurrer | TiledDeblurrer, source: FrameSou
         bar = stack.enter_context(tqdm.tqdm(total=source.count, unit='frame', disable=not progress,
                                             desc=str(source.path.name)))
         written = 0
-        stream = deblur_in_chunks(deblurrer, source.frames, reset_every) if reset_every else deblurrer(source.frames)
+        frames = _checked_sizes(source, deblurrer.model)
+        stream = deblur_in_chunks(deblurrer, frames, reset_every) if reset_every else deblurrer(frames)
         for frame in stream:
             picture = frame.sharp
             if side_by_side:

@@ -16,13 +16,20 @@ class UserError(ValueError):
     flag or config field) and the problem."""
 
 
+def one_line(message: object) -> str:
+    """`message` as one line of text for stderr: a newline, a carriage return or another control
+    character (in a file name, say) written as its escape (`\\n`), so that an error naming a path
+    stays one line and cannot move a terminal's cursor."""
+    return ''.join(char if char.isprintable() else repr(char)[1:-1] for char in str(message))
+
+
 def run_command(command: str, body: Callable[[], int], path: str | None = None) -> int:
-    """`body()`'s exit status, or 2 after one line `command: message` on stderr for a
-    `UserError`, or an `OSError` (its file name, else `path`, and its reason)."""
+    """`body()`'s exit status, or 2 after one line `command: message` on stderr (`one_line`) for
+    a `UserError`, or an `OSError` (its file name, else `path`, and its reason)."""
     try:
         return body()
     except UserError as error:
-        print(f'{command}: {error}', file=sys.stderr)
+        print(one_line(f'{command}: {error}'), file=sys.stderr)
     except OSError as error:
-        print(f'{command}: {error.filename or path}: {error.strerror or error}', file=sys.stderr)
+        print(one_line(f'{command}: {error.filename or path}: {error.strerror or error}'), file=sys.stderr)
     return 2

@@ -18,7 +18,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mmp_jax.errors import UserError
+from mmp_jax.errors import UserError, one_line
 from mmp_jax import modes, stages, train
 from mmp_jax.cli.absl_help import describe_in_help
 
@@ -33,7 +33,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 def _fail(problem: str) -> None:
     """The one-line error of the command line: `mmp_jax: error: <problem>`, exit status 2."""
-    print(f'mmp_jax: error: {problem}', file=sys.stderr)
+    print(one_line(f'mmp_jax: error: {problem}'), file=sys.stderr)
     sys.exit(2)
 
 

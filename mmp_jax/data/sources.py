@@ -3,7 +3,9 @@
 import dataclasses
 import fractions
 import pathlib
+import os
 import re
+import stat
 from collections.abc import Iterator
 
 import av
@@ -51,7 +53,32 @@ def _check_pixels(path: pathlib.Path, width: int, height: int, max_pixels: int) 
         raise SourceError(str(error)) from None
 
 
+def check_regular_file(path: pathlib.Path) -> None:
+    """SourceError unless `path` is (or links to) a regular file: a FIFO or a device (a link to
+    `/dev/zero`) would block the reader or never end, a folder is not a frame."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise SourceError(f'{path}: cannot be read ({error.strerror})') from None
+    if not stat.S_ISREG(mode):
+        kind = ('a folder' if stat.S_ISDIR(mode) else 'a FIFO' if stat.S_ISFIFO(mode)
+                else 'a device' if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else 'a socket' if stat.S_ISSOCK(mode)
+                else 'not a regular file')
+        raise SourceError(f'{path}: is {kind}, not a file' if kind.startswith('a ') else f'{path}: {kind}')
+
+
+def _quiet_imread(path: pathlib.Path):
+    """cv2.imread without OpenCV's own warnings on stderr (a failure is reported once, by us)."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.imread(str(path), cv2.IMREAD_COLOR)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
 def _check_image(path: pathlib.Path, max_pixels: int) -> None:
+    check_regular_file(path)
     try:
         decode_limits.check_image(path, max_pixels)
     except decode_limits.FrameSizeError as error:
@@ -62,7 +89,7 @@ def read_frame(path: pathlib.Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
     """One image as uint8 RGB `[H, W, 3]`; SourceError if it cannot be decoded, or if its header
     states more than `max_pixels` pixels (checked before decoding, see `decode_limits`)."""
     _check_image(path, max_pixels)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = _quiet_imread(path)
     if image is None:
         raise SourceError(f'{path}: cannot be read as an image')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -166,6 +193,7 @@ def open_frames(path: str | pathlib.Path, folder_fps: float = 25.0, allow_trunca
         return FrameSource(path, _iter_folder(paths, max_pixels), len(paths), folder_fps, [p.name for p in paths])
     if not path.exists():
         raise SourceError(f'{path}: no such file or folder')
+    check_regular_file(path)
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as error:

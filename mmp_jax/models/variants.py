@@ -11,6 +11,9 @@ from mmp_jax.models.mmp_rnn import MMPRNN
 
 PAPER_VARIANTS = ('A3B4C16F5', 'A7B8C16F8', 'A8B9C18F8', 'A9B10C18F8')
 _PATTERN = re.compile(r'A(\d+)B(\d+)C(\d+)F(\d+)')
+# bounds on a variant's numbers, far above the paper's (A9B10C18F8): a name from a command line or
+# a checkpoint's config cannot make a model whose tracing never ends or whose weights fill memory
+MAX_BLOCKS, MAX_FEATURES, MAX_FRAMES = 256, 1024, 256
 
 # A model's config (configs/default.py's `config.model`; what a converted checkpoint records):
 # the paper's model with every switch on.
@@ -55,6 +58,10 @@ def parse_variant(name: str) -> Variant:
     variant = Variant(*(int(g) for g in match.groups()))
     if min(variant.n_blocks_a, variant.n_blocks_b, variant.frames) < 1 or variant.n_features < 2:
         raise UserError(f'variant {name!r}: block counts and frames must be >= 1, channels >= 2')
+    if (max(variant.n_blocks_a, variant.n_blocks_b) > MAX_BLOCKS or variant.n_features > MAX_FEATURES
+            or variant.frames > MAX_FRAMES):
+        raise UserError(f'variant {name!r}: at most {MAX_BLOCKS} blocks, {MAX_FEATURES} channels and '
+                        f'{MAX_FRAMES} frames')
     return variant
 
 
