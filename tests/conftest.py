@@ -1,7 +1,7 @@
-"""Shared test helpers: Python subprocesses on N forced host CPU devices, alone or as the
-processes of one `jax.distributed` job on localhost; one persistent compilation cache for the
-whole run. (`tests` is a package, so pytest puts the repository root on sys.path: the tests
-import `configs` and `tools` from it.)"""
+"""Shared test helpers: the repository root (`REPO`), the tiny MMP-RNN (`TINY_MMPRNN`), Python
+subprocesses on N forced host CPU devices, alone or as the processes of one `jax.distributed` job on
+localhost; one persistent compilation cache for the whole run. (`tests` is a package, so pytest puts
+the repository root on sys.path: the tests import `configs` and `tools` from it.)"""
 import os
 import shutil
 import socket
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]  # the repository root, for every test that needs it
+TINY_MMPRNN = dict(n_features=4, n_blocks_a=1, n_blocks_b=1)  # the tiny MMP-RNN of the model and step tests
 
 COMPILATION_FOLDER = pytest.StashKey[str]()  # the run's compilation cache, made by pytest_configure
 

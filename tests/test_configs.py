@@ -1,4 +1,3 @@
-import pathlib
 import shutil
 import subprocess
 import sys
@@ -8,6 +7,7 @@ import pytest
 from configs import bsd, default, demo, gopro, mmpnet_gopro, released_bsd, released_gopro
 from mmp_jax import stages
 from mmp_jax.models.variants import model_from_config
+from tests.conftest import REPO
 
 
 def test_default_config_builds_the_paper_model():
@@ -59,7 +59,6 @@ def test_a_training_sequence_has_the_variants_f_frames():
         stages.check_config(config)
 
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 LOAD_SCRIPT = """
 import runpy, sys
 for path in sys.argv[1:]:  # as config_flags loads a --config file: by path, not as a package's module

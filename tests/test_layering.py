@@ -6,9 +6,10 @@ mmp_jax/checkpoint.py's alone; only mmp_jax is installed."""
 import configparser
 import ast
 import pathlib
+from tests.conftest import REPO
 
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = REPO
 PROGRAMS = {'tools', 'benchmarks', 'tests', 'configs'}
 NO_IO = {'cv2', 'orbax', 'tensorflow', 'tensorflow_datasets', 'data_pipeline', 'tools', 'configs'}
 

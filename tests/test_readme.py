@@ -14,8 +14,9 @@ import pathlib
 import re
 
 import pytest
+from tests.conftest import REPO
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = REPO
 README = ROOT / 'README.md'
 MAX_LINES = 150
 # Folders whose modules may be named by one row for the folder.

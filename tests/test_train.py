@@ -13,10 +13,9 @@ import pytest
 
 from configs import test as test_config
 from mmp_jax import evaluate, train
-from tests import original_reference as ref
 from tools import export_tfrecords
+from tests.conftest import REPO
 
-REPO = ref.DATA_DIR.parents[1]
 
 
 @pytest.fixture(scope='module')

@@ -9,8 +9,9 @@ import pytest
 from mmp_jax import stages
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import MMPRNN
+from tests.conftest import TINY_MMPRNN
 
-TINY = dict(n_features=4, n_blocks_a=1, n_blocks_b=1)
+TINY = TINY_MMPRNN
 
 
 def _batch(size=2, length=5, patch=16, seed=0):

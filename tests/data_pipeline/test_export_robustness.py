@@ -14,10 +14,11 @@ import pytest
 
 from mmp_jax.data import input_pipeline, tfrecords
 from tools import export_tfrecords
+from tests.conftest import REPO
 
 TINY = ['--source', 'synthetic', '--flow', 'exact', '--height', '32', '--width', '48',
         '--frames-per-sequence', '40', '--quiet']
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = str(REPO)
 DEAD_WORKER_SECONDS = 60  # the export must end this soon after a worker is killed
 
 

@@ -13,9 +13,10 @@ from mmp_jax.models import formulations, layers
 from mmp_jax.models.channel_padding import channel_padded_conv
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import MMPRNN
+from tests.conftest import TINY_MMPRNN
 
 TOLERANCE = 1e-5
-TINY = dict(n_features=4, n_blocks_a=1, n_blocks_b=1)
+TINY = TINY_MMPRNN
 GPU_PADDED = dict(platform='cuda', gpu_channel_multiple=8)
 
 

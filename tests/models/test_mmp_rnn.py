@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from mmp_jax.models.mmp_rnn import MMPRNN
+from tests.conftest import TINY_MMPRNN
 
-TINY = dict(n_features=4, n_blocks_a=1, n_blocks_b=1)
+TINY = TINY_MMPRNN
 H, W = 16, 20
 
 

@@ -16,8 +16,8 @@ import pytest
 from tests import original_reference as ref
 from tests.tools.test_deblur import converted, frames_dir, reference  # noqa: F401 (fixtures)
 from tools import deblur
+from tests.conftest import REPO
 
-REPO = ref.DATA_DIR.parents[1]
 
 
 def _digest(path: pathlib.Path) -> str:

@@ -9,12 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tests import original_reference as ref
 from tests.tools.test_deblur import converted  # noqa: F401 (a fixture)
 from mmp_jax.cli import export_tfrecords
 from tools import deblur
+from tests.conftest import REPO
 
-REPO = ref.DATA_DIR.parents[1]
 
 
 def _error(capsys) -> str:

@@ -12,9 +12,8 @@ import sys
 import pytest
 
 from mmp_jax import main
-from tests import original_reference as ref
+from tests.conftest import REPO
 
-REPO = ref.DATA_DIR.parents[1]
 _SETUP = configparser.ConfigParser()
 _SETUP.read(REPO / 'setup.cfg')
 SCRIPTS = dict(line.replace(' ', '').split('=') for line in

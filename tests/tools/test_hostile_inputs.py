@@ -18,8 +18,9 @@ from mmp_jax.data import sources
 from mmp_jax.models.variants import parse_variant
 from tests.tools.test_deblur import converted, reference  # noqa: F401 (fixtures)
 from tools import deblur, score
+from tests.conftest import REPO
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = REPO
 
 
 def _frames(folder: pathlib.Path, count: int = 5, height: int = 20, width: int = 24) -> pathlib.Path:

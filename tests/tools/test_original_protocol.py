@@ -16,8 +16,8 @@ import pytest
 
 from tests import original_reference as ref
 from tools import convert_checkpoint, export_tfrecords
+from tests.conftest import REPO
 
-REPO = ref.DATA_DIR.parents[1]
 
 
 @pytest.mark.slow
