@@ -42,11 +42,9 @@ import tempfile
 from mmp_jax.errors import run_command
 from mmp_jax import interrupts
 from mmp_jax.cli.arguments import add_max_pixels, number
-from mmp_jax.data import atomic, paths
-from mmp_jax.data.paths import is_url
-from mmp_jax.data.sources import FRAME_SUFFIXES, SourceError, list_videos, open_frames
+from mmp_jax import deblur_plan
+from mmp_jax.data.sources import open_frames
 from mmp_jax.checkpoint import CheckpointError, load_model
-from mmp_jax.frame_writers import OutputError, check_distinct, check_output, is_video_path
 from mmp_jax.deblur_files import check_length, deblur_file
 from mmp_jax.infer import DTYPES, ENDS, make_deblurrer
 
@@ -105,131 +103,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def expand_inputs(inputs: list[str]) -> list[pathlib.Path]:
-    """The videos and frame folders to deblur: the paths given, a folder holding videos but no
-    frames standing for its videos."""
-    paths = []
-    for given in map(pathlib.Path, inputs):
-        if given.is_dir() and not any(p.suffix.lower() in FRAME_SUFFIXES for p in given.iterdir()):
-            videos = list_videos(given)
-            if videos:
-                paths.extend(videos)
-                continue
-        paths.append(given)
-    return paths
-
-
-def plan_outputs(inputs: list[pathlib.Path], output: str, prior: str | None) -> list[tuple]:
-    """(input, output, prior output) per input: one input goes to `output` itself; several go
-    into the folder `output`, a video to `<stem>.mp4` (or its own suffix where we write it), a
-    frame folder to `<name>/` (priors likewise under `prior`)."""
-    if len(inputs) == 1:
-        return [(inputs[0], output, prior)]
-    if is_video_path(output) or (prior is not None and is_video_path(prior)):
-        raise OutputError(f'{output}: {len(inputs)} inputs need an output folder, not a video name')
-    plans, names = [], {}
-    for path in inputs:
-        name = (path.stem + (path.suffix.lower() if is_video_path(path) else '.mp4')
-                if path.is_file() else path.name)
-        if name in names:
-            raise OutputError(f'{path} and {names[name]} would both be written to {name}; deblur them separately')
-        names[name] = path
-        plans.append((path, _join(output, name), None if prior is None else _join(prior, name)))
-    return plans
-
-
-def _join(folder: str, name: str) -> str:
-    """`folder/name`, `folder` a local path or a URL (whose `//` pathlib would fold)."""
-    return str(paths.path(folder) / name)
-
-
-def fetch_input(given: str, scratch: pathlib.Path) -> pathlib.Path:
-    """`given` as a local path: itself, or for a URL a copy under the local folder `scratch` (a
-    video file, or a folder with the files directly in it)."""
-    if not is_url(given):
-        return pathlib.Path(given)
-    source, copy = paths.path(given), scratch / paths.path(given).name
-    if source.is_dir():
-        copy.mkdir(parents=True)
-        for entry in source.iterdir():
-            if not entry.is_dir():
-                atomic.copy_file(entry, copy / entry.name)
-    elif source.exists():
-        atomic.copy_file(source, copy)
-    else:
-        raise SourceError(f'{given}: no such file or folder')
-    return copy
-
-
-def _given(path: pathlib.Path, fetched: dict[pathlib.Path, str]) -> str | pathlib.Path:
-    """The input `path` as the user named it: the URL of a copy `fetch_input` made (or of a
-    video in a copied folder), else `path`."""
-    for copy, url in fetched.items():
-        if path == copy:
-            return url
-        if path.parent == copy:
-            return _join(url, path.name)
-    return path
-
-
-def publish(local: pathlib.Path, url: str) -> None:
-    """Copies the finished output `local` (a video, or a folder of frames) to `url`, each file
-    whole: a video replaces the one there; an existing folder keeps everything but its frames
-    (those not written again removed); a new folder not copied to the end is removed."""
-    target = paths.path(url)
-    if local.is_file():
-        atomic.copy_file(local, target)
-        return
-    existed = target.exists()
-    names = sorted(frame.name for frame in local.iterdir())
-    try:
-        for name in names:
-            atomic.copy_file(local / name, target / name)
-    except BaseException:
-        if not existed and target.exists():
-            target.rmtree()
-        raise
-    for old in target.iterdir():
-        if not old.is_dir() and old.suffix.lower() in FRAME_SUFFIXES and old.name not in names:
-            old.unlink()
-
-
 def run(args: argparse.Namespace) -> list[tuple[str, int]]:
     """Deblurs as `args` say; returns (output, frames written) per input. Every input is
-    opened and every output checked before the first is written; one program per frame size."""
+    opened and every output checked before the first is written (`deblur_plan`); one program
+    per frame size."""
     model, variables, config = load_model(args.checkpoint)
     if args.variant and args.variant != config['variant']:
         raise CheckpointError(f'{args.checkpoint}: holds {config["variant"]}, --variant says {args.variant}')
     with tempfile.TemporaryDirectory(prefix='mmp_jax_deblur.') as scratch:
-        scratch = pathlib.Path(scratch)
-        inputs = [fetch_input(given, scratch / 'inputs' / str(i)) for i, given in enumerate(args.input)]
-        fetched = {local: given for local, given in zip(inputs, args.input) if is_url(given)}
-        plans = plan_outputs(expand_inputs([str(path) for path in inputs]), args.output, args.prior)
-        staged = {}  # URL output: its local stand-in
-        for path, output, prior in plans:
-            check_distinct(_given(path, fetched), {'--output': output, '--prior': prior})
-            for target in filter(None, (output, prior)):
-                check_output(paths.path(target) if is_url(target) else pathlib.Path(target).absolute(),
-                             args.overwrite)
-                if is_url(target):
-                    staged[target] = scratch / 'outputs' / str(len(staged)) / paths.path(target).name
-        sources = [open_frames(path, folder_fps=args.fps, allow_truncated=args.allow_truncated,
-                               max_pixels=args.max_pixels)
-                   for path, _, _ in plans]
+        jobs = deblur_plan.plan(args.input, args.output, args.prior, args.overwrite, pathlib.Path(scratch))
+        sources = [open_frames(job.input, folder_fps=args.fps, allow_truncated=args.allow_truncated,
+                               max_pixels=args.max_pixels) for job in jobs]
         for source in sources:
             check_length(source, args.ends, model)
         deblurrer = make_deblurrer(model, variables, args.ends, args.dtype,
                                    tuple(args.tile) if args.tile else None, args.tile_overlap, args.chunk_frames)
         written = []
-        for source, (_, output, prior) in zip(sources, plans):
-            count = deblur_file(deblurrer, source, str(staged.get(output, output)),
-                                None if prior is None else str(staged.get(prior, prior)), args.side_by_side,
+        for source, job in zip(sources, jobs):
+            count = deblur_file(deblurrer, source, job.write_output, job.write_prior, args.side_by_side,
                                 progress=not args.quiet, overwrite=args.overwrite, reset_every=args.reset_every,
                                 audio=not args.no_audio, codec=args.codec, quality=args.crf)
-            for target in (output, prior):
-                if target in staged:
-                    publish(staged[target], target)
-            written.append((output, count))
+            deblur_plan.publish(job)
+            written.append((job.output, count))
         return written
 
 
