@@ -23,7 +23,7 @@ from tests.test_train import records  # noqa: F401 (the fixture)
 JOB = r'''
 import contextlib, hashlib, json, os, signal, sys
 from configs import test as test_config
-from mmp_jax import train
+from mmp_jax import train, workdir_records
 from mmp_jax.data import atomic
 
 coordinator, processes, index, records, workdir, stop, evaluating, fail = sys.argv[1:]
@@ -72,7 +72,7 @@ def noted(write):
     return wrapped
 
 train._batches, train._device_batches = recorded(train._batches), taken(train._device_batches)
-train.write_png, atomic.write_json = noted(train.write_png), noted(atomic.write_json)
+workdir_records.write_png, atomic.write_json = noted(workdir_records.write_png), noted(atomic.write_json)
 try:
     reports = train.train_and_evaluate(config, workdir)
 except train.Preempted:
