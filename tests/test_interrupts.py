@@ -3,6 +3,7 @@ sent from inside the writers, at the lines where an exception used to strand one
 import os
 import pathlib
 import signal
+import types
 import tempfile
 
 import numpy as np
@@ -36,7 +37,9 @@ def test_a_signal_inside_held_is_raised_when_the_outermost_block_ends():
 
 
 class _FakeDeblurrer:
-    """Yields the input frames as outputs; `signal_after` frames in, sends SIGTERM."""
+    """Yields the input frames as outputs; `signal_after` frames in, sends SIGTERM. Its model has
+    no MMP-Net (so no frame size is too small for it)."""
+    model = types.SimpleNamespace(use_mmam=False, needs_prior=False)
 
     def __init__(self, signal_after: int | None = None):
         self.signal_after = signal_after
