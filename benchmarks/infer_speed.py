@@ -15,11 +15,13 @@ GMAC/s uses the exact per-frame MAC count of `mmp_jax.models.macs`.
 With `--original` (the outer MMP-RNN/ folder of sollynoay/MMP-RNN; needs torch, thop, cv2,
 PIL) the original runs in a process of its own (`time_original_apart`) with
 `torch.set_num_threads(2)`, in eval mode under `torch.no_grad()`, float32, beside our float32
-run, on the same frames and through the same driver.
+run, on the same frames and through the same driver. `original_side` also runs it on a GPU, in
+the modes of `OriginalMode` (`benchmarks.gpu_suite`).
 """
 import argparse
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -45,19 +47,20 @@ Step = Callable[[int], None]  # runs its work on frame t and blocks until done
 class Side:
     """One implementation's work on frame t: `cell` a whole cell step, `reconstruct` fusion +
     reconstruction + skip of the current window, `parts` the keys of PARTS (MMP-Net; the
-    rest of the cell given that prior; fusion + reconstruction + skip)."""
+    rest of the cell given that prior; fusion + reconstruction + skip), or none (whole frames
+    only)."""
     cell: Step
     reconstruct: Step
     parts: dict[str, Step]
 
 
-def work(frames: int, repeats: int) -> dict[str, int]:
+def work(frames: int, repeats: int, parts: tuple[str, ...] = PARTS) -> dict[str, int]:
     """Calls of each step of a `Side` that `time_sides` makes, the same for every side: a
     warm-up frame, then `repeats` passes over `frames` frames, each frame whole (`cell` +
     `reconstruct`) and part by part (`rest_of_cell` is a cell step given MMP-Net's prior,
-    `fusion_recons_skip` a reconstruction)."""
+    `fusion_recons_skip` a reconstruction) where the sides have `parts`."""
     calls = 1 + repeats * frames
-    return {'cell': calls, 'reconstruct': calls, **dict.fromkeys(PARTS, calls)}
+    return {'cell': calls, 'reconstruct': calls, **dict.fromkeys(parts, calls)}
 
 
 def _timed(step: Step, t: int) -> float:
@@ -69,7 +72,7 @@ def _timed(step: Step, t: int) -> float:
 def time_sides(sides: dict[str, Side], frames: int, repeats: int) -> dict[str, dict[str, float]]:
     """Median seconds per frame (`s_per_frame`) and per part (`<part>_s`) of each side, the
     sides one after another. Per frame index a side runs `cell` and `reconstruct` once, then
-    every part once (`work`)."""
+    each of its parts once (`work`)."""
     return {name: _time_side(side, frames, repeats) for name, side in sides.items()}
 
 
@@ -78,7 +81,7 @@ def _time_side(side: Side, frames: int, repeats: int) -> dict[str, float]:
     for index in range(1 + repeats * frames):
         t = max(index - 1, 0) % frames
         whole = _timed(side.cell, t) + _timed(side.reconstruct, t)
-        parts = {f'{part}_s': _timed(side.parts[part], t) for part in PARTS}
+        parts = {f'{part}_s': _timed(step, t) for part, step in side.parts.items()}
         if index:  # index 0 is the warm-up
             for key, seconds in {'s_per_frame': whole, **parts}.items():
                 samples[key].append(seconds)
@@ -120,23 +123,73 @@ def our_side(variant: str, frames: np.ndarray, dtype: str) -> Side:
     return Side(cell, reconstruct, dict(zip(PARTS, (prior, rest_of_cell, reconstruct))))
 
 
-def original_side(path: str, variant: str, frames: np.ndarray) -> Side:
-    """The original `Model`'s cell, fusion, reconstructor and skip called as its forward calls
-    them, a frame at a time (its data loader's normalisation, (x - 127.5) / 255)."""
+@dataclasses.dataclass(frozen=True)
+class OriginalMode:
+    """How the original runs: float32, or its forward under `torch.autocast` to `autocast`
+    ('float16', 'bfloat16'); weights and maps channels-last (`channels_last`); its cell, fusion,
+    reconstructor and skip through `torch.compile` (`compile`, compiled at their first call)."""
+    autocast: str | None = None
+    channels_last: bool = False
+    compile: bool = False
+
+    @property
+    def name(self) -> str:
+        words = [f'autocast {self.autocast}' if self.autocast else 'float32']
+        return ' + '.join(words + ['channels_last'] * self.channels_last + ['torch.compile'] * self.compile)
+
+    def autocast_context(self, device):
+        """A fresh `torch.autocast` for `device` (a torch.device), or a null context in float32."""
+        import torch  # noqa: PLC0415 (only where the original runs)
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=getattr(torch, self.autocast))
+
+    def memory_format(self):
+        import torch  # noqa: PLC0415
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+def original_model(path: str, variant: str, device: str = 'cpu', mode: OriginalMode = OriginalMode()):
+    """The original `Model` of `variant` (random weights, `tests/original_reference.build_original`)
+    on `device` ('cpu', 'cuda'), in eval mode, its weights in `mode`'s memory format; on the CPU
+    with `torch.set_num_threads(TORCH_THREADS)`."""
     import torch  # noqa: PLC0415 (only with --original)
 
     from tests.original_reference import build_original, import_original  # noqa: PLC0415
-    torch.set_num_threads(TORCH_THREADS)
+    device = torch.device(device)
+    if device.type == 'cpu':
+        torch.set_num_threads(TORCH_THREADS)
+    else:
+        torch.backends.cudnn.benchmark = True  # as the original's trainer sets it
     fields = parse_variant(variant)
     model = build_original(*import_original(path), n_features=fields.n_features,
                            n_blocks_a=fields.n_blocks_a, n_blocks_b=fields.n_blocks_b)
-    xs = [((torch.from_numpy(f).float() - 127.5) / 255.0).permute(2, 0, 1)[None].contiguous()
+    model = model.to(device, memory_format=mode.memory_format())
+    model.device = device  # its zero states' device
+    return model
+
+
+def original_side(path: str, variant: str, frames: np.ndarray, device: str = 'cpu',
+                  mode: OriginalMode = OriginalMode()) -> Side:
+    """The original `Model`'s cell, fusion, reconstructor and skip called as its forward calls
+    them, a frame at a time (its data loader's normalisation, (x - 127.5) / 255), on `device`
+    in `mode`; every step waits for the device. The frames are on the device before timing.
+    With `mode.compile` the parts recompile (the cell's prior is swapped): time whole frames."""
+    import torch  # noqa: PLC0415 (only with --original)
+
+    model = original_model(path, variant, device, mode)
+    device, memory = model.device, mode.memory_format()
+    xs = [((torch.from_numpy(f).float() - 127.5) / 255.0).permute(2, 0, 1)[None].to(device, memory_format=memory)
           for f in frames]
     c, window, past = model.n_feats, model.num_fb + model.num_ff + 1, model.num_fb
     h, w = (n // model.ds_ratio for n in frames.shape[1:3])
-    state = {'s': torch.zeros(1, c, h, w), 'mid': torch.zeros(1, 2 * c, h, w), 'prior': None,
-             'hs': collections.deque([torch.zeros(1, 5 * c, h, w)] * window, maxlen=window)}
+    zeros = lambda channels: torch.zeros(1, channels, h, w, device=device).to(memory_format=memory)
+    state = {'s': zeros(c), 'mid': zeros(2 * c), 'prior': None,
+             'hs': collections.deque([zeros(5 * c)] * window, maxlen=window)}
     real_prior = model.cell.prior
+    run = {name: torch.compile(getattr(model, name)) if mode.compile else getattr(model, name)
+           for name in ('cell', 'fusion', 'recons', 'skip')}
+    wait = torch.cuda.synchronize if device.type == 'cuda' else lambda: None
 
     class GivenPrior(torch.nn.Module):
         def forward(self, x):
@@ -144,17 +197,23 @@ def original_side(path: str, variant: str, frames: np.ndarray) -> Side:
 
     @torch.no_grad()
     def cell(t):
-        out, state['s'], state['mid'] = model.cell(xs[t], state['s'], state['mid'])
+        with mode.autocast_context(device):
+            out, state['s'], state['mid'] = run['cell'](xs[t], state['s'], state['mid'])
         state['hs'].append(out)
+        wait()
 
     @torch.no_grad()
     def reconstruct(t):
-        out = model.recons(model.fusion(list(state['hs'])))
-        out + model.skip(xs[max(t - past, 0)])
+        with mode.autocast_context(device):
+            out = run['recons'](run['fusion'](list(state['hs'])))
+            out + run['skip'](xs[max(t - past, 0)])
+        wait()
 
     @torch.no_grad()
     def prior(t):
-        state['prior'] = real_prior(xs[t])
+        with mode.autocast_context(device):
+            state['prior'] = real_prior(xs[t])
+        wait()
 
     def rest_of_cell(t):
         model.cell.prior = GivenPrior()

@@ -46,11 +46,17 @@ def report(name: str, rows: list[dict], json_path: str | None = None, markdown: 
         print('  '.join(c.rjust(w) for c, w in zip(columns, widths)))
         for row in rows:
             print('  '.join(cell(row.get(c, '')).rjust(w) for c, w in zip(columns, widths)))
+    path = write_json(name, {'benchmark': name, 'machine': machine(), **meta, 'rows': rows}, json_path)
+    print(f'wrote {path}')
+    return path
+
+
+def write_json(name: str, data: dict, json_path: str | None = None) -> pathlib.Path:
+    """Writes `data` to `json_path` (default `results/<name>.json`) atomically; returns the path."""
     path = pathlib.Path(json_path) if json_path else RESULTS_DIR / f'{name}.json'
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix='.tmp')
     with os.fdopen(fd, 'w') as handle:
-        json.dump({'benchmark': name, 'machine': machine(), **meta, 'rows': rows}, handle, indent=1)
+        json.dump(data, handle, indent=1)
     os.replace(tmp, path)
-    print(f'wrote {path}')
     return path

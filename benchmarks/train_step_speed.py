@@ -22,13 +22,14 @@ from mmp_jax.models.variants import model_from_variant
 LOSS = {'charbonnier': 1.0, 'gradient': 0.5, 'motion_magnitude': 0.0}
 
 
-def jitted_step(model: MMPRNN, batch: dict[str, np.ndarray], checked: bool = False):
+def jitted_step(model: MMPRNN, batch: dict[str, np.ndarray], checked: bool = False, clip_norm: float = 0.0):
     """(step, state, batch on the devices): the project's jitted stage-2 step of `model` (with the
-    training loop's soundness check where `checked`, `train_step.checked`), its fresh state and
-    `batch` (`blurry`, `sharp` [B, T, P, P, 3]) placed as the step wants them."""
+    training loop's soundness check where `checked`, `train_step.checked`; gradients clipped at
+    global norm `clip_norm` where positive), its fresh state and `batch` (`blurry`, `sharp`
+    [B, T, P, P, 3]) placed as the step wants them."""
     mesh = sharding.make_mesh()
     variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, model.window, 16, 16, 3)))
-    optimizer = stages.get('mmprnn').make_optimizer(5e-4, 1000)
+    optimizer = stages.get('mmprnn').make_optimizer(5e-4, 1000, clip_norm)
     state = sharding.replicate(stages.get('mmprnn').create_state(variables, optimizer), mesh)
     step = stages.get('mmprnn').make_step(model, optimizer, LOSS)
     step = train_step.jit_step(train_step.checked(step) if checked else step,
@@ -42,9 +43,10 @@ def random_batch(shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     return {'blurry': rng.random(shape, np.float32), 'sharp': rng.random(shape, np.float32)}
 
 
-def step_seconds(model: MMPRNN, batch: dict[str, np.ndarray], repeats: int) -> float:
-    """Median seconds of one training step of `model` on `batch` (`blurry`, `sharp` [B, T, P, P, 3])."""
-    step, state, batch = jitted_step(model, batch)
+def step_seconds(model: MMPRNN, batch: dict[str, np.ndarray], repeats: int, clip_norm: float = 0.0) -> float:
+    """Median seconds of one training step of `model` on `batch` (`blurry`, `sharp` [B, T, P, P, 3]),
+    gradients clipped as `jitted_step` clips them."""
+    step, state, batch = jitted_step(model, batch, clip_norm=clip_norm)
     state = [state]
 
     def run():

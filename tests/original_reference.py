@@ -4,6 +4,8 @@ Shared by `tests/data/make_reference.py` (which runs the original code) and the 
 run ours): the tiny variant, the input size, and the seeded random weights, generated from
 the recorded key list so that no weights need to be stored.
 """
+import contextlib
+import importlib.util
 import json
 import pathlib
 import sys
@@ -148,6 +150,36 @@ def import_original(path: str | pathlib.Path):
     finally:
         sys.path.remove(str(path))
     return mmprnn, unet
+
+
+ORIGINAL_LOSS = '1*L1_Charbonnier_loss_color|0.5*L1GradientLoss'  # the released code's (train/dp.py's para.loss)
+
+
+@contextlib.contextmanager
+def cuda_as_identity():
+    """Inside, a tensor's `.cuda()` returns the tensor itself: the original's constructors that
+    move their tensors to CUDA build on the CPU."""
+    import torch  # noqa: PLC0415 (only where the original is run)
+    real_cuda = torch.Tensor.cuda
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda = real_cuda
+
+
+def import_original_loss(path: str | pathlib.Path) -> types.ModuleType:
+    """The original's `train/loss.py` (of the outer MMP-RNN/ folder `path`), loaded from its file:
+    `train/__init__.py` imports the whole trainer. Where torchvision is absent it is stubbed (the
+    module imports it for a perceptual loss not used here). Its gradient loss moves its kernels
+    to CUDA when built: on the CPU build it inside `cuda_as_identity()`."""
+    if importlib.util.find_spec('torchvision') is None:
+        sys.modules.setdefault('torchvision', types.ModuleType('torchvision'))
+        sys.modules.setdefault('torchvision.models', types.ModuleType('torchvision.models'))
+    spec = importlib.util.spec_from_file_location('original_loss', pathlib.Path(path) / 'train' / 'loss.py')
+    loss = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loss)
+    return loss
 
 
 def build_original(mmprnn, unet, n_features: int, n_blocks_a: int, n_blocks_b: int):

@@ -18,11 +18,9 @@ paper's variants (slow: minutes on a CPU).
 """
 import argparse
 import collections
-import importlib.util
 import json
 import pathlib
 import sys
-import types
 
 import cv2
 import numpy as np
@@ -90,22 +88,12 @@ def write_torch_fixture() -> None:
 
 
 def build_losses(original: pathlib.Path, build):
-    """`build(module)` of the original's `train/loss.py` module, e.g. its losses.
-
-    `train/loss.py` imports torchvision (only for a perceptual loss not used here) and moves
-    its gradient kernels to CUDA in a constructor: torchvision is stubbed and `.cuda()` is the
-    identity while the module loads and `build` runs."""
-    sys.modules.setdefault('torchvision', types.ModuleType('torchvision'))
-    sys.modules.setdefault('torchvision.models', types.ModuleType('torchvision.models'))
-    spec = importlib.util.spec_from_file_location('original_loss', original / 'train' / 'loss.py')
-    loss = importlib.util.module_from_spec(spec)
-    real_cuda = torch.Tensor.cuda
-    torch.Tensor.cuda = lambda self, *a, **k: self
-    try:
-        spec.loader.exec_module(loss)
+    """`build(module)` of the original's `train/loss.py` module (e.g. its losses), the module loaded
+    by `original_reference.import_original_loss` and `build` run with `.cuda()` as the identity (the
+    gradient loss moves its kernels to CUDA when built)."""
+    loss = ref.import_original_loss(original)
+    with ref.cuda_as_identity():
         return build(loss)
-    finally:
-        torch.Tensor.cuda = real_cuda
 
 
 def loss_references(original: pathlib.Path) -> dict[str, np.ndarray]:
