@@ -147,11 +147,12 @@ class Worker:
         self.process.stdin.write(json.dumps(settings) + '\n')
         self.process.stdin.flush()
 
-    def close(self) -> None:
-        """Ends the worker: end of input, then its whole process group killed if it lingers."""
+    def close(self, wait_s: float = 10.0) -> None:
+        """Ends the worker: end of input, then its whole process group killed if it lingers past
+        `wait_s` seconds (at once with 0: a job that outran its time)."""
         try:
             self.process.stdin.close()
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=wait_s)
         except (OSError, subprocess.TimeoutExpired):
             pass
         if self.process.poll() is None:
@@ -191,7 +192,7 @@ def run_plan(jobs: list[Job], budget_s: float, start_worker: Callable[[str], Wor
             workers[job.side].send(job.settings)
             row = workers[job.side].answer(limit)
             if row is None:
-                workers.pop(job.side).close()
+                workers.pop(job.side).close(wait_s=0)
                 row = {'status': f'timed out after {limit:.0f} s'}
             elif row.get('status', '').startswith('failed: the worker exited'):
                 workers.pop(job.side).close()

@@ -183,7 +183,8 @@ def original_side(path: str, variant: str, frames: np.ndarray, device: str = 'cp
           for f in frames]
     c, window, past = model.n_feats, model.num_fb + model.num_ff + 1, model.num_fb
     h, w = (n // model.ds_ratio for n in frames.shape[1:3])
-    zeros = lambda channels: torch.zeros(1, channels, h, w, device=device).to(memory_format=memory)
+    dtype = getattr(torch, mode.autocast or 'float32')  # the states' dtype as the cell gives them
+    zeros = lambda channels: torch.zeros(1, channels, h, w, device=device, dtype=dtype).to(memory_format=memory)
     state = {'s': zeros(c), 'mid': zeros(2 * c), 'prior': None,
              'hs': collections.deque([zeros(5 * c)] * window, maxlen=window)}
     real_prior = model.cell.prior

@@ -173,7 +173,7 @@ def import_original_loss(path: str | pathlib.Path) -> types.ModuleType:
     `train/__init__.py` imports the whole trainer. Where torchvision is absent it is stubbed (the
     module imports it for a perceptual loss not used here). Its gradient loss moves its kernels
     to CUDA when built: on the CPU build it inside `cuda_as_identity()`."""
-    if importlib.util.find_spec('torchvision') is None:
+    if 'torchvision' not in sys.modules and importlib.util.find_spec('torchvision') is None:
         sys.modules.setdefault('torchvision', types.ModuleType('torchvision'))
         sys.modules.setdefault('torchvision.models', types.ModuleType('torchvision.models'))
     spec = importlib.util.spec_from_file_location('original_loss', pathlib.Path(path) / 'train' / 'loss.py')

@@ -200,3 +200,102 @@ def test_layer_speed(tmp_path):
     macs = result['conv_macs_per_frame']
     assert macs == pytest.approx(total['gmacs_per_call'] * 1e9)
     assert macs + result['other_macs_per_frame'] == network_stats('A2B1C4F5', 16, 32)['macs']
+
+
+@pytest.mark.slow
+def test_gpu_suite_ours_side(tmp_path):
+    """Our side of the GPU suite on this CPU (the CUDA formulations computed here): frame by frame
+    through `time_sides` and in chunks through `StreamingDeblurrer`, and the training step; the
+    original's rows skipped (no torch in this environment), one row per job in plan order."""
+    fake_original = tmp_path / 'MMP-RNN'
+    (fake_original / 'model').mkdir(parents=True)
+    (fake_original / 'model' / 'MMPRNN.py').write_text('')
+    result = _run(tmp_path, 'benchmarks.gpu_suite', '--variant', 'A1B1C4F5', '--size', '32x16', '--frames', '2',
+                  '--repeats', '1', '--stream-frames', '4', '--train-batch', '1x5x16x16', '--steps', '1',
+                  '--platform', 'cuda', '--original', str(fake_original),
+                  '--only', 'bfloat16 x8 K8,bfloat16 x8 K1,ours training,original inference float32',
+                  '--layers-json', str(tmp_path / 'layers.json'))
+    rows = {(row['side'], row['measure'], row['mode']): row for row in result['rows']}
+    assert list(rows) == [('original', 'inference', 'float32'), ('ours', 'inference', 'bfloat16 x8 K8'),
+                          ('ours', 'inference', 'bfloat16 x8 K1'), ('ours', 'training', 'bfloat16 x8 remat none loop'),
+                          ('original', 'inference', 'float32 + channels_last'),
+                          ('ours', 'training', 'float32 x1 remat none loop')]
+    for key, row in rows.items():
+        if key[0] == 'original':
+            assert row['status'] == 'skipped: torch is not importable'
+            continue
+        assert row['status'] == 'measured' and row['jax'] and row['device'] == 'cpu:cpu'
+        assert row['fps'] > 0 and row['s_per_frame'] == 1 / row['fps'] if key[1] == 'inference' else \
+            row['steps_per_s'] > 0 and row['batch'] == '1x5x16x16'
+    assert rows[('ours', 'inference', 'bfloat16 x8 K8')]['driver'] == 'StreamingDeblurrer'
+    assert rows[('ours', 'inference', 'bfloat16 x8 K1')]['driver'] == 'time_sides'
+    assert result['platform_formulations'] == 'cuda'
+
+
+_FAKE_WORKER = '''
+import json, sys, time
+print('SUITE ' + json.dumps({'ready': True, 'device': 'fake'}), flush=True)
+for line in sys.stdin:
+    job = json.loads(line)
+    time.sleep(job['sleep'])
+    print('noise', flush=True)
+    print('SUITE ' + json.dumps({'slept': job['sleep']}), flush=True)
+'''
+
+
+def test_gpu_suite_keeps_to_its_budget():
+    """A job that outruns its limit is stopped (its worker killed and restarted for the next
+    job), a job that needs more than is left is skipped, each gives a row, in order."""
+    from benchmarks import gpu_suite  # noqa: PLC0415
+    started = []
+
+    def start(side):
+        started.append(side)
+        return gpu_suite.Worker([sys.executable, '-c', _FAKE_WORKER])
+
+    job = lambda sleep, needs, limit: gpu_suite.Job('ours', {'measure': 'inference', 'dtype': 'float32',
+                                                               'multiple': 1, 'chunk': 1, 'sleep': sleep}, needs, limit)
+    rows = []
+    gpu_suite.run_plan([job(0.1, 0, 30), job(60, 0, 1.0), job(0.1, 0, 30), job(0.1, 100, 30), job(0.1, 0, 30)],
+                       20, start, rows.append)
+    assert [row['status'] for row in rows] == ['measured', 'timed out after 1 s', 'measured',
+                                                rows[3]['status'], 'measured']
+    assert rows[3]['status'].startswith('skipped: ') and rows[3]['status'].endswith('needs 100')
+    assert rows[0]['slept'] == 0.1 and rows[0]['device'] == 'fake' and rows[1]['wall_s'] < 5
+    assert started == ['ours', 'ours']  # restarted once, after the time-out
+    skipped = []
+    gpu_suite.run_plan([job(0.1, 0, 30)], 20, start, skipped.append, {'ours': 'no device'})
+    assert skipped[0]['status'] == 'skipped: no device' and len(started) == 2
+
+
+def test_roofline_fills_and_totals(tmp_path):
+    """The fill model on known shapes, and the frame's totals from every conv call."""
+    from benchmarks.roofline import ConvWork  # noqa: PLC0415
+    dense = ConvWork((3, 3), 1, False, 90, 36, (180, 320), (180, 320))
+    assert dense.h100_fill() == 90 * 36 / (96 * 40) and dense.tpu_fill() == 90 * 36 / 128 ** 2
+    assert dense.tpu_folded_fill() == 810 * 36 / (896 * 128)
+    assert dense.bytes() == 2 * (180 * 320 * (90 + 36) + 9 * 90 * 36)
+    transposed = ConvWork((3, 3), 2, True, 90, 36, (180, 320), (360, 640))
+    assert transposed.macs * 4 == 360 * 640 * 9 * 90 * 36  # a quarter of thop's count
+    result = _run(tmp_path, 'benchmarks.roofline', '--variant', 'A2B1C4F5', '--size', '32x16')
+    *rows, total = result['rows']
+    assert sum(row['count'] for row in rows) == total['count'] == 54 + 4 * (2 + 1)
+    assert all(0 < row[f'{unit}_fill'] <= 1 for row in rows for unit in ('tpu', 'tpu_folded', 'h100'))
+    assert total['h100_fps'] <= total['h100_fps_full_fill'] and total['tpu_fps'] <= total['tpu_folded_fps']
+    assert total['tpu_ms_per_frame'] == pytest.approx(sum(row['tpu_ms_per_frame'] for row in rows))
+
+
+@pytest.mark.slow
+def test_layer_speed_device_table(tmp_path):
+    """Every part and conv shape of a frame timed on the default device, with rates against the
+    measured ceilings."""
+    result = _run(tmp_path, 'benchmarks.layer_speed', '--device-table', '--variant', 'A2B1C4F5', '--size', '32x16',
+                  '--dtype', 'bfloat16')
+    parts = [row for row in result['rows'] if row['row'] == 'part']
+    convs = [row for row in result['rows'] if row['row'] == 'conv']
+    assert [row['name'] for row in parts] == ['MMP-Net', 'cell (given the prior)', 'fusion', 'reconstruction', 'skip']
+    assert sum(row['convs'] for row in parts) == sum(row['count'] for row in convs) == 54 + 4 * (2 + 1)
+    assert result['matmul_tflops'] > 0 and result['copy_gbs'] > 0 and result['dtype'] == 'bfloat16'
+    for row in result['rows']:
+        assert row['ms'] > 0 and row['tflops'] == pytest.approx(row['gflop'] / row['ms'])
+        assert row['of_matmul_ceiling'] == pytest.approx(row['tflops'] / result['matmul_tflops'])
