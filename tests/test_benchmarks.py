@@ -222,7 +222,9 @@ def test_gpu_suite_ours_side(tmp_path):
                           ('ours', 'training', 'float32 x1 remat none loop')]
     for key, row in rows.items():
         if key[0] == 'original':
-            assert row['status'] == 'skipped: torch is not importable'
+            # skipped without torch; with it, the fake original fails to import: never measured
+            assert row['status'] in ('skipped: torch is not importable', "failed: ModuleNotFoundError: "
+                                     "No module named 'model.UNet'")
             continue
         assert row['status'] == 'measured' and row['jax'] and row['device'] == 'cpu:cpu'
         assert row['fps'] > 0 and row['s_per_frame'] == 1 / row['fps'] if key[1] == 'inference' else \
