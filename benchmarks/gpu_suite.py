@@ -42,7 +42,7 @@ from collections.abc import Callable
 
 from benchmarks.infer_speed import OriginalMode
 from benchmarks.report import write_json
-from benchmarks.suite_worker import MARK
+from benchmarks.suite_worker import MARK, add_work_arguments
 
 STARTUP_S = 90.0  # a worker's imports and device start, counted against the budget only
 FLOAT32, AUTOCAST16, AUTOCAST_BF16 = {}, {'autocast': 'float16'}, {'autocast': 'bfloat16'}
@@ -233,19 +233,10 @@ def _summary(rows: list[dict]) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--variant', default='A9B10C18F8')
-    parser.add_argument('--size', default='1280x720', help='inference frame size, W x H')
-    parser.add_argument('--frames', type=int, default=8, help='frames per timed pass, frame by frame')
-    parser.add_argument('--repeats', type=int, default=2, help='timed passes, frame by frame')
-    parser.add_argument('--stream-frames', type=int, default=24, help='frames streamed in chunks (K8)')
-    parser.add_argument('--train-batch', default='8x10x256x256', help='B x T x P x P')
-    parser.add_argument('--steps', type=int, default=3, help='timed training steps')
-    parser.add_argument('--original', help='the outer MMP-RNN/ folder of the original (its side is skipped without)')
+    add_work_arguments(parser)
     parser.add_argument('--budget-s', type=float, default=420.0, help='seconds for the whole suite')
     parser.add_argument('--only', default='', help='comma-separated parts of job names (default: every job)')
     parser.add_argument('--python', default=sys.executable, help='interpreter of the workers')
-    parser.add_argument('--platform', help="ours computes this platform's formulations wherever it runs "
-                        "('cuda': the GPU's on a CPU smoke test)")
     parser.add_argument('--json', default='benchmarks/results/gpu_side_by_side.json')
     parser.add_argument('--layers-json', default='benchmarks/results/gpu_layers.json')
     args = parser.parse_args(argv)

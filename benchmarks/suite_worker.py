@@ -143,20 +143,25 @@ class Original:
                                                            self.device, mode, config.steps))
 
 
+def add_work_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of the work both sides are given (`gpu_suite` takes them and passes them on)."""
+    parser.add_argument('--variant', default='A9B10C18F8')
+    parser.add_argument('--size', default='1280x720', help='inference frame size, W x H')
+    parser.add_argument('--frames', type=int, default=8, help='frames per timed pass, frame by frame (K = 1)')
+    parser.add_argument('--repeats', type=int, default=2, help='timed passes, frame by frame (K = 1)')
+    parser.add_argument('--stream-frames', type=int, default=24, help='frames streamed in chunks (K > 1)')
+    parser.add_argument('--train-batch', default='8x10x256x256', help='B x T x P x P')
+    parser.add_argument('--steps', type=int, default=3, help='timed training steps')
+    parser.add_argument('--original', help='the outer MMP-RNN/ folder of the original (its side is skipped without)')
+    parser.add_argument('--platform', help="ours computes this platform's formulations wherever it runs "
+                        "('cuda': the GPU's on a CPU smoke test; default: the device's)")
+
+
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('side', choices=('ours', 'original'))
-    parser.add_argument('--variant', default='A9B10C18F8')
-    parser.add_argument('--size', default='1280x720', help='inference frame size, W x H')
-    parser.add_argument('--frames', type=int, default=8, help='frames per pass, K = 1 and the original')
-    parser.add_argument('--repeats', type=int, default=2, help='timed passes, K = 1 and the original')
-    parser.add_argument('--stream-frames', type=int, default=24, help='frames streamed, K > 1')
-    parser.add_argument('--train-batch', default='8x10x256x256', help='B x T x P x P')
-    parser.add_argument('--steps', type=int, default=3, help='timed training steps')
-    parser.add_argument('--original', help='outer MMP-RNN/ folder of the original')
+    add_work_arguments(parser)
     parser.add_argument('--layers-json', help="where the layers job writes its table")
-    parser.add_argument('--platform', help="ours computes this platform's formulations (e.g. 'cuda' on a CPU, "
-                        "to test them; default: the device's)")
     return parser.parse_args(argv)
 
 
