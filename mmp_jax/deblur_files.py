@@ -14,7 +14,6 @@ from mmp_jax import interrupts
 from mmp_jax.data.sources import FrameSource
 from mmp_jax.frame_writers import FrameWriter, check_distinct
 from mmp_jax.infer import StreamingDeblurrer, TiledDeblurrer, deblur_in_chunks
-from mmp_jax.models.mmp_net import MIN_SIZE
 from mmp_jax.models.mmp_rnn import DOWNSAMPLE
 from mmp_jax.visualize import heat_map
 
@@ -37,13 +36,12 @@ def check_length(source: FrameSource, ends: str, model) -> None:
 
 
 def _checked_sizes(source: FrameSource, model) -> Iterator[np.ndarray]:
-    """`source.frames`, the first checked to be large enough for `model`'s MMP-Net (frames are
-    padded to a multiple of 4, then need MIN_SIZE a side): a UserError naming the input and its
-    frame size, before any work, rather than the model's message about the padded size."""
-    smallest = MIN_SIZE - DOWNSAMPLE + 1
+    """`source.frames`, the first checked to be large enough for `model` (frames are padded to a
+    multiple of DOWNSAMPLE, then need `model.min_frame_side` a side): a UserError naming the input
+    and its frame size, before any work, rather than the model's message about the padded size."""
+    smallest = model.min_frame_side - DOWNSAMPLE + 1
     for index, frame in enumerate(source.frames):
-        if (index == 0 and model.use_mmam and not model.needs_prior
-                and min(frame.shape[:2]) < smallest):
+        if index == 0 and min(frame.shape[:2]) < smallest:
             raise UserError(f'{source.path}: frames of {frame.shape[1]}x{frame.shape[0]} are too small for '
                             f'MMP-Net (at least {smallest} pixels a side)')
         yield frame

@@ -14,13 +14,14 @@ copy, works from any folder:
     mmp-train --config="$(python -c 'import mmp_jax.configs as c; print(c.__path__[0])')/bsd.py" ...
 """
 import sys
+from typing import NoReturn
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mmp_jax.errors import UserError, one_line
+from mmp_jax.errors import UserError
 from mmp_jax import modes, stages, train
-from mmp_jax.cli.absl_help import describe_in_help
+from mmp_jax.cli import absl_help
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'job configuration: a config file (configs/*.py in a '
                                           'checkout, installed as mmp_jax/configs/*.py)', lock_config=True)
@@ -31,10 +32,9 @@ _MODE = flags.DEFINE_enum('mode', 'train', list(_MODES), 'train (then evaluate),
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def _fail(problem: str) -> None:
+def _fail(problem: str) -> NoReturn:
     """The one-line error of the command line: `mmp_jax: error: <problem>`, exit status 2."""
-    print(one_line(f'mmp_jax: error: {problem}'), file=sys.stderr)
-    sys.exit(2)
+    absl_help.fail('mmp_jax', problem)
 
 
 def _missing_field(error: Exception, argv: list[str]) -> str:
@@ -53,18 +53,11 @@ def _missing_field(error: Exception, argv: list[str]) -> str:
     return f'{override}: no such field in the config'
 
 
-def _last_line(error: Exception) -> str:
-    """The last line of a multi-line message (config_flags' ends with the cause and the path)."""
-    return str(error).strip().splitlines()[-1].strip()
-
-
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with its errors and config_flags' unknown fields (AttributeError,
     KeyError, raised before `main` runs) as one line (`_fail`)."""
     try:
-        return flags.FLAGS(argv)
-    except flags.Error as error:
-        _fail(f'{error.__class__.__name__}: {_last_line(error)}')
+        return absl_help.parse_flags('mmp_jax', argv)
     except (AttributeError, KeyError) as error:
         _fail(_missing_field(error, argv))
 
@@ -76,7 +69,7 @@ def _config():
     try:
         config.get('stages')
     except OSError as error:
-        _fail(f'--config={config_flags.get_config_filename(flags.FLAGS["config"])}: {_last_line(error)}')
+        _fail(f'--config={config_flags.get_config_filename(flags.FLAGS["config"])}: {absl_help.last_line(error)}')
     return config
 
 
@@ -102,7 +95,7 @@ def main(argv):
 
 def console_main():
     """The `mmp-train` console script: the flags as `parse_flags` reads them, then `main`."""
-    describe_in_help(__name__)
+    absl_help.describe_in_help(__name__)
     app.run(main, flags_parser=parse_flags)
 
 

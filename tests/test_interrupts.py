@@ -39,7 +39,7 @@ def test_a_signal_inside_held_is_raised_when_the_outermost_block_ends():
 class _FakeDeblurrer:
     """Yields the input frames as outputs; `signal_after` frames in, sends SIGTERM. Its model has
     no MMP-Net (so no frame size is too small for it)."""
-    model = types.SimpleNamespace(use_mmam=False, needs_prior=False)
+    model = types.SimpleNamespace(use_mmam=False, needs_prior=False, min_frame_side=0)
 
     def __init__(self, signal_after: int | None = None):
         self.signal_after = signal_after

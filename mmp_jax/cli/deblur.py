@@ -112,17 +112,20 @@ def run(args: argparse.Namespace) -> list[tuple[str, int]]:
         raise CheckpointError(f'{args.checkpoint}: holds {config["variant"]}, --variant says {args.variant}')
     with tempfile.TemporaryDirectory(prefix='mmp_jax_deblur.') as scratch:
         jobs = deblur_plan.plan(args.input, args.output, args.prior, args.overwrite, pathlib.Path(scratch))
-        sources = [open_frames(job.input, folder_fps=args.fps, allow_truncated=args.allow_truncated,
-                               max_pixels=args.max_pixels) for job in jobs]
-        for source in sources:
-            check_length(source, args.ends, model)
+        source_of = lambda job: open_frames(job.input, folder_fps=args.fps, allow_truncated=args.allow_truncated,
+                                            max_pixels=args.max_pixels)
+        for job in jobs:  # every input opened and checked first, each closed again until its turn
+            with source_of(job) as source:
+                check_length(source, args.ends, model)
         deblurrer = make_deblurrer(model, variables, args.ends, args.dtype,
                                    tuple(args.tile) if args.tile else None, args.tile_overlap, args.chunk_frames)
         written = []
-        for source, job in zip(sources, jobs):
-            count = deblur_file(deblurrer, source, job.write_output, job.write_prior, args.side_by_side,
-                                progress=not args.quiet, overwrite=args.overwrite, reset_every=args.reset_every,
-                                audio=not args.no_audio, codec=args.codec, quality=args.crf)
+        for job in jobs:
+            with source_of(job) as source:
+                count = deblur_file(deblurrer, source, job.write_output, job.write_prior, args.side_by_side,
+                                    progress=not args.quiet, overwrite=args.overwrite,
+                                    reset_every=args.reset_every, audio=not args.no_audio, codec=args.codec,
+                                    quality=args.crf)
             deblur_plan.publish(job)
             written.append((job.output, count))
         return written

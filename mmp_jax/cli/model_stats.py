@@ -13,7 +13,7 @@ import json
 from absl import app, flags
 
 from mmp_jax.errors import run_command
-from mmp_jax.cli.absl_help import describe_in_help
+from mmp_jax.cli.absl_help import describe_in_help, parse_flags
 from mmp_jax.models.macs import network_stats
 
 # Table 2 / 3 and Sec. 3.1 of the paper: (params in millions or None, GMACs per 720p frame).
@@ -71,9 +71,10 @@ def _report(overrides: dict) -> int:
 
 
 def console_main():
-    """The console script: absl parses the command line and exits with `main`'s status."""
+    """The console script: absl parses the command line (a flag error one line, exit status 2)
+    and exits with `main`'s status."""
     describe_in_help(__name__)
-    app.run(main)
+    app.run(main, flags_parser=lambda argv: parse_flags('model_stats', argv))
 
 
 if __name__ == '__main__':

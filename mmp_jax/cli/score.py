@@ -15,7 +15,8 @@ truncates its outputs to 8 bits before it writes and scores them); PSNR and SSIM
 `mmp_jax.metrics`' (scikit-image's SSIM, as the original's test). Means are over all scored
 frames (each frame counts once), and per sequence.
 
-Prints a table; `--json PATH` also writes the scores there (replacing that file). `--lpips`
+Prints a table; `--json PATH` also writes the scores there (replacing that file; a score that is
+not finite, the PSNR of identical frames, is `inf` in the table and null in the JSON). `--lpips`
 adds LPIPS (AlexNet) where the `lpips` package is installed (it is not a dependency; without it,
 a note and the other scores). A missing or mismatched sequence, frame count or frame size ends
 with one line naming it (exit 2) before anything is scored or written.
@@ -117,6 +118,16 @@ def score(sequences: list[Sequence], lpips: Callable | None = None, max_pixels: 
             'count': len(rows), **dict(zip(keys, np.mean(rows, axis=0).tolist())), 'sequences': per_sequence}
 
 
+def finite_or_null(value):
+    """`value` (a report: dicts, lists, numbers, strings) with every float that is not finite as None:
+    JSON has no infinity."""
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite_or_null(item) for item in value]
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
 def table(report: dict) -> str:
     """The report as a text table: a row per sequence, then the mean over all frames."""
     keys = [key for key in ('psnr', 'ssim', 'lpips') if key in report]
@@ -158,7 +169,7 @@ def _score_and_report(args: argparse.Namespace, lpips: Callable | None) -> int:
     report = score(match_sequences(args.outputs, args.sharp, args.sharp_subfolder), lpips, args.max_pixels)
     report.update(outputs=str(args.outputs), sharp=str(args.sharp))
     if args.json is not None:
-        atomic.write_json(args.json, report)
+        atomic.write_json(args.json, finite_or_null(report))
     print(table(report))
     return 0
 

@@ -113,7 +113,7 @@ def list_sequences(settings: ExportSettings) -> list:
         entries = reader(settings.input, settings.split)
     for entry in entries:  # missing, empty, not a video, frames over --max-pixels (their headers)
         for path in filter(None, (entry.sharp, entry.blurry)):
-            sources.open_frames(path, max_pixels=settings.max_pixels)
+            sources.check_input(path, settings.max_pixels)
     return entries
 
 

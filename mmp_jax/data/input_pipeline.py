@@ -21,14 +21,13 @@ Batches are dicts of float32 arrays in [0, 1]: `blurry`, `sharp` `[B, T, P, P, 3
 import dataclasses
 import functools
 import os
-import struct
 import threading
 from collections.abc import Iterator
 
 import numpy as np
 
 from mmp_jax.errors import UserError
-from mmp_jax.data import paths, random_access, tfrecords
+from mmp_jax.data import decode_limits, paths, random_access, tfrecords
 
 
 def record_files(directory: str | os.PathLike) -> list[str]:
@@ -116,15 +115,22 @@ class Windows:
     weights: np.ndarray | None = None  # float [S]: each folder's share of the items, summing to 1
 
 
-def _png_size(data: bytes) -> tuple[int, int]:
-    """(height, width) from a PNG's header."""
-    width, height = struct.unpack('>II', data[16:24])
+def _record_size(encoded: tuple[bytes, bytes, bytes], name: str) -> tuple[int, int]:
+    """(height, width) of a record's frames (blurry, sharp, MMP: b'' where absent) from their PNG
+    headers, no pixel decoded: a UserError naming the record where a header cannot be read, states
+    more than `decode_limits.DEFAULT_MAX_PIXELS` (a crafted record would take the memory of every
+    reader that decodes it) or differs from the others."""
+    sizes = {decode_limits.check_image(png, name=name) for png in encoded if png}
+    if len(sizes) != 1:
+        raise UserError(f'{name}: its frames differ in size ({", ".join(f"{w}x{h}" for w, h in sorted(sizes))})')
+    width, height = sizes.pop()
     return height, width
 
 
 def load_windows(files: list[str], length: int, in_memory: bool = True) -> Windows:
-    """Reads the shards once (not decoding the PNGs) and lists the windows of `length` frames;
-    the frames held (`in_memory`) or their places in the files (`RecordsOnDisk`)."""
+    """Reads the shards once (not decoding the PNGs: their sizes checked from their headers,
+    `_record_size`) and lists the windows of `length` frames; the frames held (`in_memory`) or
+    their places in the files (`RecordsOnDisk`)."""
     held: tuple[list, list, list] = ([], [], [])
     places, frames, sizes, has_mmp, count = [], [], [], False, 0
     for number, path in enumerate(files):
@@ -136,7 +142,7 @@ def load_windows(files: list[str], length: int, in_memory: bool = True) -> Windo
                 for kept, value in zip(held, encoded):
                     kept.append(value)
             places.append((number, offset))
-            sizes.append(_png_size(encoded[0]))
+            sizes.append(_record_size(encoded, f'{path}: record {len(meta)}'))
             has_mmp |= bool(encoded[2])
             meta.append((raw['sequence'][0], raw['index'][0]))
         for start in range(len(meta) - length + 1):

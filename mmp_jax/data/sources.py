@@ -6,7 +6,7 @@ import pathlib
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import av
 import cv2
@@ -113,13 +113,26 @@ class FrameSource:
 
     Videos only: `times` holds, as the frames are read, each frame's presentation time in
     seconds after the first frame's (exact fractions of the stream's time base), so that a
-    variable frame rate can be kept; None for folders."""
+    variable frame rate can be kept; None for folders.
+
+    A video's file stays open until its frames are read to the end or the source is closed
+    (`close()`, or leaving `with open_frames(...) as source:`)."""
     path: pathlib.Path
     frames: Iterator[np.ndarray]
     count: int | None         # None where neither the container nor its packets say
     fps: float                # the video's average rate; `folder_fps` for folders
     names: list[str] | None   # file names of a folder's frames, in order; None for videos
     times: list[fractions.Fraction] | None = None
+    release: Callable[[], None] = lambda: None  # closes what the source holds open (a video's container)
+
+    def close(self) -> None:
+        self.release()
+
+    def __enter__(self) -> 'FrameSource':
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.close()
 
 
 def _packet_count(path: pathlib.Path) -> int | None:
@@ -176,21 +189,9 @@ def frame_rate(stream) -> fractions.Fraction:
     return stream.average_rate or stream.guessed_rate or fractions.Fraction(0)
 
 
-def open_frames(path: str | pathlib.Path, folder_fps: float = 25.0, allow_truncated: bool = False,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> FrameSource:
-    """A folder of images or a video file FFmpeg (PyAV) can read; SourceError names the problem.
-    The frame count of a video is the one its container states (MP4, AVI), else its packets
-    counted without decoding (Matroska, WebM); a video whose frames end before it, or whose
-    frame fails to decode, is an error when its frames are read (after the frames that decoded),
-    unless `allow_truncated`. A video's frames are turned upright as its rotation metadata says.
-    Frames larger than `max_pixels` (the header's size, see `decode_limits`: every frame's of a
-    folder, the stream's of a video) are refused here, before any is decoded."""
-    path = pathlib.Path(path)
-    if path.is_dir():
-        paths = list_frames(path)
-        for frame in paths:  # every header, before any frame is decoded
-            _check_image(frame, max_pixels)
-        return FrameSource(path, _iter_folder(paths, max_pixels), len(paths), folder_fps, [p.name for p in paths])
+def _open_video(path: pathlib.Path, max_pixels: int):
+    """The PyAV container of the video file `path`, checked to hold a video stream of at most
+    `max_pixels` (closed, and SourceError, where it does not)."""
     if not path.exists():
         raise SourceError(f'{path}: no such file or folder')
     check_regular_file(path)
@@ -199,20 +200,56 @@ def open_frames(path: str | pathlib.Path, folder_fps: float = 25.0, allow_trunca
     except (av.FFmpegError, OSError) as error:
         raise SourceError(f'{path}: not a video FFmpeg can open ({getattr(error, "strerror", None) or error})') \
             from None
-    if not container.streams.video:
-        container.close()
-        raise SourceError(f'{path}: holds no video stream')
-    stream = container.streams.video[0]
     try:
-        _check_pixels(path, stream.codec_context.width, stream.codec_context.height, max_pixels)
+        if not container.streams.video:
+            raise SourceError(f'{path}: holds no video stream')
+        context = container.streams.video[0].codec_context
+        _check_pixels(path, context.width, context.height, max_pixels)
     except SourceError:
         container.close()
         raise
+    return container
+
+
+def check_input(path: str | pathlib.Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """What `open_frames` checks before any frame is decoded (a folder's frames or a video that
+    opens, frame headers within `max_pixels`), with nothing left open and no frame counted."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        _checked_folder(path, max_pixels)
+    else:
+        _open_video(path, max_pixels).close()
+
+
+def _checked_folder(path: pathlib.Path, max_pixels: int) -> list[pathlib.Path]:
+    """The frames of the folder `path` (`list_frames`), every header checked against `max_pixels`."""
+    paths = list_frames(path)
+    for frame in paths:
+        _check_image(frame, max_pixels)
+    return paths
+
+
+def open_frames(path: str | pathlib.Path, folder_fps: float = 25.0, allow_truncated: bool = False,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> FrameSource:
+    """A folder of images or a video file FFmpeg (PyAV) can read; SourceError names the problem.
+    The frame count of a video is the one its container states (MP4, AVI), else its packets
+    counted without decoding (Matroska, WebM); a video whose frames end before it, or whose
+    frame fails to decode, is an error when its frames are read (after the frames that decoded),
+    unless `allow_truncated`. A video's frames are turned upright as its rotation metadata says.
+    Frames larger than `max_pixels` (the header's size, see `decode_limits`: every frame's of a
+    folder, the stream's of a video) are refused here, before any is decoded. A video stays open
+    until its frames are read to the end or the source is closed (`FrameSource.close`)."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        paths = _checked_folder(path, max_pixels)  # every header, before any frame is decoded
+        return FrameSource(path, _iter_folder(paths, max_pixels), len(paths), folder_fps, [p.name for p in paths])
+    container = _open_video(path, max_pixels)
+    stream = container.streams.video[0]
     stated = stream.frames or _packet_count(path) or None
     rate = frame_rate(stream)
     times = []
     return FrameSource(path, _iter_video(path, container, stated, allow_truncated, max_pixels, times), stated,
-                       float(rate) if rate > 0 else folder_fps, None, times)
+                       float(rate) if rate > 0 else folder_fps, None, times, container.close)
 
 
 # --- data set layouts -----------------------------------------------------------------

@@ -307,6 +307,12 @@ class MMPRNN(nn.Module):
         """How frames are scaled for the network and MMP-Net inside it."""
         return InputScaling(self.centralize, self.normalize)
 
+    @property
+    def min_frame_side(self) -> int:
+        """The fewest pixels a side of a frame may have (after padding to a multiple of DOWNSAMPLE):
+        MIN_SIZE where MMP-Net runs inside the model (its four 2x2 pools), else none (0)."""
+        return MIN_SIZE if self.use_mmam and not self.needs_prior else 0
+
     def _check_frame(self, frame_shape, prior) -> None:
         height, width = frame_shape[-3:-1]
         if height % DOWNSAMPLE or width % DOWNSAMPLE or frame_shape[-1] != 3:
@@ -314,7 +320,7 @@ class MMPRNN(nn.Module):
                              f'{DOWNSAMPLE}; got shape {tuple(frame_shape)}')
         if self.needs_prior and prior is None:
             raise ValueError("prior_source='given' needs a prior [..., H, W, 1]")
-        if self.use_mmam and not self.needs_prior and min(height, width) < MIN_SIZE:
+        if min(height, width) < self.min_frame_side:
             raise UserError(f'frames of {width}x{height} are too small for MMP-Net '
                             f'(at least {MIN_SIZE}x{MIN_SIZE})')
 

@@ -164,3 +164,22 @@ def test_a_fraction_of_the_windows_is_kept_the_same_way_each_time(records):
     for bad in (0.0, 1.5, 0.05):
         with pytest.raises(ValueError, match='fraction'):
             input_pipeline.keep_fraction(whole, bad, seed=0)
+
+
+def test_a_record_bomb_is_refused_before_either_reader_decodes_it(tmp_path, monkeypatch):
+    """A record whose blurry PNG states 12000x12000 (about 100 KB of zeros) beside 24x40 frames:
+    refused, naming the record, when the windows are listed, before tf.data's or the numpy
+    reader's decoder would allocate it."""
+    from tests.data_pipeline.test_decode_limits import png_bomb  # noqa: PLC0415
+    pytest.importorskip('tensorflow')
+    bomb = png_bomb(tmp_path / 'bomb.png').read_bytes()
+    frame = np.zeros((24, 40, 3), np.uint8)
+    records = [tfrecords.frame_example('synthetic', 'a', t, 9, frame, frame, None) for t in range(2)]
+    real_encode = tfrecords.encode_png
+    monkeypatch.setattr(tfrecords, 'encode_png', lambda image: bomb)
+    records.append(tfrecords.frame_example('synthetic', 'a', 2, 9, frame, frame, None))
+    monkeypatch.setattr(tfrecords, 'encode_png', real_encode)
+    shard = tmp_path / tfrecords.shard_name('mmp', 0, 1)
+    tfrecords.save_manifest(tmp_path, {'shards': {'0': tfrecords.write_shard(shard, records)}})
+    with pytest.raises(ValueError, match=f"{shard}: record 2: 12000x12000 frames .* over the limit"):
+        input_pipeline.load_windows(input_pipeline.record_files(tmp_path), 3)

@@ -119,3 +119,25 @@ def test_a_file_without_video_names_the_problem(tmp_path):
         container.mux(stream.encode(None))
     with pytest.raises(sources.SourceError, match='sound.mkv: holds no video stream'):
         sources.open_frames(sound)
+
+
+def _open_files() -> int:
+    return len(list(pathlib.Path('/proc/self/fd').iterdir()))
+
+
+@pytest.mark.skipif(not pathlib.Path('/proc/self/fd').is_dir(), reason='counts open files through /proc')
+def test_a_closed_source_and_a_checked_input_hold_no_file_open(tmp_path):
+    """A folder of many videos is checked (the exporter) and opened (deblur) one at a time: an
+    unread source closed, a source read to its end, and `check_input` leave no file open."""
+    video = _with_longer_audio(tmp_path / 'talk.mkv', _frames(4))
+    before = _open_files()
+    held = sources.open_frames(video)
+    assert _open_files() > before  # the container is open while the source is
+    held.close()
+    for _ in range(20):
+        with sources.open_frames(video) as source:
+            assert source.count == 4
+        sources.check_input(video)
+    with sources.open_frames(video) as source:
+        assert len(list(source.frames)) == 4
+    assert _open_files() == before

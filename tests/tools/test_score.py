@@ -71,6 +71,17 @@ def test_all_t_outputs_are_scored_on_frames_2_to_t_minus_3(evaluated, tmp_path):
     assert json.loads((tmp_path / 'all.json').read_text())['psnr'] == pytest.approx(report['psnr'], abs=1e-12)
 
 
+def test_identical_frames_score_inf_in_the_table_and_null_in_valid_json(evaluated, tmp_path, capsys):
+    """The sharp frames scored against themselves: PSNR infinite, which JSON cannot hold."""
+    root, _ = evaluated
+    assert _score('--outputs', root / 'sharp', '--sharp', root / 'sharp', '--json', tmp_path / 'same.json') == 0
+    refuse = lambda constant: pytest.fail(f'not JSON: {constant}')
+    report = json.loads((tmp_path / 'same.json').read_text(), parse_constant=refuse)
+    assert report['psnr'] is None and report['ssim'] == pytest.approx(1.0)
+    assert all(seq['psnr'] is None for seq in report['sequences'].values())
+    assert capsys.readouterr().out.splitlines()[-1].split()[2:] == ['inf', '1.0000']
+
+
 def _one_line(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'Traceback' not in err, err
