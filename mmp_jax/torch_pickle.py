@@ -22,6 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from mmp_jax.errors import UserError
+from mmp_jax.data import paths
 
 MAX_CHECKPOINT_BYTES = 4 << 30  # uncompressed bytes of a whole file, and bytes of all its tensors
 MAX_TENSOR_DIMS = 64  # torch's own limit
@@ -215,8 +216,11 @@ def load_checkpoint(path: str | pathlib.Path, *, max_bytes: int = MAX_CHECKPOINT
     """The object saved in a `.pth`/`.pth.tar` file, tensors as numpy arrays; `max_bytes`
     bounds the uncompressed size of the file and the size of its tensors."""
     path = pathlib.Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointReadError(f'{path}: no such file')
+    problem = paths.not_a_regular_file(path)  # a folder; a FIFO would block the reader
+    if problem:
+        raise CheckpointReadError(f'{path}: {problem}')
     try:
         import torch  # noqa: F401, PLC0415
     except ImportError:

@@ -56,6 +56,12 @@ def test_a_malicious_pickle_is_refused_and_never_runs(tmp_path, zipped):
 def test_not_a_checkpoint(tmp_path):
     with pytest.raises(CheckpointReadError, match='no such file'):
         load_state_dict(tmp_path / 'missing.pth')
+    (tmp_path / 'folder.pth').mkdir()
+    with pytest.raises(CheckpointReadError, match='folder.pth: is a folder, not a file'):  # "no such file" before
+        load_state_dict(tmp_path / 'folder.pth')
+    os.mkfifo(tmp_path / 'fifo.pth')
+    with pytest.raises(CheckpointReadError, match='fifo.pth: is a FIFO, not a file'):
+        load_state_dict(tmp_path / 'fifo.pth')
     (tmp_path / 'junk.npz').write_bytes(os.urandom(64))
     with pytest.raises(CheckpointReadError, match=r'junk.npz: cannot be read as .npz'):
         load_state_dict(tmp_path / 'junk.npz')

@@ -5,6 +5,7 @@ local folder. URLs are kept as given (a URL has no current folder to resolve aga
 unknown scheme is a ValueError naming the path."""
 import os
 import pathlib
+import stat
 
 from etils import epath
 
@@ -39,3 +40,19 @@ def as_path(name: str | os.PathLike) -> epath.Path:
 def size(name: str | os.PathLike) -> int:
     """Bytes of the file `name` (local or a URL)."""
     return path(name).stat().length if is_url(name) else os.path.getsize(name)
+
+
+def not_a_regular_file(path: str | os.PathLike) -> str | None:
+    """Why the local `path` cannot be read as a file ('is a FIFO, not a file': a FIFO or a device
+    would block a reader or never end; a folder; 'cannot be read (<reason>)'), None where it is a
+    regular file or links to one."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        return f'cannot be read ({error.strerror})'
+    if stat.S_ISREG(mode):
+        return None
+    kind = ('a folder' if stat.S_ISDIR(mode) else 'a FIFO' if stat.S_ISFIFO(mode)
+            else 'a device' if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else 'a socket' if stat.S_ISSOCK(mode)
+            else None)
+    return f'is {kind}, not a file' if kind else 'not a regular file'

@@ -3,9 +3,7 @@
 import dataclasses
 import fractions
 import pathlib
-import os
 import re
-import stat
 from collections.abc import Callable, Iterator
 
 import av
@@ -14,6 +12,7 @@ import numpy as np
 
 from mmp_jax.errors import UserError
 from mmp_jax.data import decode_limits
+from mmp_jax.data.paths import not_a_regular_file
 from mmp_jax.data.decode_limits import DEFAULT_MAX_PIXELS
 
 FRAME_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
@@ -54,17 +53,10 @@ def _check_pixels(path: pathlib.Path, width: int, height: int, max_pixels: int) 
 
 
 def check_regular_file(path: pathlib.Path) -> None:
-    """SourceError unless `path` is (or links to) a regular file: a FIFO or a device (a link to
-    `/dev/zero`) would block the reader or never end, a folder is not a frame."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as error:
-        raise SourceError(f'{path}: cannot be read ({error.strerror})') from None
-    if not stat.S_ISREG(mode):
-        kind = ('a folder' if stat.S_ISDIR(mode) else 'a FIFO' if stat.S_ISFIFO(mode)
-                else 'a device' if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else 'a socket' if stat.S_ISSOCK(mode)
-                else 'not a regular file')
-        raise SourceError(f'{path}: is {kind}, not a file' if kind.startswith('a ') else f'{path}: {kind}')
+    """SourceError unless `path` is (or links to) a regular file (`paths.not_a_regular_file`)."""
+    problem = not_a_regular_file(path)
+    if problem:
+        raise SourceError(f'{path}: {problem}')
 
 
 def _quiet_imread(path: pathlib.Path):
