@@ -129,12 +129,26 @@ class FrameSource:
 
 def _packet_count(path: pathlib.Path) -> int | None:
     """Video packets of the first video stream, counted without decoding (Matroska and WebM
-    state no frame count); None if the file cannot be demuxed to its end."""
+    state no frame count); None if the file cannot be demuxed to its end. A file cut short
+    shows as packets of every stream ending before the duration its header states: then the
+    frames that duration holds at the stream's rate (so that reading it is an error naming the
+    frame where it ends, unless truncation is allowed)."""
     try:
         with av.open(str(path)) as container:
-            return sum(1 for packet in container.demux(video=0) if packet.size)
+            video = container.streams.video[0]
+            count, end = 0, 0.0
+            for packet in container.demux():
+                if packet.size and packet.pts is not None:
+                    end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+                    count += packet.stream.index == video.index
+            start = (container.start_time or 0) / av.time_base
+            stated = (container.duration or 0) / av.time_base
     except av.FFmpegError:
         return None
+    rate = float(frame_rate(video))
+    if rate > 0 and end - start < stated - 2 / rate - 0.1:  # two frames' and 0.1 s of slack
+        return max(count + 1, int(stated * rate))
+    return count
 
 
 def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:

@@ -141,3 +141,17 @@ def test_a_closed_source_and_a_checked_input_hold_no_file_open(tmp_path):
     with sources.open_frames(video) as source:
         assert len(list(source.frames)) == 4
     assert _open_files() == before
+
+
+def test_a_matroska_file_cut_short_is_an_error_naming_where_it_ends(tmp_path):
+    """Matroska states no frame count, but its header states the duration: a file cut at 60%
+    (every stream's packets ending early) is damaged, unless truncation is allowed."""
+    whole = _with_longer_audio(tmp_path / 'talk.mkv', _frames(30)).read_bytes()
+    cut = tmp_path / 'cut.mkv'
+    cut.write_bytes(whole[:len(whole) * 6 // 10])
+    source = sources.open_frames(cut)
+    with pytest.raises(sources.SourceError, match=r'cut.mkv: frame \d+ cannot be decoded .*damaged or truncated'):
+        list(source.frames)
+    kept = list(sources.open_frames(cut, allow_truncated=True).frames)
+    assert 0 < len(kept) < 30
+    assert sources.open_frames(tmp_path / 'talk.mkv').count == 30  # the whole file: its audio runs longer
