@@ -3,7 +3,7 @@ reads (written by `tools.convert_checkpoint` and at the end of training), its mo
 variables; and the training checkpoints of each stage (`training_manager`), restored with their
 shardings, a damaged one set aside. Each may be a local folder or a URL: orbax writes local
 folders and gs:// itself, any other scheme through a local staging folder
-(`mmp_jax.checkpoint_staging`, which says what holds there). The mapping of PyTorch names is
+(`mmp_jax.io.staging`, which says what holds there). The mapping of PyTorch names is
 `mmp_jax.convert`.
 """
 import contextlib
@@ -19,8 +19,9 @@ from flax import serialization
 from jax.experimental import multihost_utils
 
 from mmp_jax.errors import UserError
-from mmp_jax import checkpoint_staging as staging, sharding
-from mmp_jax.data import paths
+from mmp_jax import sharding
+from mmp_jax.io import staging
+from mmp_jax.io import paths
 from mmp_jax.convert import check_same_structure
 from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.models.variants import model_from_config
@@ -32,7 +33,7 @@ class CheckpointError(UserError):
 
 def orbax_folder(directory: str | os.PathLike) -> epath.Path:
     """`directory` as checkpoints take it: a local folder (made absolute) or a URL. A URL that is
-    staged (`checkpoint_staging.is_staged`) is a CheckpointError when several processes run:
+    staged (`staging.is_staged`) is a CheckpointError when several processes run:
     each host would stage its own copy."""
     if staging.is_staged(directory) and jax.process_count() > 1:
         raise CheckpointError(f'{os.fspath(directory)}: checkpoints on {paths.scheme(directory)}:// go through a '
@@ -45,7 +46,7 @@ def save_model(directory: str | os.PathLike, variables: Mapping, model_config: M
     """Writes an inference checkpoint: the model config (JSON) and its variables (orbax).
 
     Orbax writes into a temporary folder and renames it when complete (on a staged URL: the
-    local staging folder, then uploaded whole, `checkpoint_staging`), so an interrupted save
+    local staging folder, then uploaded whole, `io.staging`), so an interrupted save
     leaves no checkpoint behind. `directory` must not exist yet.
     """
     directory = orbax_folder(directory)
@@ -149,7 +150,7 @@ def load_model(directory: str | os.PathLike) -> tuple[MMPRNN, dict, dict]:
 
 def _manager(directory: epath.Path, options: ocp.CheckpointManagerOptions, **items):
     """Orbax's manager of `directory` (`items`: its item_names or item_handlers), or for a staged
-    URL a `checkpoint_staging.StagedManager` over orbax's manager of a staging folder."""
+    URL a `staging.StagedManager` over orbax's manager of a staging folder."""
     if not staging.is_staged(directory):
         return ocp.CheckpointManager(directory, options=options, **items)
     return staging.StagedManager(directory, options.max_to_keep,
@@ -158,7 +159,7 @@ def _manager(directory: epath.Path, options: ocp.CheckpointManagerOptions, **ite
 
 def training_manager(workdir: str | os.PathLike, stage: str, keep: int) -> ocp.CheckpointManager:
     """The asynchronous manager of `workdir`/checkpoints/`stage` (items `state` and `meta`),
-    keeping the latest `keep` steps (a `checkpoint_staging.StagedManager` on a staged URL)."""
+    keeping the latest `keep` steps (a `staging.StagedManager` on a staged URL)."""
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True, create=True)
     return _manager(orbax_folder(workdir) / 'checkpoints' / stage, options, item_names=('state', 'meta'))
 
@@ -192,7 +193,7 @@ def damage_summary(error: Exception) -> str:
 
 def set_aside(manager: ocp.CheckpointManager, step: int) -> None:
     """Renames the damaged checkpoint `step` to `<step>.damaged` (out of the steps orbax lists,
-    so that the step can be saved again; `checkpoint_staging.move`)."""
+    so that the step can be saved again; `staging.move`)."""
     if jax.process_index() == 0:
         folder = manager.directory / str(step)
         staging.move(folder, folder.with_name(f'{step}.damaged'))

@@ -8,8 +8,8 @@ folder `--output`), each checked to differ from its input and from each other an
 import dataclasses
 import pathlib
 
-from mmp_jax.data import atomic, paths
-from mmp_jax.data.paths import is_url
+from mmp_jax.io import atomic, paths
+from mmp_jax.io.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES, SourceError, list_videos
 from mmp_jax.frame_writers import OutputError, check_distinct, check_output, is_video_path
 

@@ -37,7 +37,7 @@ from etils import epath
 from jax.experimental import multihost_utils
 
 from mmp_jax.errors import UserError
-from mmp_jax.data import paths
+from mmp_jax.io import paths
 from mmp_jax.data.sources import read_frame
 from mmp_jax import metrics, sharding
 from mmp_jax.frame_writers import FrameWriter

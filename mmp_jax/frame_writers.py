@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from mmp_jax.errors import UserError
-from mmp_jax.data.paths import is_url
+from mmp_jax.io.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES
 from mmp_jax import interrupts, video_encoding
 

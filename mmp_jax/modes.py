@@ -11,7 +11,7 @@ from absl import logging
 from clu import metric_writers
 
 from mmp_jax import checkpoint, sharding, stages, train, workdir_records
-from mmp_jax.data import paths
+from mmp_jax.io import paths
 from mmp_jax.errors import UserError
 from mmp_jax.stages import TrainingError
 

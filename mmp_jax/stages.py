@@ -33,7 +33,7 @@ from etils import epath
 from mmp_jax.errors import UserError
 from mmp_jax import evaluate, losses, starting_points, train_step
 from mmp_jax.convert import check_same_structure
-from mmp_jax.data import paths
+from mmp_jax.io import paths
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import (PRIOR_PATH, InputScaling, mmpnet_prior, prior_variables,
                                     with_prior_variables)

@@ -20,7 +20,7 @@ import numpy as np
 
 from mmp_jax.errors import UserError
 from mmp_jax import checkpoint, convert
-from mmp_jax.data import paths
+from mmp_jax.io import paths
 from mmp_jax.models.mmp_rnn import prior_variables
 from mmp_jax.torch_pickle import load_state_dict
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from mmp_jax.errors import UserError
-from mmp_jax.data import paths
+from mmp_jax.io import paths
 
 MAX_CHECKPOINT_BYTES = 4 << 30  # uncompressed bytes of a whole file, and bytes of all its tensors
 MAX_TENSOR_DIMS = 64  # torch's own limit

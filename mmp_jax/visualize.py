@@ -4,7 +4,7 @@ import pathlib
 import cv2
 import numpy as np
 
-from mmp_jax.data import atomic
+from mmp_jax.io import atomic
 from mmp_jax.pixels import to_uint8
 
 

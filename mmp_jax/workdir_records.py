@@ -2,7 +2,7 @@
 whole layout): `config.json` (every run: its mode, resolved config and command line),
 `eval/metrics.json` (the latest evaluation of each stage), `eval/<stage>_<sample>.png` and the
 TensorBoard scalars and images of each evaluation. Written by process 0, each file whole
-(`mmp_jax.data.atomic`); a damaged one is a TrainingError naming it.
+(`mmp_jax.io.atomic`); a damaged one is a TrainingError naming it.
 """
 import datetime
 import json
@@ -14,7 +14,7 @@ from absl import logging
 from clu import metric_writers
 from etils import epath
 
-from mmp_jax.data import atomic
+from mmp_jax.io import atomic
 from mmp_jax.stages import TrainingError
 from mmp_jax.visualize import write_png
 

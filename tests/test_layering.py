@@ -1,7 +1,8 @@
-"""The layering of the project: the library (mmp_jax, above its data layer mmp_jax.data) never
-imports the programs over it (tools, benchmarks, tests) or the configs; mmp_jax.data never
-imports the rest of mmp_jax (arrows point down) but the floor under everything, mmp_jax.errors,
-which imports nothing of mmp_jax; models are pure Flax with no I/O; orbax I/O is
+"""The layering of the project: the library (mmp_jax, above its data layer mmp_jax.data, above
+its file layer mmp_jax.io) never imports the programs over it (tools, benchmarks, tests) or the
+configs; mmp_jax.data never imports the rest of mmp_jax (arrows point down) but mmp_jax.io and
+the floor under everything, mmp_jax.errors, which imports nothing of mmp_jax; mmp_jax.io imports
+only the floor; models are pure Flax with no I/O; orbax I/O is
 mmp_jax/checkpoint.py's alone; only mmp_jax is installed."""
 import configparser
 import ast
@@ -39,11 +40,19 @@ def test_library_imports_point_down():
 FLOOR = 'mmp_jax.errors'
 
 
-def test_the_data_layer_imports_nothing_above_it():
-    for path in (ROOT / 'mmp_jax' / 'data').rglob('*.py'):
+def _imports_above(layer: str, allowed: tuple[str, ...]) -> None:
+    for path in (ROOT / 'mmp_jax' / layer).rglob('*.py'):
         above = {name for name in _modules(path) if name.split('.')[0] in PROGRAMS
-                 or (name.startswith('mmp_jax') and not name.startswith(('mmp_jax.data', FLOOR)))}
+                 or (name.startswith('mmp_jax') and not name.startswith(allowed + (FLOOR,)))}
         assert not above, f'{path.relative_to(ROOT)} imports {above}'
+
+
+def test_the_data_layer_imports_nothing_above_it():
+    _imports_above('data', ('mmp_jax.data', 'mmp_jax.io'))
+
+
+def test_the_file_layer_imports_only_the_floor():
+    _imports_above('io', ('mmp_jax.io',))
 
 
 def test_the_errors_module_is_the_floor():

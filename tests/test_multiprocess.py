@@ -24,7 +24,7 @@ JOB = r'''
 import contextlib, hashlib, json, os, signal, sys
 from configs import test as test_config
 from mmp_jax import train, workdir_records
-from mmp_jax.data import atomic
+from mmp_jax.io import atomic
 
 coordinator, processes, index, records, workdir, stop, evaluating, fail = sys.argv[1:]
 config = test_config.get_config()

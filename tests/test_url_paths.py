@@ -3,7 +3,7 @@ stands for a bucket. Records are exported to it (resumably, atomically) and read
 readers; with every path on it, a run trains on them with its workdir (checkpoints, model) there,
 resumes, evaluates into a `ram://` workdir, and deblurs a video from `ram://` to `ram://`. Orbax
 cannot write `ram://` (TensorStore has only local files and gs://), so its checkpoints are staged
-(`mmp_jax.checkpoint_staging`): whole or refused, one process only."""
+(`mmp_jax.io.staging`): whole or refused, one process only."""
 import json
 import os
 import tempfile
@@ -14,9 +14,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from mmp_jax import checkpoint, checkpoint_staging, modes, train
+from mmp_jax import checkpoint, modes, train
+from mmp_jax.io import staging
 from mmp_jax.cli import deblur
-from mmp_jax.data import atomic, input_pipeline, paths, tfrecords
+from mmp_jax.io import atomic, paths
+from mmp_jax.data import input_pipeline, tfrecords
 from tests import ram_filesystem  # noqa: F401 (registers ram://)
 from tests.test_train_robustness import _stage_two_config
 from tools import export_tfrecords
@@ -108,7 +110,7 @@ def test_staged_checkpoints_are_whole_and_one_process_only(monkeypatch):
     checkpoint.replace_model(folder, {'params': {'w': np.arange(4.0)}}, {'variant': 'y'})
     assert checkpoint.load_model_config(folder) == {'variant': 'y'}
     assert [p.name for p in folder.parent.iterdir()] == ['model']  # no .model.new / .model.old left
-    (folder / checkpoint_staging.MARKER).unlink()  # as an upload cut short
+    (folder / staging.MARKER).unlink()  # as an upload cut short
     with pytest.raises(checkpoint.CheckpointError, match=r'/model: written in part \(no COMPLETE file'):
         checkpoint.load_model_config(folder)
     monkeypatch.setattr(jax, 'process_count', lambda: 2)  # (train.train_and_evaluate stops its job on it)

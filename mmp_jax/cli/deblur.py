@@ -26,7 +26,7 @@ existing one is refused unless `--overwrite` (a folder then keeps everything but
 missing parent folders are created, and an interrupted run (an error, Ctrl-C, SIGTERM) leaves
 nothing behind. A video that cannot be decoded to the end is an error unless `--allow-truncated`.
 
-Any of IN, OUT, PRIOR_OUT (and CKPT) may be a URL (`gs://bucket/x`, see `mmp_jax.data.paths`): an
+Any of IN, OUT, PRIOR_OUT (and CKPT) may be a URL (`gs://bucket/x`, see `mmp_jax.io.paths`): an
 input is copied into a local temporary folder first (a folder: the files directly in it), an
 output is written there and then copied to the URL, each file whole (`atomic.copy_file`), with
 the same rules as a local output: refused if it exists unless `--overwrite` (a folder then keeps

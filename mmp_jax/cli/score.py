@@ -32,7 +32,7 @@ import numpy as np
 from mmp_jax.errors import run_command
 from mmp_jax import metrics
 from mmp_jax.cli.arguments import add_max_pixels
-from mmp_jax.data import atomic
+from mmp_jax.io import atomic
 from mmp_jax.data.decode_limits import DEFAULT_MAX_PIXELS
 from mmp_jax.data.sources import SourceError, list_frames, read_frame
 from mmp_jax.evaluate import scored_frames

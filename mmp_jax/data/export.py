@@ -34,7 +34,8 @@ import numpy as np
 import tqdm
 
 from mmp_jax.errors import UserError
-from mmp_jax.data import atomic, build, flow, flow_service, paths, sources, synthetic, tfrecords
+from mmp_jax.io import atomic, paths
+from mmp_jax.data import build, flow, flow_service, sources, synthetic, tfrecords
 from mmp_jax.data.blur import gamma_response, load_crf_npy
 from mmp_jax.data.decode_limits import DEFAULT_MAX_PIXELS
 from mmp_jax.data.flow import FlowBackend

@@ -27,7 +27,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from mmp_jax.errors import UserError
-from mmp_jax.data import decode_limits, paths, random_access, tfrecords
+from mmp_jax.io import paths, random_access
+from mmp_jax.data import decode_limits, tfrecords
 
 
 def record_files(directory: str | os.PathLike) -> list[str]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from mmp_jax.errors import UserError
 from mmp_jax.data import decode_limits
-from mmp_jax.data.paths import not_a_regular_file
+from mmp_jax.io.paths import not_a_regular_file
 from mmp_jax.data.decode_limits import DEFAULT_MAX_PIXELS
 
 FRAME_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')

@@ -32,7 +32,8 @@ import cv2
 import numpy as np
 
 from mmp_jax.errors import UserError
-from mmp_jax.data import atomic, decode_limits, paths, random_access
+from mmp_jax.io import atomic, paths, random_access
+from mmp_jax.data import decode_limits
 
 MMP_SCALE = 65535.0
 MANIFEST = 'manifest.json'

@@ -7,7 +7,7 @@ import contextlib
 import os
 import threading
 
-from mmp_jax.data import paths
+from mmp_jax.io import paths
 
 
 class LocalReader:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 from etils import epath
 
-from mmp_jax.data import atomic, paths
+from mmp_jax.io import atomic, paths
 
 ORBAX_SCHEMES = ('gs',)  # TensorStore's kvstore drivers as orbax picks them: gs:// -> gcs, else file
 MARKER = 'COMPLETE'

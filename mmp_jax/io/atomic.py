@@ -18,7 +18,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 
-from mmp_jax.data import paths
+from mmp_jax.io import paths
 
 
 @contextlib.contextmanager
