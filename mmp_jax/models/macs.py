@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 
 from mmp_jax.models.layers import GlobalAvgPool, UpsampleBilinear
-from mmp_jax.models.mmp_net import MMPNet
+from mmp_jax.models.mmp_net import MIN_SIZE, MMPNet
 from mmp_jax.models.variants import model_from_variant
 from mmp_jax.models.parts import concatenated
 
@@ -98,8 +98,9 @@ def frame_layer_calls(variant: str, height: int, width: int,
         variables = jax.eval_shape(net.init, jax.random.key(0), frame)
         return variables, layer_calls(net.apply, variables, frame)
     net = model_from_variant(variant, **overrides)
-    clip = jax.ShapeDtypeStruct((1, net.window, height, width, 3), 'float32')
-    priors = jax.ShapeDtypeStruct((1, net.window, height, width, 1), 'float32')
+    side = MIN_SIZE  # the parameters' shapes do not depend on the frame size: traced at the smallest
+    clip = jax.ShapeDtypeStruct((1, net.window, side, side, 3), 'float32')
+    priors = jax.ShapeDtypeStruct((1, net.window, side, side, 1), 'float32')
     variables = jax.eval_shape(net.init, jax.random.key(0), clip, priors)
     carry = net.init_carry(1, height, width)
     prior = jax.ShapeDtypeStruct((1, height, width, 1), 'float32')
