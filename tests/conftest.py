@@ -18,15 +18,36 @@ TINY_MMPRNN = dict(n_features=4, n_blocks_a=1, n_blocks_b=1)  # the tiny MMP-RNN
 
 COMPILATION_FOLDER = pytest.StashKey[str]()  # the run's compilation cache, made by pytest_configure
 
+# What the test run adds to XLA_FLAGS (in this process, the xdist workers and every subprocess):
+# LLVM's optimisations off. The programs are the same (XLA's own HLO passes still run), their
+# machine code unoptimised: nearly all of the suite's time is XLA:CPU compiling tiny programs,
+# most of it LLVM optimising (a tiny MMP-RNN's jitted init compiles in 70 s at the default level,
+# 7 s at 0), while running them takes about 3x longer, a good trade at the tests' shapes. Float
+# results stay within the tests' tolerances (the comparisons with the original's stored outputs
+# and the trainer's included). A level the user set in XLA_FLAGS wins.
+TEST_XLA_FLAGS = ('--xla_backend_optimization_level=0',)
+
+
+def with_flags(xla_flags: str, flags, replace: bool = True) -> str:
+    """`xla_flags` (an XLA_FLAGS value) with `flags` added; a flag of the same name already there
+    is replaced where `replace`, kept otherwise."""
+    name = lambda flag: flag.split('=', 1)[0]
+    given = {name(flag) for flag in flags}
+    kept = [flag for flag in xla_flags.split() if not (replace and name(flag) in given)]
+    present = {name(flag) for flag in kept}
+    return ' '.join(kept + [flag for flag in flags if name(flag) not in present])
+
 
 def pytest_configure(config):
     """Many tests compile the same tiny programs (in this process, in the xdist workers and in
     the subprocesses they start): JAX's persistent compilation cache in a folder of this run
     compiles each once (the suite's CPU time halves). Set in the environment before any test
     module imports jax; the workers and subprocesses inherit it. A JAX_COMPILATION_CACHE_DIR of
-    your own is used as it is (and kept: a cache across runs)."""
+    your own is used as it is (and kept: a cache across runs). XLA compiles with LLVM's
+    optimisations off (`TEST_XLA_FLAGS`)."""
     if 'PYTEST_XDIST_WORKER' in os.environ:
         return
+    os.environ['XLA_FLAGS'] = with_flags(os.environ.get('XLA_FLAGS', ''), TEST_XLA_FLAGS, replace=False)
     os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')  # tiny programs too
     os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
     if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
@@ -44,7 +65,8 @@ def pytest_unconfigure(config):
 def _cpu_env(devices: int) -> dict:
     """The environment of a process on `devices` host CPU devices (the XLA flag must be set
     before jax starts, hence subprocesses)."""
-    return dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu')
+    flags = with_flags(os.environ.get('XLA_FLAGS', ''), [f'--xla_force_host_platform_device_count={devices}'])
+    return dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS='cpu')
 
 
 def _job_env(devices: int, processes: int) -> dict:
