@@ -14,14 +14,16 @@ CPU_FLAGS = (
 )
 
 
-def _flag_name(flag: str) -> str:
-    return flag.split('=', 1)[0]
+def with_flags(xla_flags: str, flags, replace: bool = False) -> str:
+    """The XLA_FLAGS value `xla_flags` with `flags` added: a flag of the same name already there
+    is kept as it is (the user's wins), or replaced where `replace`."""
+    name = lambda flag: flag.split('=', 1)[0]
+    given = {name(flag) for flag in flags}
+    kept = [flag for flag in xla_flags.split() if not (replace and name(flag) in given)]
+    present = {name(flag) for flag in kept}
+    return ' '.join(kept + [flag for flag in flags if name(flag) not in present])
 
 
 def set_xla_flags(environ: MutableMapping[str, str] = os.environ) -> None:
     """Appends each of CPU_FLAGS to `environ['XLA_FLAGS']` unless that flag is already there."""
-    flags = environ.get('XLA_FLAGS', '').split()
-    present = {_flag_name(flag) for flag in flags}
-    missing = [flag for flag in CPU_FLAGS if _flag_name(flag) not in present]
-    if missing:
-        environ['XLA_FLAGS'] = ' '.join(flags + missing)
+    environ['XLA_FLAGS'] = with_flags(environ.get('XLA_FLAGS', ''), CPU_FLAGS)

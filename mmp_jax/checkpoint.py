@@ -20,8 +20,7 @@ from jax.experimental import multihost_utils
 
 from mmp_jax.errors import UserError
 from mmp_jax import sharding
-from mmp_jax.io import staging
-from mmp_jax.io import paths
+from mmp_jax.io import paths, staging
 from mmp_jax.convert import check_same_structure
 from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.models.variants import model_from_config

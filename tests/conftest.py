@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from mmp_jax.backend import with_flags
+
 REPO = Path(__file__).resolve().parents[1]  # the repository root, for every test that needs it
 TINY_MMPRNN = dict(n_features=4, n_blocks_a=1, n_blocks_b=1)  # the tiny MMP-RNN of the model and step tests
 
@@ -28,16 +30,6 @@ COMPILATION_FOLDER = pytest.StashKey[str]()  # the run's compilation cache, made
 TEST_XLA_FLAGS = ('--xla_backend_optimization_level=0',)
 
 
-def with_flags(xla_flags: str, flags, replace: bool = True) -> str:
-    """`xla_flags` (an XLA_FLAGS value) with `flags` added; a flag of the same name already there
-    is replaced where `replace`, kept otherwise."""
-    name = lambda flag: flag.split('=', 1)[0]
-    given = {name(flag) for flag in flags}
-    kept = [flag for flag in xla_flags.split() if not (replace and name(flag) in given)]
-    present = {name(flag) for flag in kept}
-    return ' '.join(kept + [flag for flag in flags if name(flag) not in present])
-
-
 def pytest_configure(config):
     """Many tests compile the same tiny programs (in this process, in the xdist workers and in
     the subprocesses they start): JAX's persistent compilation cache in a folder of this run
@@ -47,7 +39,7 @@ def pytest_configure(config):
     optimisations off (`TEST_XLA_FLAGS`)."""
     if 'PYTEST_XDIST_WORKER' in os.environ:
         return
-    os.environ['XLA_FLAGS'] = with_flags(os.environ.get('XLA_FLAGS', ''), TEST_XLA_FLAGS, replace=False)
+    os.environ['XLA_FLAGS'] = with_flags(os.environ.get('XLA_FLAGS', ''), TEST_XLA_FLAGS)
     os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')  # tiny programs too
     os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
     if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
@@ -65,7 +57,8 @@ def pytest_unconfigure(config):
 def _cpu_env(devices: int) -> dict:
     """The environment of a process on `devices` host CPU devices (the XLA flag must be set
     before jax starts, hence subprocesses)."""
-    flags = with_flags(os.environ.get('XLA_FLAGS', ''), [f'--xla_force_host_platform_device_count={devices}'])
+    flags = with_flags(os.environ.get('XLA_FLAGS', ''), [f'--xla_force_host_platform_device_count={devices}'],
+                       replace=True)
     return dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS='cpu')
 
 
