@@ -5,7 +5,7 @@ same model, and the evaluation protocol's PSNR / SSIM against the sharp frames i
 
 Frames: the BSD-layout test set of `tests/original_reference.bsd_test_set` (two 150-frame
 sequences of a moving noise texture, 36 x 44). Models: the original trainer's tiny checkpoint
-(`tests/data/original_trainer_checkpoint.pth.tar`, A2B2C8F8 trained briefly), converted as a user
+(`tests/references/original_trainer_checkpoint.pth.tar`, A2B2C8F8 trained briefly), converted as a user
 would, scored (float32 should give the original's own figures, recorded beside them) by
 `mmp_jax.evaluate.evaluate_mmprnn` (the original's test protocol: chunks of 20,
 frames 2..T-3, truncating quantisation); and `--random-variant` with random weights (no protocol

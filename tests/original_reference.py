@@ -1,6 +1,6 @@
 """What the stored reference of the original PyTorch MMP-RNN was made from.
 
-Shared by `tests/data/make_reference.py` (which runs the original code) and the tests (which
+Shared by `tests/references/make_reference.py` (which runs the original code) and the tests (which
 run ours): the tiny variant, the input size, and the seeded random weights, generated from
 the recorded key list so that no weights need to be stored.
 """
@@ -14,20 +14,20 @@ import zlib
 
 import numpy as np
 
-DATA_DIR = pathlib.Path(__file__).parent / 'data'
-KEYS_FILE = DATA_DIR / 'original_keys.json'
-REFERENCE_FILE = DATA_DIR / 'original_reference.npz'
-THOP_FILE = DATA_DIR / 'original_thop.json'
-TORCH_FIXTURE = DATA_DIR / 'small_torch_save.pth'
-# The original's test protocol (tests/data/make_eval_reference.py): a checkpoint saved as its
+REFERENCES_DIR = pathlib.Path(__file__).parent / 'references'
+KEYS_FILE = REFERENCES_DIR / 'original_keys.json'
+REFERENCE_FILE = REFERENCES_DIR / 'original_reference.npz'
+THOP_FILE = REFERENCES_DIR / 'original_thop.json'
+TORCH_FIXTURE = REFERENCES_DIR / 'small_torch_save.pth'
+# The original's test protocol (tests/references/make_eval_reference.py): a checkpoint saved as its
 # trainer saves one, the figures its `train/test.py::_test_torch` printed for it on the tiny
 # BSD-layout test set below, and some of the frames it wrote.
-TRAINER_CHECKPOINT = DATA_DIR / 'original_trainer_checkpoint.pth.tar'
-TEST_FIGURES = DATA_DIR / 'original_test_figures.json'
-TEST_OUTPUTS = DATA_DIR / 'original_test_outputs.npz'
+TRAINER_CHECKPOINT = REFERENCES_DIR / 'original_trainer_checkpoint.pth.tar'
+TEST_FIGURES = REFERENCES_DIR / 'original_test_figures.json'
+TEST_OUTPUTS = REFERENCES_DIR / 'original_test_outputs.npz'
 # The original in training mode, MMP-Net's BatchNorm on batch statistics
-# (tests/data/make_prior_batch_norm_reference.py), on `prior_batch_frames()`.
-PRIOR_BATCH_NORM_FILE = DATA_DIR / 'original_prior_batch_norm.npz'
+# (tests/references/make_prior_batch_norm_reference.py), on `prior_batch_frames()`.
+PRIOR_BATCH_NORM_FILE = REFERENCES_DIR / 'original_prior_batch_norm.npz'
 
 # A tiny variant (A2B2C8) that still has every layer kind, on frames that exercise the
 # UNet's pad-to-size step (36 x 44 -> ... -> 2 x 2 -> 4 x 4 padded to 4 x 5).
@@ -201,9 +201,9 @@ def build_original(mmprnn, unet, n_features: int, n_blocks_a: int, n_blocks_b: i
     return model.eval()
 
 
-# The original's training loop (tests/data/make_trainer_reference.py): the tiny variant trained
+# The original's training loop (tests/references/make_trainer_reference.py): the tiny variant trained
 # TRAINER_STEPS steps on `trainer_batches()`, TRAINER_STEPS_PER_EPOCH steps per epoch.
-TRAINER_FILE = DATA_DIR / 'original_trainer_steps.npz'
+TRAINER_FILE = REFERENCES_DIR / 'original_trainer_steps.npz'
 TRAINER_SHAPE = (2, 5, 32, 32)  # B, T, H, W
 TRAINER_STEPS, TRAINER_STEPS_PER_EPOCH = 6, 2
 TRAINER_LEARNING_RATE, TRAINER_FLOOR = 5e-4, 1e-8

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from benchmarks import chunked_inference, infer_speed
-from tests import original_reference as ref
+from tests.conftest import REPO
 
 
 def _run(tmp_path, module, *args):
     out = tmp_path / 'result.json'
     result = subprocess.run([sys.executable, '-m', module, '--json', str(out), *args],
-                            capture_output=True, text=True, cwd=ref.DATA_DIR.parents[1])
+                            capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     return json.loads(out.read_text())
 

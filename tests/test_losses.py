@@ -1,4 +1,4 @@
-"""Losses against the original's `train/loss.py` (values stored by tests/data/make_reference.py)."""
+"""Losses against the original's `train/loss.py` (values stored by tests/references/make_reference.py)."""
 import jax
 import jax.numpy as jnp
 import numpy as np

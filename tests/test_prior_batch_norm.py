@@ -6,7 +6,7 @@ which then normalises each frame with the batch's statistics and updates its run
 was made by running the original in training mode on the tiny variant with seeded random
 weights (see its script for the command):
 
-    /tmp/torchenv/bin/python tests/data/make_prior_batch_norm_reference.py --original /tmp/MMP-RNN/MMP-RNN
+    /tmp/torchenv/bin/python tests/references/make_prior_batch_norm_reference.py --original /tmp/MMP-RNN/MMP-RNN
 
 'running' (the default, the paper's frozen prior) runs on the running statistics and leaves
 them unchanged. Frames `[B, T, H, W, 3]` in [0, 1], priors `[B, T, H, W, 1]` in [0, 1].

@@ -13,7 +13,7 @@ from tools import convert_checkpoint
 
 
 def test_reads_a_torch_save_file_without_torch():
-    """`small_torch_save.pth` was written by torch 2.13 (tests/data/make_reference.py)."""
+    """`small_torch_save.pth` was written by torch 2.13 (tests/references/make_reference.py)."""
     tree = torch_pickle._load_without_torch(ref.TORCH_FIXTURE)
     assert tree['epoch'] == 3 and tree['best'] == [1.0, 'x']
     state = load_state_dict(ref.TORCH_FIXTURE)

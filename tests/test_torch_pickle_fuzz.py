@@ -1,7 +1,7 @@
 """Crafted and mutated `torch.save` files: each is read, or refused in one line; none crashes.
 
 The archives are built here with `zipfile`, `pickle` and `struct`, without torch, starting from
-`tests/data/small_torch_save.pth` (written by torch 2.13): a zip whose `<name>/data.pkl` holds
+`tests/references/small_torch_save.pth` (written by torch 2.13): a zip whose `<name>/data.pkl` holds
 `_rebuild_tensor_v2(('storage', torch.FloatStorage, key, 'cpu', numel), offset, size, stride,
 ...)` per tensor and whose `<name>/data/<key>` holds the raw little-endian storage. The seeded
 fuzz loop runs in a subprocess, so that a crash fails the test rather than pytest, and so that
@@ -25,6 +25,7 @@ import pytest
 from mmp_jax import torch_pickle
 from mmp_jax.torch_pickle import CheckpointReadError, load_state_dict
 from tests import original_reference as ref
+from tests.conftest import REPO
 
 SEED = 11
 PEAK_RSS_BOUND_MB = 1536  # the fuzz subprocess, numpy and the reader included
@@ -239,7 +240,7 @@ def without_torch(monkeypatch):
 def _python(*args) -> subprocess.CompletedProcess:
     """`python *args` run from the repository's root."""
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, JAX_PLATFORMS='cpu'), cwd=ref.DATA_DIR.parent.parent)
+                          env=dict(os.environ, JAX_PLATFORMS='cpu'), cwd=REPO)
 
 
 def _refusal(path, **options) -> str:

@@ -1,6 +1,6 @@
 """Stage 2 trained with the released recipe, step for step beside the authors' training loop.
 
-The reference (tests/data/make_trainer_reference.py, its docstring has the command) ran the
+The reference (tests/references/make_trainer_reference.py, its docstring has the command) ran the
 original's train/dp.py loop pieces on the tiny MMP-RNN with seeded random weights: Adam on the
 parameters (the frozen MMP-Net's have no gradient), `clip_grad_norm_` (at TRAINER_CLIP_NORM, as the
 released 20 never bites here), the cosine stepped per epoch to 1e-8, Charbonnier + 0.5 gradient,

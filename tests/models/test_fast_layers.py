@@ -1,7 +1,6 @@
 """The faster formulations in `layers` against the plain Flax/JAX ones they replace:
 same parameters (names, shapes, initial values), same outputs to float32 rounding. The
 end-to-end check against the original is tests/models/test_port_matches_original.py."""
-import pathlib
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ from mmp_jax.models import formulations, layers, parts, winograd
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import Fusion
 from mmp_jax.models.rdb import RDNet
+from tests.conftest import REPO
 
 TOLERANCE = 1e-5
 
@@ -217,5 +217,5 @@ def test_importing_the_package_sets_the_flags_before_jax_starts():
     code = 'import os, mmp_jax; print(os.environ["XLA_FLAGS"])'
     env = {'XLA_FLAGS': '--xla_dump_to=/tmp/x', 'PATH': ''}
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, check=True,
-                         cwd=pathlib.Path(__file__).parents[2])
+                         cwd=REPO)
     assert out.stdout.split() == ['--xla_dump_to=/tmp/x', *backend.CPU_FLAGS]

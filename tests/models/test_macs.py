@@ -1,5 +1,5 @@
 """Parameter and MAC counts against thop's counts of the original (stored by
-`tests/data/make_reference.py --paper-sizes`, thop 0.1.1, torch 2.13 CPU)."""
+`tests/references/make_reference.py --paper-sizes`, thop 0.1.1, torch 2.13 CPU)."""
 import pytest
 
 from mmp_jax.models.macs import network_stats

@@ -3,7 +3,7 @@
 The references were made by running the original (sollynoay/MMP-RNN) with seeded random
 weights on a tiny variant (A2B2C8) and 7 frames of 36x44:
 
-    python tests/data/make_reference.py --original /path/to/MMP-RNN/MMP-RNN --paper-sizes
+    python tests/references/make_reference.py --original /path/to/MMP-RNN/MMP-RNN --paper-sizes
 
 (see that script's docstring). The same weights are regenerated here from the recorded
 key list, converted by `mmp_jax.checkpoint`, and run through our modules.

@@ -1,6 +1,6 @@
 """RAFT against the official implementation (princeton-vl/RAFT), from stored references.
 
-Made by `python tests/data/make_reference.py --original ... --raft /path/to/RAFT/core`: seeded
+Made by `python tests/references/make_reference.py --original ... --raft /path/to/RAFT/core`: seeded
 random weights (regenerated here from the recorded key lists), 3 iterations, a 128x160 pair.
 """
 import jax

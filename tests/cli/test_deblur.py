@@ -1,7 +1,7 @@
 """The original's checkpoint through `tools.convert_checkpoint` and `tools.deblur`.
 
 A checkpoint with the original's keys (`module.` prefixes, as DataParallel saves them) and the
-seeded random weights of `tests/data/original_reference.npz` is written as .npz (and as a
+seeded random weights of `tests/references/original_reference.npz` is written as .npz (and as a
 torch.save .pth.tar where torch is installed); its frames are written as PNGs the way the
 original reads them (cv2, BGR). Our output must be the original's.
 """

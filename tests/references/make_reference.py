@@ -3,7 +3,7 @@
     git clone https://github.com/sollynoay/MMP-RNN /tmp/MMP-RNN   # or the search tool's fetch
     pip install torch==2.13.0 thop pillow opencv-python-headless numpy
     git clone https://github.com/princeton-vl/RAFT /tmp/RAFT
-    python tests/data/make_reference.py --original /tmp/MMP-RNN/MMP-RNN --raft /tmp/RAFT/core [--paper-sizes]
+    python tests/references/make_reference.py --original /tmp/MMP-RNN/MMP-RNN --raft /tmp/RAFT/core [--paper-sizes]
 
 `--original` is the outer copy (`MMP-RNN/`, whose fusion applies channel attention); its
 inner copy `MMP-RNN/MMP-RNN/` (attention line commented out) is run as well. The original

@@ -13,7 +13,7 @@ import pytest
 from mmp_jax.data import synthetic, tfrecords
 from mmp_jax.data.blur import gamma_response, synthesize_blur
 from mmp_jax.data.motion import window_mmp
-from tests import original_reference as ref
+from tests.conftest import REPO
 from tools import export_tfrecords
 
 SMALL = ['--source', 'synthetic', '--flow', 'exact', '--num-sequences', '3', '--num-shards', '2', '--store-flows',
@@ -65,9 +65,8 @@ def test_kill_9_then_resume_gives_the_same_bytes(tmp_path):
             '--frames-per-sequence', '60', '--height', '64', '--width', '96', '--workers', '1', '--quiet']
     straight, killed = tmp_path / 'straight', tmp_path / 'killed'
     command = [sys.executable, '-m', 'tools.export_tfrecords'] + args
-    root = ref.DATA_DIR.parents[1]
-    subprocess.run(command + ['--out', str(straight)], check=True, cwd=root, capture_output=True)
-    process = subprocess.Popen(command + ['--out', str(killed)], cwd=root, start_new_session=True,
+    subprocess.run(command + ['--out', str(straight)], check=True, cwd=REPO, capture_output=True)
+    process = subprocess.Popen(command + ['--out', str(killed)], cwd=REPO, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -79,7 +78,7 @@ def test_kill_9_then_resume_gives_the_same_bytes(tmp_path):
     assert process.wait() == -signal.SIGKILL, 'the export finished before it could be killed'
     done_before = len(json.loads((killed / tfrecords.MANIFEST).read_text())['shards'])
     assert done_before < 8
-    result = subprocess.run(command + ['--out', str(killed)], cwd=root, capture_output=True, text=True)
+    result = subprocess.run(command + ['--out', str(killed)], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0 and 'resumed' in result.stdout
     names = sorted(p.name for p in straight.glob('mmp.tfrecord-*'))
     assert len(names) == 8 and names == sorted(p.name for p in killed.glob('mmp.tfrecord-*'))

@@ -16,11 +16,9 @@ from PIL import Image
 from mmp_jax.errors import one_line
 from mmp_jax.data import sources
 from mmp_jax.models.variants import parse_variant
-from tests.tools.test_deblur import converted, reference  # noqa: F401 (fixtures)
+from tests.cli.test_deblur import converted, reference  # noqa: F401 (fixtures)
 from tools import deblur, score
 from tests.conftest import REPO
-
-ROOT = REPO
 
 
 def _frames(folder: pathlib.Path, count: int = 5, height: int = 20, width: int = 24) -> pathlib.Path:
@@ -54,7 +52,7 @@ def test_a_fifo_or_a_device_is_refused_not_waited_on(tmp_path):
                 print(error)
     ''')
     done = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT, env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+                          cwd=REPO, env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
     assert done.stdout.splitlines() == [f'{frames / "0002.png"}: is a FIFO, not a file',
                                         f'{tmp_path / "video.mp4"}: is a FIFO, not a file'], done
     if os.path.exists('/dev/zero'):

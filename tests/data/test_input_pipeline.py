@@ -170,7 +170,7 @@ def test_a_record_bomb_is_refused_before_either_reader_decodes_it(tmp_path, monk
     """A record whose blurry PNG states 12000x12000 (about 100 KB of zeros) beside 24x40 frames:
     refused, naming the record, when the windows are listed, before tf.data's or the numpy
     reader's decoder would allocate it."""
-    from tests.data_pipeline.test_decode_limits import png_bomb  # noqa: PLC0415
+    from tests.data.test_decode_limits import png_bomb  # noqa: PLC0415
     pytest.importorskip('tensorflow')
     bomb = png_bomb(tmp_path / 'bomb.png').read_bytes()
     frame = np.zeros((24, 40, 3), np.uint8)

@@ -5,12 +5,12 @@ import sys
 
 import pytest
 
-from tests import original_reference as ref
+from tests.conftest import REPO
 
 
 def _run(*args, cwd=None):
     return subprocess.run([sys.executable, '-m', *args], capture_output=True, text=True,
-                          cwd=cwd or ref.DATA_DIR.parents[1])
+                          cwd=cwd or REPO)
 
 
 def test_model_stats_json_line():

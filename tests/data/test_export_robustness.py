@@ -18,7 +18,6 @@ from tests.conftest import REPO
 
 TINY = ['--source', 'synthetic', '--flow', 'exact', '--height', '32', '--width', '48',
         '--frames-per-sequence', '40', '--quiet']
-ROOT = str(REPO)
 DEAD_WORKER_SECONDS = 60  # the export must end this soon after a worker is killed
 
 
@@ -56,7 +55,7 @@ def test_a_killed_worker_ends_the_export_with_one_line_and_a_rerun_gives_the_sam
     straight, killed = tmp_path / 'straight', tmp_path / 'killed'
     assert export_tfrecords.main(args + ['--out', str(straight)]) == 0
     command = [sys.executable, '-m', 'tools.export_tfrecords'] + args + ['--out', str(killed)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while process.poll() is None and time.time() < deadline and _listed_shards(killed) == 0:
         time.sleep(0.02)

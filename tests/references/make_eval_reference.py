@@ -1,11 +1,11 @@
 """Makes the original's trainer-saved checkpoint and its test figures, for
-`tests/tools/test_original_protocol.py`, by running the original code.
+`tests/cli/test_original_protocol.py`, by running the original code.
 
     git clone https://github.com/sollynoay/MMP-RNN /tmp/MMP-RNN   # or the search tool's fetch
     pip install torch==2.13.0 thop numpy opencv-python-headless scikit-image
-    python tests/data/make_eval_reference.py --original /tmp/MMP-RNN/MMP-RNN
+    python tests/references/make_eval_reference.py --original /tmp/MMP-RNN/MMP-RNN
 
-Writes, under tests/data/:
+Writes, under tests/references/:
 - `original_trainer_checkpoint.pth.tar`: what `train/dp.py` saves after one training step of
   `nn.DataParallel(Model(para))` (`model/model.py`), A2B2C8 with the seeded random weights of
   `tests/original_reference.py`: `epoch`, `model`, `state_dict` (`module.model.` keys),
@@ -148,8 +148,8 @@ def main():
         figures = {'count': int(figure('Test images')), 'psnr': float(figure('Test PSNR')),
                    'ssim': float(figure('Test SSIM')), 'sequences': list(ref.BSD_SEQUENCES),
                    'frames_per_sequence': ref.BSD_TEST_FRAMES, 'test_frames': para.test_frames,
-                   'made_by': 'tests/data/make_eval_reference.py (train/test.py::_test_torch of sollynoay/MMP-RNN, '
-                              f'torch {torch.__version__}, CPU)'}
+                   'made_by': 'tests/references/make_eval_reference.py (train/test.py::_test_torch of '
+                              f'sollynoay/MMP-RNN, torch {torch.__version__}, CPU)'}
         ref.TEST_FIGURES.write_text(json.dumps(figures, indent=1) + '\n')
         written = scratch / 'results' / 'BSD_MMPRNN_test' / ref.BSD_SEQUENCES[0]
         outputs = {f'{t:08d}': cv2.imread(str(written / f'{t:08d}_mmprnn.png')) for t in SAVED_FRAMES}

@@ -1,9 +1,9 @@
 """`tools.convert_checkpoint` on every form of checkpoint the original writes.
 
-The reference conversion is the `module.` form of `tests/tools/test_deblur.py`, which gives the
+The reference conversion is the `module.` form of `tests/cli/test_deblur.py`, which gives the
 original's outputs; every other form must give the same variables, bit for bit. The trainer's
-form is `tests/data/original_trainer_checkpoint.pth.tar`, saved by running the original's
-trainer code (`tests/data/make_eval_reference.py`) and read here without torch.
+form is `tests/references/original_trainer_checkpoint.pth.tar`, saved by running the original's
+trainer code (`tests/references/make_eval_reference.py`) and read here without torch.
 """
 import numpy as np
 import pytest

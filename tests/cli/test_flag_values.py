@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.tools.test_deblur import converted  # noqa: F401 (a fixture)
+from tests.cli.test_deblur import converted  # noqa: F401 (a fixture)
 from mmp_jax.cli import export_tfrecords
 from tools import deblur
 from tests.conftest import REPO

@@ -5,9 +5,9 @@ import fractions
 import av
 import numpy as np
 
-from tests.data_pipeline.test_decode_limits import png_bomb, video_bomb
+from tests.data.test_decode_limits import png_bomb, video_bomb
 from tests.test_video_encoding import _make_input
-from tests.tools.test_deblur import converted, reference  # noqa: F401 (fixtures)
+from tests.cli.test_deblur import converted, reference  # noqa: F401 (fixtures)
 from tools import deblur
 
 

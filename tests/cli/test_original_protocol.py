@@ -1,8 +1,8 @@
 """The original's test protocol, end to end, against figures the original printed.
 
-`tests/data/original_trainer_checkpoint.pth.tar` (the original trainer's file) and the figures
+`tests/references/original_trainer_checkpoint.pth.tar` (the original trainer's file) and the figures
 its `train/test.py::_test_torch` printed for it on the BSD-layout test set of
-`original_reference.bsd_test_set` were made by `tests/data/make_eval_reference.py`. Here, as a
+`original_reference.bsd_test_set` were made by `tests/references/make_eval_reference.py`. Here, as a
 user would, without torch: the test set is exported to records, the file converted by the CLI
 and scored by `python -m mmp_jax.main --mode=eval --config.eval.checkpoint=...`.
 """

@@ -5,7 +5,7 @@ normalises each frame with the batch's statistics and updates its running statis
     python3.11 -m venv /tmp/torchenv
     /tmp/torchenv/bin/pip install torch==2.13.0 numpy thop pillow opencv-python-headless
     git clone https://github.com/sollynoay/MMP-RNN /tmp/MMP-RNN   # or the search tool's fetch
-    /tmp/torchenv/bin/python tests/data/make_prior_batch_norm_reference.py --original /tmp/MMP-RNN/MMP-RNN
+    /tmp/torchenv/bin/python tests/references/make_prior_batch_norm_reference.py --original /tmp/MMP-RNN/MMP-RNN
 
 The tiny variant (tests/original_reference.py: A2B2C8) with the seeded random weights of
 `original_reference.random_state_dict` (MMP-Net's BatchNorm running statistics included) is
@@ -28,7 +28,7 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from tests import original_reference as ref  # noqa: E402
-from tests.data.make_reference import tiny_original  # noqa: E402
+from tests.references.make_reference import tiny_original  # noqa: E402
 
 
 def main():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests import original_reference as ref
-from tests.tools.test_deblur import converted, frames_dir, reference  # noqa: F401 (fixtures)
+from tests.cli.test_deblur import converted, frames_dir, reference  # noqa: F401 (fixtures)
 from tools import deblur
 from tests.conftest import REPO
 

@@ -2,7 +2,7 @@
 the tiny variant for a few steps.
 
     pip install torch==2.13.0 numpy thop pillow opencv-python-headless
-    python tests/data/make_trainer_reference.py --original /tmp/MMP-RNN/MMP-RNN
+    python tests/references/make_trainer_reference.py --original /tmp/MMP-RNN/MMP-RNN
 
 The loop's pieces as train/dp.py and train/optimizer.py put them together: the tiny MMP-RNN
 (tests/original_reference.py, seeded random weights, built as make_reference.py builds it) in
@@ -31,7 +31,7 @@ from torch.nn.utils import clip_grad_norm_
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from tests import original_reference as ref  # noqa: E402
-from tests.data.make_reference import build_losses, tiny_original  # noqa: E402
+from tests.references.make_reference import build_losses, tiny_original  # noqa: E402
 
 
 def main():
