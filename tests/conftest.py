@@ -1,7 +1,8 @@
-"""Shared test helpers: the repository root (`REPO`), the tiny MMP-RNN (`TINY_MMPRNN`), Python
-subprocesses on N forced host CPU devices, alone or as the processes of one `jax.distributed` job on
-localhost; one persistent compilation cache for the whole run. (`tests` is a package, so pytest puts
-the repository root on sys.path: the tests import `configs` and `tools` from it.)"""
+"""Shared test helpers: the repository root (`REPO`), the tiny MMP-RNN (`TINY_MMPRNN`), a model's
+initial variables (`init_variables`), Python subprocesses on N forced host CPU devices, alone or as
+the processes of one `jax.distributed` job on localhost; one persistent compilation cache for the
+whole run. (`tests` is a package, so pytest puts the repository root on sys.path: the tests import
+`configs` and `tools` from it.)"""
 import os
 import shutil
 import socket
@@ -11,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mmp_jax.backend import with_flags
@@ -52,6 +54,15 @@ def pytest_unconfigure(config):
     folder = config.stash.get(COMPILATION_FOLDER, None)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def init_variables(model, key: int = 0, *inputs) -> dict:
+    """The variables of `model` (a flax module), its `init` jitted, from `jax.random.key(key)` on
+    `inputs`; with none, on zero frames [1, model.window, 16, 16, 3] float32 (an MMP-RNN's)."""
+    import jax  # here, not above: jax starts after pytest_configure has set its flags and cache
+    if not inputs:
+        inputs = (np.zeros((1, model.window, 16, 16, 3), np.float32),)
+    return jax.jit(model.init)(jax.random.key(key), *inputs)
 
 
 def _cpu_env(devices: int) -> dict:

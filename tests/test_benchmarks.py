@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import chunked_inference, infer_speed
-from tests.conftest import REPO
+from tests.conftest import REPO, init_variables
 
 
 def _run(tmp_path, module, *args):
@@ -120,13 +120,10 @@ def test_tiled_inference(tmp_path):
 
 @pytest.mark.slow
 def test_state_drift(tmp_path):
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
     from mmp_jax.checkpoint import save_model  # noqa: PLC0415
     from mmp_jax.models.variants import model_from_variant  # noqa: PLC0415
     model = model_from_variant('A1B1C4F5')
-    save_model(tmp_path / 'model', jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 5, 16, 16, 3))),
-               {'variant': 'A1B1C4F5'})
+    save_model(tmp_path / 'model', init_variables(model), {'variant': 'A1B1C4F5'})
     result = _run(tmp_path, 'benchmarks.state_drift', '--checkpoint', str(tmp_path / 'model'), '--frames', '30',
                   '--block', '10', '--reset-every', '8', '--size', '48x32')
     assert [r['frames'] for r in result['rows']] == ['0..9', '10..19', '20..29']

@@ -4,13 +4,13 @@ evaluated in its compiling round (a second, timed pass), and the workdir records
 import dataclasses
 import json
 
-import jax
 import numpy as np
 import pytest
 
 from configs import test as test_config
 from mmp_jax import checkpoint, evaluate, modes, sharding
 from mmp_jax.models.variants import model_from_config
+from tests.conftest import init_variables
 from tools import export_tfrecords
 
 
@@ -46,7 +46,7 @@ def test_eval_of_one_round_times_it_and_records_the_run(tmp_path):
                                   '--width', '32', '--workers', '1', '--quiet']) == 0
     config = test_config.get_config()
     model = model_from_config(config.model)
-    variables = jax.jit(model.init)(jax.random.key(0), np.zeros((1, model.window, 16, 16, 3), np.float32))
+    variables = init_variables(model)
     checkpoint.save_model(tmp_path / 'model', variables, dict(config.model))
     config.data.eval_records = str(records)
     config.eval.update(checkpoint=str(tmp_path / 'model'), chunk_frames=0)  # one sequence, whole: one round

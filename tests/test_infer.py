@@ -7,13 +7,14 @@ import pytest
 from mmp_jax.evaluate import chunk_starts
 from mmp_jax.infer import DeblurredFrame, StreamingDeblurrer, TiledDeblurrer, deblur_in_chunks, tile_starts
 from mmp_jax.models.mmp_rnn import MMPRNN
+from tests.conftest import TINY_MMPRNN, init_variables
 
-MODEL = MMPRNN(n_features=4, n_blocks_a=1, n_blocks_b=1)
+MODEL = MMPRNN(**TINY_MMPRNN)
 
 
 @pytest.fixture(scope='module')
 def variables():
-    return jax.jit(MODEL.init)(jax.random.key(0), jnp.zeros((1, 5, 20, 24, 3)))
+    return init_variables(MODEL, 0, jnp.zeros((1, 5, 20, 24, 3)))
 
 
 def _frames(count, height=18, width=22):

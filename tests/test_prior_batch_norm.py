@@ -26,6 +26,7 @@ from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import MMPRNN, prior_variables
 from mmp_jax.models.variants import MODEL_DEFAULTS
 from tests import original_reference as ref
+from tests.conftest import TINY_MMPRNN, init_variables
 
 TOLERANCE = 1e-5
 needs_reference = pytest.mark.skipif(not ref.PRIOR_BATCH_NORM_FILE.exists(),
@@ -105,12 +106,12 @@ def test_running_statistics_by_default_in_training_too(reference, state):
 
 @pytest.mark.slow
 def test_a_training_step_with_batch_statistics_updates_them_and_keeps_the_weights():
-    model = MMPRNN(n_features=4, n_blocks_a=1, n_blocks_b=1, prior_batch_norm='batch')
+    model = MMPRNN(**TINY_MMPRNN, prior_batch_norm='batch')
     rng = np.random.default_rng(0)
     batch = {'blurry': rng.uniform(0, 1, (2, 5, 16, 16, 3)).astype(np.float32),
              'sharp': rng.uniform(0, 1, (2, 5, 16, 16, 3)).astype(np.float32),
              'mmp': rng.uniform(0, 1, (2, 5, 16, 16, 1)).astype(np.float32)}
-    variables = jax.jit(model.init)(jax.random.key(0), batch['blurry'])
+    variables = init_variables(model, 0, batch['blurry'])
     optimizer = stages.get('mmprnn').make_optimizer(1e-3, 10)
     before = stages.get('mmprnn').create_state(variables, optimizer)
     after, _ = jax.jit(stages.get('mmprnn').make_step(model, optimizer))(before, batch)

@@ -8,10 +8,11 @@ SCRIPT = r'''
 import json, jax, jax.numpy as jnp, numpy as np
 from mmp_jax import sharding
 from mmp_jax.models.mmp_rnn import MMPRNN
+from tests.conftest import TINY_MMPRNN, init_variables
 mesh = sharding.make_mesh()
-model = MMPRNN(n_features=4, n_blocks_a=1, n_blocks_b=1)
+model = MMPRNN(**TINY_MMPRNN)
 frames = np.random.default_rng(0).uniform(0, 1, (8, 5, 16, 16, 3)).astype(np.float32)
-variables = jax.jit(model.init)(jax.random.key(0), frames[:1])
+variables = init_variables(model, 0, frames[:1])
 loss = lambda v, x: jnp.mean(model.apply(v, x) ** 2)
 grad = jax.jit(jax.grad(loss))
 single = grad(variables, jnp.asarray(frames))

@@ -164,13 +164,14 @@ import json, sys, jax, numpy as np
 from mmp_jax import evaluate, sharding
 from mmp_jax.models.mmp_rnn import prior_variables
 from mmp_jax.models.variants import model_from_variant
+from tests.conftest import init_variables
 model = model_from_variant('A1B1C4F5')
 rng = np.random.default_rng(0)
 sequences = {f's{i}': {'blurry': rng.integers(0, 256, (t, 20, 24, 3), dtype=np.uint8),
                        'sharp': rng.integers(0, 256, (t, 20, 24, 3), dtype=np.uint8),
                        'mmp': rng.uniform(0, 1, (t, 20, 24, 1)).astype(np.float32)}
              for i, t in enumerate((7, 9, 13))}
-variables = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 5, 16, 16, 3), np.float32))
+variables = init_variables(model)
 mesh = sharding.make_mesh()
 report, strips = evaluate.MMPRNNEvaluator(model, chunk_frames=6)(variables, sequences, mesh)
 compiled = evaluate._deblur._cache_size()

@@ -9,7 +9,7 @@ import pytest
 from mmp_jax import stages
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import MMPRNN
-from tests.conftest import TINY_MMPRNN
+from tests.conftest import TINY_MMPRNN, init_variables
 
 TINY = TINY_MMPRNN
 
@@ -25,7 +25,7 @@ def _batch(size=2, length=5, patch=16, seed=0):
 def test_stage_two_leaves_mmp_net_untouched():
     model = MMPRNN(**TINY)
     batch = _batch()
-    variables = jax.jit(model.init)(jax.random.key(0), batch['blurry'])
+    variables = init_variables(model, 0, batch['blurry'])
     optimizer = stages.get('mmprnn').make_optimizer(1e-3, 10)
     state = stages.get('mmprnn').create_state(variables, optimizer)
     assert 'prior' not in state.params['cell'] and 'prior' in state.frozen['cell']
@@ -47,11 +47,12 @@ import json, jax, jax.numpy as jnp, numpy as np
 from flax.traverse_util import flatten_dict
 from mmp_jax import sharding, stages, train_step
 from mmp_jax.models.mmp_rnn import MMPRNN
+from tests.conftest import init_variables
 from tests.test_train_step import TINY, _batch
 out = {}
 for stage, model, length in (('mmprnn', MMPRNN(**TINY), 5),):
     batches = [_batch(8, length, 16, seed) for seed in range(10)]
-    variables = jax.jit(model.init)(jax.random.key(0), batches[0]['blurry'])
+    variables = init_variables(model, 0, batches[0]['blurry'])
     optimizer = stages.get(stage).make_optimizer(1e-3, 10)
     step = stages.get(stage).make_step(model, optimizer)
     results = []
@@ -85,7 +86,7 @@ def test_ten_steps_on_one_and_eight_devices_give_the_same_parameters(cpu_devices
 @pytest.mark.slow
 def test_stage_one_fits_a_batch_and_updates_batch_statistics():
     model, batch = MMPNet(), _batch(length=1)
-    variables = jax.jit(model.init)(jax.random.key(0), batch['blurry'][:, 0])
+    variables = init_variables(model, 0, batch['blurry'][:, 0])
     optimizer = stages.get('mmpnet').make_optimizer(1e-3, 10)
     state = stages.get('mmpnet').create_state(variables, optimizer)
     step = jax.jit(stages.get('mmpnet').make_step(model, optimizer))
@@ -100,7 +101,7 @@ def test_stage_one_fits_a_batch_and_updates_batch_statistics():
 
 def test_stage_one_adds_the_notebooks_gradient_term_when_weighted():
     model, batch = MMPNet(), _batch(length=1)
-    variables = jax.jit(model.init)(jax.random.key(0), batch['blurry'][:, 0])
+    variables = init_variables(model, 0, batch['blurry'][:, 0])
     optimizer = stages.get('mmpnet').make_optimizer(1e-3, 10)
     state = stages.get('mmpnet').create_state(variables, optimizer)
     _, plain = jax.jit(stages.get('mmpnet').make_step(model, optimizer, {}))(state, batch)

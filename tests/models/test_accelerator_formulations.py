@@ -13,7 +13,7 @@ from mmp_jax.models import formulations, layers
 from mmp_jax.models.channel_padding import channel_padded_conv
 from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import MMPRNN
-from tests.conftest import TINY_MMPRNN
+from tests.conftest import TINY_MMPRNN, init_variables
 
 TOLERANCE = 1e-5
 TINY = TINY_MMPRNN
@@ -83,7 +83,7 @@ def _same_values_and_gradients(model, x) -> None:
     """`mean(model(x) ** 2)` and its gradient for every parameter, computed as a GPU with
     channels padded to multiples of 8 computes them and as a TPU does (XLA's convolutions
     unpadded): equal in float32."""
-    variables = jax.jit(model.init)(jax.random.key(0), x)
+    variables = init_variables(model, 0, x)
     loss = lambda params: jnp.mean(model.apply({**variables, 'params': params}, x) ** 2)
     results = []
     for setting in (GPU_PADDED, dict(platform='tpu')):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mmp_jax.models.mmp_rnn import MMPRNN
-from tests.conftest import TINY_MMPRNN
+from tests.conftest import TINY_MMPRNN, init_variables
 
 TINY = TINY_MMPRNN
 H, W = 16, 20
@@ -18,7 +18,7 @@ def _frames(length: int, seed: int = 0, batch: int = 1) -> jax.Array:
 @pytest.fixture(scope='module')
 def tiny():
     model = MMPRNN(**TINY)
-    return model, jax.jit(model.init)(jax.random.key(1), _frames(5))
+    return model, init_variables(model, 1, _frames(5))
 
 
 @pytest.mark.slow
@@ -101,7 +101,7 @@ def test_frames_must_be_multiples_of_four(tiny):
 @pytest.mark.slow
 def test_mmam_off_has_no_prior_and_runs():
     model = MMPRNN(use_mmam=False, **TINY)
-    variables = jax.jit(model.init)(jax.random.key(0), _frames(5))
+    variables = init_variables(model, 0, _frames(5))
     assert 'prior' not in variables['params']['cell'] and 'MMAM1' not in variables['params']['cell']
     assert 'batch_stats' not in variables
     assert jax.jit(model.apply)(variables, _frames(5)).shape == (1, 1, H, W, 3)
@@ -111,7 +111,7 @@ def test_mmam_off_has_no_prior_and_runs():
 def test_given_prior_is_used_and_required():
     model = MMPRNN(prior_source='given', **TINY)
     priors = jnp.full((1, 6, H, W, 1), 0.3)
-    variables = jax.jit(model.init)(jax.random.key(0), _frames(6), priors)
+    variables = init_variables(model, 0, _frames(6), priors)
     assert 'prior' not in variables['params']['cell'] and 'MMAM1' in variables['params']['cell']
     apply = jax.jit(model.apply)
     a = apply(variables, _frames(6), priors)

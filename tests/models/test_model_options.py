@@ -8,8 +8,9 @@ import pytest
 from mmp_jax.checkpoint import load_model, save_model
 from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.models.variants import MODEL_DEFAULTS
+from tests.conftest import TINY_MMPRNN, init_variables
 
-MODEL = MMPRNN(n_features=4, n_blocks_a=1, n_blocks_b=1, scan_unroll=False)
+MODEL = MMPRNN(**TINY_MMPRNN, scan_unroll=False)
 
 
 def _frames(seed: int = 0) -> jax.Array:
@@ -18,7 +19,7 @@ def _frames(seed: int = 0) -> jax.Array:
 
 @pytest.fixture(scope='module')
 def variables():
-    return jax.jit(MODEL.init)(jax.random.key(1), _frames())
+    return init_variables(MODEL, 1, _frames())
 
 
 def _loss_and_grads(model: MMPRNN, variables, frames):

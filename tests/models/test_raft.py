@@ -13,6 +13,7 @@ from mmp_jax.convert import check_same_structure, convert_raft_state_dict
 from mmp_jax.models.raft import RAFT, raft_flow
 from mmp_jax.raft_backend import raft_backend
 from tests import original_reference as ref
+from tests.conftest import init_variables
 
 
 @pytest.fixture(scope='module')
@@ -38,7 +39,7 @@ def test_raft_equals_the_official_implementation(reference, size):
 def test_raft_flow_pads_and_crops_any_size():
     model = RAFT('small', iters=1)
     images = jnp.zeros((1, 130, 141, 3))
-    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 128, 128, 3)), jnp.zeros((1, 128, 128, 3)))
+    variables = init_variables(model, 0, jnp.zeros((1, 128, 128, 3)), jnp.zeros((1, 128, 128, 3)))
     flow = jax.jit(lambda v, a, b: raft_flow(model, v, a, b))(variables, images, images)
     assert flow.shape == (1, 130, 141, 2)
     with pytest.raises(ValueError, match='multiples of 8; got 130x141'):
