@@ -8,7 +8,7 @@ folder `--output`), each checked to differ from its input and from each other an
 import dataclasses
 import pathlib
 
-from mmp_jax.io import atomic, paths
+from mmp_jax.io import paths, staging
 from mmp_jax.io.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES, SourceError, list_videos
 from mmp_jax.frame_writers import OutputError, check_distinct, check_output, is_video_path
@@ -25,12 +25,17 @@ class Job:
     write_prior: str | None
 
 
+def is_frame(name: str) -> bool:
+    """Whether the file `name` is a frame (by its suffix): what an output folder holds of ours."""
+    return pathlib.PurePath(name).suffix.lower() in FRAME_SUFFIXES
+
+
 def expand_inputs(inputs: list[str]) -> list[pathlib.Path]:
     """The videos and frame folders to deblur: the paths given, a folder holding videos but no
     frames standing for its videos."""
     paths = []
     for given in map(pathlib.Path, inputs):
-        if given.is_dir() and not any(p.suffix.lower() in FRAME_SUFFIXES for p in given.iterdir()):
+        if given.is_dir() and not any(is_frame(p.name) for p in given.iterdir()):
             videos = list_videos(given)
             if videos:
                 paths.extend(videos)
@@ -65,19 +70,13 @@ def _join(folder: str, name: str) -> str:
 
 def fetch_input(given: str, scratch: pathlib.Path) -> pathlib.Path:
     """`given` as a local path: itself, or for a URL a copy under the local folder `scratch` (a
-    video file, or a folder with the files directly in it)."""
+    video file, or a folder with the files directly in it; `staging.download`)."""
     if not is_url(given):
         return pathlib.Path(given)
     source, copy = paths.path(given), scratch / paths.path(given).name
-    if source.is_dir():
-        copy.mkdir(parents=True)
-        for entry in source.iterdir():
-            if not entry.is_dir():
-                atomic.copy_file(entry, copy / entry.name)
-    elif source.exists():
-        atomic.copy_file(source, copy)
-    else:
+    if not source.exists():
         raise SourceError(f'{given}: no such file or folder')
+    staging.download(source, copy, marker=False, nested=False)
     return copy
 
 
@@ -90,28 +89,6 @@ def _given(path: pathlib.Path, fetched: dict[pathlib.Path, str]) -> str | pathli
         if path.parent == copy:
             return _join(url, path.name)
     return path
-
-
-def publish_to_url(local: pathlib.Path, url: str) -> None:
-    """Copies the finished output `local` (a video, or a folder of frames) to `url`, each file
-    whole: a video replaces the one there; an existing folder keeps everything but its frames
-    (those not written again removed); a new folder not copied to the end is removed."""
-    target = paths.path(url)
-    if local.is_file():
-        atomic.copy_file(local, target)
-        return
-    existed = target.exists()
-    names = sorted(frame.name for frame in local.iterdir())
-    try:
-        for name in names:
-            atomic.copy_file(local / name, target / name)
-    except BaseException:
-        if not existed and target.exists():
-            target.rmtree()
-        raise
-    for old in target.iterdir():
-        if not old.is_dir() and old.suffix.lower() in FRAME_SUFFIXES and old.name not in names:
-            old.unlink()
 
 
 def plan(inputs: list[str], output: str, prior: str | None, overwrite: bool, scratch: pathlib.Path) -> list[Job]:
@@ -133,7 +110,10 @@ def plan(inputs: list[str], output: str, prior: str | None, overwrite: bool, scr
 
 
 def publish(job: Job) -> None:
-    """Copies a finished job's staged outputs to their URLs (nothing for local outputs)."""
+    """Copies a finished job's staged outputs (a video, or a folder of frames) to their URLs
+    (nothing for local outputs), each file whole (`staging.upload`): a video replaces the one
+    there; an existing folder keeps everything but its frames (those not written again removed);
+    a new folder not copied to the end is removed."""
     for target, written in ((job.output, job.write_output), (job.prior, job.write_prior)):
         if target is not None and written != target:
-            publish_to_url(pathlib.Path(written), target)
+            staging.upload(written, paths.path(target), marker=False, stale=is_frame)

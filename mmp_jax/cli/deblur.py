@@ -37,12 +37,12 @@ import argparse
 import pathlib
 import signal
 import sys
-import tempfile
 
 from mmp_jax.errors import run_command
 from mmp_jax import interrupts
 from mmp_jax.cli.arguments import add_max_pixels, number
 from mmp_jax import deblur_plan
+from mmp_jax.io import staging
 from mmp_jax.data.sources import open_frames
 from mmp_jax.checkpoint import CheckpointError, load_model
 from mmp_jax.deblur_files import check_length, deblur_file
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> list[tuple[str, int]]:
     model, variables, config = load_model(args.checkpoint)
     if args.variant and args.variant != config['variant']:
         raise CheckpointError(f'{args.checkpoint}: holds {config["variant"]}, --variant says {args.variant}')
-    with tempfile.TemporaryDirectory(prefix='mmp_jax_deblur.') as scratch:
+    with staging.scratch() as scratch:
         jobs = deblur_plan.plan(args.input, args.output, args.prior, args.overwrite, pathlib.Path(scratch))
         source_of = lambda job: open_frames(job.input, folder_fps=args.fps, allow_truncated=args.allow_truncated,
                                             max_pixels=args.max_pixels)

@@ -24,7 +24,6 @@ import dataclasses
 import multiprocessing
 import os
 import pathlib
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -34,7 +33,7 @@ import numpy as np
 import tqdm
 
 from mmp_jax.errors import UserError
-from mmp_jax.io import atomic, paths
+from mmp_jax.io import atomic, paths, staging
 from mmp_jax.data import build, flow, flow_service, sources, synthetic, tfrecords
 from mmp_jax.data.blur import gamma_response, load_crf_npy
 from mmp_jax.data.decode_limits import DEFAULT_MAX_PIXELS
@@ -184,11 +183,12 @@ def make_shard(job: Job) -> dict:
 
 
 def publish(job: Job, shard: dict) -> None:
-    """Copies a shard written to `job.staging` into `out` (whole, `atomic.copy_file`), then
-    removes the staged file; nothing to do where the workers wrote into `out`."""
+    """Copies a shard written to `job.staging` into `out` (whole, `staging.upload`) as soon as it
+    is done (so a resumed export finds it), then removes the staged file; nothing to do where
+    the workers wrote into `out`."""
     if job.staging:
         staged = paths.as_path(job.staging) / shard['file']
-        atomic.copy_file(staged, paths.as_path(job.settings.out) / shard['file'])
+        staging.upload(staged, paths.as_path(job.settings.out) / shard['file'], marker=False)
         staged.unlink()
 
 
@@ -290,12 +290,11 @@ def export(settings: ExportSettings, warn: Callable[[str], None] = lambda messag
     settings = dataclasses.replace(settings, num_shards=min(settings.num_shards, len(entries)))
     out = paths.as_path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
-    with (tempfile.TemporaryDirectory(prefix='mmp-export-') if paths.is_url(out) else contextlib.nullcontext()) \
-            as staging:
-        return _write_shards(settings, entries, out, staging, warn, raft)
+    with (staging.scratch() if paths.is_url(out) else contextlib.nullcontext()) as local:
+        return _write_shards(settings, entries, out, None if local is None else os.fspath(local), warn, raft)
 
 
-def _write_shards(settings: ExportSettings, entries: list, out, staging: str | None,
+def _write_shards(settings: ExportSettings, entries: list, out, local: str | None,
                   warn: Callable[[str], None], raft: Callable[[str, str], FlowBackend] | None) -> dict:
     """`export` once the sequences are checked and `out` exists: the missing shards written."""
     names = [tfrecords.shard_name(settings.name, s, settings.num_shards) for s in range(settings.num_shards)]
@@ -305,7 +304,7 @@ def _write_shards(settings: ExportSettings, entries: list, out, staging: str | N
         raise UserError(f'{out}: holds an export made with other settings; use a new --out')
     manifest = {'settings': manifest_settings(settings), 'shards': intact_shards(out, manifest.get('shards', {}), warn)}
     done = len(manifest['shards'])
-    jobs = [Job(s, tuple((i, entries[i]) for i in range(s, len(entries), settings.num_shards)), settings, staging)
+    jobs = [Job(s, tuple((i, entries[i]) for i in range(s, len(entries), settings.num_shards)), settings, local)
             for s in range(settings.num_shards) if str(s) not in manifest['shards']]
     count = max(1, min(settings.workers, len(jobs)))
     service = (flow_service.FlowService(raft(settings.raft_checkpoint, settings.raft_size), count, CONTEXT)

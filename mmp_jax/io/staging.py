@@ -1,16 +1,24 @@
-"""Orbax checkpoints on URLs that TensorStore cannot write: every epath scheme but gs:// (s3://,
-az://, the tests' in-memory ram://). Orbax works in a local temporary folder (the staging
-folder); a finished folder (a training step, a model folder) is uploaded to the URL, and a
-restore first downloads the step it reads. gs:// and local paths are not staged: orbax writes
-them itself (`is_staged`).
+"""Local stand-ins for URLs, the one mechanism for every writer or reader that cannot work on a
+URL itself: orbax's checkpoints and model folders on every epath scheme but gs:// (s3://, az://,
+the tests' in-memory ram://: TensorStore writes local files and gs:// only, `is_staged`),
+`tools.deblur`'s inputs and outputs (PyAV and OpenCV read and write local files) and the
+exporter's shards (written by worker processes; a ram:// filesystem is one process's own).
 
-What holds on a staged URL: every file is written whole (`atomic.copy_file`: a temporary object,
-then a rename), and a folder counts as written only once its marker file `COMPLETE`, uploaded
-last, is there: a step without it is not listed, a model folder without it is refused by
-`checkpoint.model_folder`. Folders are not renamed (object stores, and gfile's ram://, rename files
-only): a folder is moved file by file (`move`), its marker removed first and written last, so an
-interrupted move leaves two incomplete folders, neither taken for a checkpoint. Staging is per
-host: `checkpoint` refuses a staged URL when several processes train.
+Such a caller works in a local temporary folder (`scratch`: one place makes and removes it, named
+`mmp_jax_staging.*` in the system's temporary folder): a URL to read is first copied into it
+(`download`), a URL to write is written there and copied to the URL once finished (`upload`);
+`writing` and `reading` do both for a folder that `is_staged`. Every file is copied whole
+(`atomic.copy_file`: a temporary object, then a rename), so a reader of the URL never sees part of
+a file.
+
+What holds for a staged checkpoint or model folder (`marker=True`): it counts as written only once
+its marker file `COMPLETE`, uploaded last, is there: a step without it is not listed, a model
+folder without it is refused by `checkpoint.model_folder`. Folders are not renamed (object stores,
+and gfile's ram://, rename files only): a folder is moved file by file (`move`), its marker removed
+first and written last, so an interrupted move leaves two incomplete folders, neither taken for a
+checkpoint. Staging is per host: `checkpoint` refuses a staged URL when several processes train.
+Without a marker (a deblur output, a shard) a folder uploaded onto one there keeps its files but
+those the caller names stale, and a new folder not copied to the end is removed.
 """
 import contextlib
 import os
@@ -23,6 +31,7 @@ from mmp_jax.io import atomic, paths
 
 ORBAX_SCHEMES = ('gs',)  # TensorStore's kvstore drivers as orbax picks them: gs:// -> gcs, else file
 MARKER = 'COMPLETE'
+PREFIX = 'mmp_jax_staging.'
 
 
 def is_staged(directory: str | os.PathLike) -> bool:
@@ -30,10 +39,30 @@ def is_staged(directory: str | os.PathLike) -> bool:
     return paths.is_url(directory) and paths.scheme(directory) not in ORBAX_SCHEMES
 
 
-def _files(folder: epath.Path) -> Iterator[epath.Path]:
-    """Every file under `folder` (gfile's glob has no `**`)."""
-    for entry in folder.iterdir():
-        yield from _files(entry) if entry.is_dir() else (entry,)
+@contextlib.contextmanager
+def scratch() -> Iterator[epath.Path]:
+    """A new local temporary folder (`PREFIX*`) for stand-ins, removed with everything in it when
+    the block ends (an error or Ctrl-C included)."""
+    with tempfile.TemporaryDirectory(prefix=PREFIX) as folder:
+        yield epath.Path(folder)
+
+
+def _files(folder: epath.Path, nested: bool = True) -> list[epath.Path]:
+    """The files under `folder` by name, those in its nested folders too where `nested` (gfile's
+    glob has no `**`)."""
+    files = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir():
+            files.extend(_files(entry) if nested else ())
+        else:
+            files.append(entry)
+    return files
+
+
+def _copy_files(files: list[epath.Path], source: epath.Path, target: epath.Path) -> None:
+    """Copies `files` (under the folder `source`) to the same places under `target`, each whole."""
+    for file in files:
+        atomic.copy_file(file, target / os.fspath(file.relative_to(source)))
 
 
 def is_complete(folder: epath.Path) -> bool:
@@ -41,21 +70,48 @@ def is_complete(folder: epath.Path) -> bool:
     return (folder / MARKER).exists()
 
 
-def upload(local: epath.Path, url: epath.Path) -> None:
-    """Copies the finished local folder `local` to `url` (an incomplete one there, of an
-    interrupted upload, removed first), file by file, the marker last."""
-    if url.exists():
-        url.rmtree()
-    for file in _files(local):
-        atomic.copy_file(file, url / os.fspath(file.relative_to(local)))
-    atomic.write_bytes(url / MARKER, b'')
+def upload(local: str | os.PathLike, url: str | os.PathLike, *, marker: bool,
+           stale: Callable[[str], bool] = lambda name: False) -> None:
+    """Copies the finished local file or folder `local` (a stand-in) to `url`, each file whole. A
+    file replaces the one there. A folder, nested folders included: with `marker` (a staged
+    checkpoint or model folder) one at `url` (an incomplete one, of an interrupted upload) is
+    removed first and the marker written last; without, one at `url` keeps its files but those
+    directly in it that `stale` picks by name and that were not copied again (removed once all
+    are copied), and a folder new at `url` that is not copied to the end is removed."""
+    local, url = paths.as_path(local), paths.as_path(url)
+    if not local.is_dir():
+        atomic.copy_file(local, url)
+        return
+    files = _files(local)
+    if marker:
+        if url.exists():
+            url.rmtree()
+        _copy_files(files, local, url)
+        atomic.write_bytes(url / MARKER, b'')
+        return
+    existed = url.exists()
+    try:
+        _copy_files(files, local, url)
+    except BaseException:
+        if not existed and url.exists():
+            url.rmtree()
+        raise
+    copied = {os.fspath(file.relative_to(local)) for file in files}
+    for old in url.iterdir():
+        if not old.is_dir() and stale(old.name) and old.name not in copied:
+            old.unlink()
 
 
-def download(url: epath.Path, local: epath.Path) -> None:
-    """Copies the staged folder `url` (but its marker) into the local folder `local`."""
-    for file in _files(url):
-        if file != url / MARKER:
-            atomic.copy_file(file, local / os.fspath(file.relative_to(url)))
+def download(url: str | os.PathLike, local: str | os.PathLike, *, marker: bool, nested: bool = True) -> None:
+    """Copies the file or folder `url` to the local path `local`, each file whole: a folder's files
+    (those of its nested folders too where `nested`), its marker left out where `marker` (a
+    staged checkpoint or model folder)."""
+    url, local = paths.as_path(url), paths.as_path(local)
+    if not url.is_dir():
+        atomic.copy_file(url, local)
+        return
+    local.mkdir(parents=True, exist_ok=True)
+    _copy_files([file for file in _files(url, nested) if not (marker and file == url / MARKER)], url, local)
 
 
 def move(source: epath.Path, target: epath.Path) -> None:
@@ -65,7 +121,7 @@ def move(source: epath.Path, target: epath.Path) -> None:
         source.rename(target)
         return
     (source / MARKER).unlink(missing_ok=True)
-    for file in list(_files(source)):
+    for file in _files(source):
         destination = target / os.fspath(file.relative_to(source))
         destination.parent.mkdir(parents=True, exist_ok=True)
         file.replace(destination)
@@ -83,26 +139,27 @@ def remove(folder: epath.Path) -> None:
 @contextlib.contextmanager
 def writing(directory: epath.Path) -> Iterator[epath.Path]:
     """The folder to write the folder `directory` in: itself unless staged; for a staged URL a
-    local temporary one, uploaded there (`upload`) when the block ends without an error, and removed."""
+    stand-in in a `scratch` folder, uploaded there (`upload`, marked) when the block ends without
+    an error, and removed."""
     if not is_staged(directory):
         yield directory
         return
-    with tempfile.TemporaryDirectory(prefix='mmp_jax_staging.') as staging:
-        local = epath.Path(staging) / directory.name
+    with scratch() as folder:
+        local = folder / directory.name
         yield local
-        upload(local, directory)
+        upload(local, directory, marker=True)
 
 
 @contextlib.contextmanager
 def reading(directory: epath.Path) -> Iterator[epath.Path]:
     """The folder to read the folder `directory` from: itself unless staged; for a staged URL a
-    local temporary copy (`download`), removed when the block ends."""
+    copy in a `scratch` folder (`download`), removed when the block ends."""
     if not is_staged(directory):
         yield directory
         return
-    with tempfile.TemporaryDirectory(prefix='mmp_jax_staging.') as staging:
-        local = epath.Path(staging) / directory.name
-        download(directory, local)
+    with scratch() as folder:
+        local = folder / directory.name
+        download(directory, local, marker=True)
         yield local
 
 
@@ -110,7 +167,7 @@ class StagedManager:
     """What training uses of an orbax `CheckpointManager` (save, restore, item_metadata, all_steps,
     latest_step, reload, wait_until_finished, reached_preemption, close, directory: the URL), for the
     steps in the staged URL `directory`: `open_manager(staging folder)` is orbax's manager of a
-    local temporary folder. A step saved (asynchronously, as orbax does) is uploaded when the
+    `scratch` folder. A step saved (asynchronously, as orbax does) is uploaded when the
     next save starts, at `wait_until_finished` and at `close`; then the URL keeps the latest
     `keep` steps (all where None), as orbax's `max_to_keep` does locally. A step is downloaded
     when first restored or its metadata read. The staging folder goes at `close`."""
@@ -118,8 +175,8 @@ class StagedManager:
     def __init__(self, directory: epath.Path, keep: int | None, open_manager: Callable):
         self.directory = directory
         self._keep = keep
-        self._staging = tempfile.TemporaryDirectory(prefix='mmp_jax_staging.')
-        self._local = epath.Path(self._staging.name)
+        self._scratch = contextlib.ExitStack()
+        self._local = self._scratch.enter_context(scratch())
         self._manager = open_manager(self._local)
         self._on_url = set()
         self._list_url()
@@ -139,7 +196,7 @@ class StagedManager:
     def _stage(self, step: int) -> None:
         """Downloads step `step` into the staging folder, unless it is there."""
         if step not in self._manager.all_steps():
-            download(self.directory / str(step), self._local / str(step))
+            download(self.directory / str(step), self._local / str(step), marker=True)
             self._copied.add(step)
             self._manager.reload()
 
@@ -155,7 +212,7 @@ class StagedManager:
         """Waits for orbax's save, uploads the steps the URL lacks, and prunes the URL."""
         self._manager.wait_until_finished()
         for step in sorted(set(self._manager.all_steps()) - self._copied):
-            upload(self._local / str(step), self.directory / str(step))
+            upload(self._local / str(step), self.directory / str(step), marker=True)
             self._on_url.add(step)
             self._copied.add(step)
         if self._keep is not None:
@@ -187,7 +244,7 @@ class StagedManager:
             self._sync()
         finally:
             self._manager.close()
-            self._staging.cleanup()
+            self._scratch.close()
 
     def __enter__(self) -> 'StagedManager':
         return self
