@@ -56,10 +56,10 @@ def test_infer_speed_gives_both_sides_the_same_work(frames, repeats):
 @pytest.mark.slow
 def test_infer_memory(tmp_path):
     result = _run(tmp_path, 'benchmarks.infer_memory', '--variant', 'A1B1C4F5', '--size', '32x16',
-                  '--frames', '2,6', '--chunks', '1,3')
+                  '--frames', '2,6', '--chunks', '3')  # each row a child process: two
     rows = result['rows']
-    assert [(r['chunk_frames'], r['frames']) for r in rows] == [(1, 2), (1, 6), (3, 2), (3, 6)]
-    assert rows[0]['vs_first'] == rows[2]['vs_first'] == 1.0
+    assert [(r['chunk_frames'], r['frames']) for r in rows] == [(3, 2), (3, 6)]
+    assert rows[0]['vs_first'] == 1.0 and rows[1]['vs_first'] == rows[1]['peak_rss_mb'] / rows[0]['peak_rss_mb']
     assert all(r['peak_rss_mb'] > 50 for r in rows)
 
 
@@ -133,13 +133,13 @@ def test_state_drift(tmp_path):
 @pytest.mark.slow
 def test_train_step_memory(tmp_path):
     result = _run(tmp_path, 'benchmarks.train_step_memory', '--variant', 'A1B1C4F5', '--batch', '1x5x32x32',
-                  '--dtypes', 'float32', '--remats', 'none,full', '--unrolls', 'true,false')
+                  '--dtypes', 'float32', '--remats', 'none,full', '--unrolls', 'false')
     rows = result['rows']
     assert result['program'] == 'accelerator'  # the default: what a GPU or TPU compiles
-    assert [(r['remat'], r['scan_unroll']) for r in rows] == [('none', True), ('none', False), ('full', False)]
+    assert [(r['remat'], r['scan_unroll']) for r in rows] == [('none', False), ('full', False)]
     for row in rows:
         assert row['peak_gb'] >= row['argument_gb'] + row['output_gb'] + row['temp_gb'] - row['alias_gb'] > 0
-    assert rows[2]['temp_gb'] < rows[1]['temp_gb']  # remat keeps less for the backward pass
+    assert rows[1]['temp_gb'] < rows[0]['temp_gb']  # remat keeps less for the backward pass
 
 
 @pytest.mark.slow
@@ -159,16 +159,15 @@ def test_train_loop_sync(tmp_path):
 
 @pytest.mark.slow
 def test_accelerator_speed(tmp_path):
-    """Every (dtype, K) inference row, several videos in lockstep. No training row: its step is
+    """An inference row per dtype, several videos in lockstep. No training row: its step is
     `train_step_speed`'s (tested there) and its compilation would double the test's time; the
     training rows were measured on an H200 (`benchmarks/results/accelerator_speed_h200_train.json`)."""
     result = _run(tmp_path, 'benchmarks.accelerator_speed', '--variant', 'A1B1C4F5', '--size', '32x16',
-                  '--frames', '4', '--dtypes', 'float32,bfloat16', '--chunks', '1,2', '--videos', '2',
+                  '--frames', '4', '--dtypes', 'float32,bfloat16', '--chunks', '2', '--videos', '2',
                   '--train-settings', '')
     rows = result['rows']
     assert [(r['measure'], r['dtype'], r['chunk']) for r in rows] == [
-        ('inference', 'float32', 1), ('inference', 'float32', 2), ('inference', 'bfloat16', 1),
-        ('inference', 'bfloat16', 2)]
+        ('inference', 'float32', 2), ('inference', 'bfloat16', 2)]
     assert all(r['fps'] > 0 and r['shape'] == '32x16' and r['videos'] == 2 for r in rows)
 
 
@@ -181,6 +180,7 @@ def test_records_reader(tmp_path):
     assert all(r['batches_per_s'] > 0 and r['peak_rss_mb'] > 20 for r in rows)
 
 
+@pytest.mark.slow
 def test_layer_speed(tmp_path):
     """Every convolution of a frame is in the table once: 54 + 4 (n_a + n_b) calls for MMP-RNN
     (MMP-Net 24; the cell 21 + 4 n_a; fusion, reconstruction and skip 9 + 4 n_b), and with the
@@ -266,6 +266,7 @@ def test_gpu_suite_keeps_to_its_budget():
     assert skipped[0]['status'] == 'skipped: no device' and len(started) == 2
 
 
+@pytest.mark.slow
 def test_roofline_fills_and_totals(tmp_path):
     """The fill model on known shapes, and the frame's totals from every conv call."""
     from benchmarks.roofline import ConvWork  # noqa: PLC0415
