@@ -77,6 +77,7 @@ def test_mmp_net_frame_by_frame_equals_the_originals_training_mode(reference, st
     assert max(_differences(stats, expected).values()) <= TOLERANCE
 
 
+@pytest.mark.slow
 @needs_reference
 def test_mmp_rnn_with_batch_statistics_equals_the_originals_training_forward(reference, state):
     model = MMPRNN(prior_batch_norm='batch', **ref.TINY)
@@ -93,6 +94,7 @@ def test_mmp_rnn_with_batch_statistics_equals_the_originals_training_forward(ref
     assert np.abs(np.asarray(evaluated) - reference['prior'].reshape(evaluated.shape)).max() > 0.05
 
 
+@pytest.mark.slow
 @needs_reference
 def test_running_statistics_by_default_in_training_too(reference, state):
     model = MMPRNN(**ref.TINY)

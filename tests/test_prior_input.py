@@ -19,6 +19,7 @@ def _expected(frames: np.ndarray, centralize: bool, normalize: bool) -> np.ndarr
     return x if normalize else x * 255.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('centralize, normalize', SETTINGS)
 def test_mmpnet_sees_the_same_input_everywhere(monkeypatch, centralize, normalize):
     model = model_from_variant('A1B1C4F5').clone(centralize=centralize, normalize=normalize)

@@ -47,6 +47,7 @@ def _step_zero_variables(config, workdir):
     return model, train.variables_of(stage.create_state(variables, optimizer))
 
 
+@pytest.mark.slow
 def test_step_zero_computes_what_the_converted_models_compute(originals, tmp_path):
     unet, converted = originals
     reference_model, reference, _ = load_model(converted)
@@ -62,6 +63,7 @@ def test_step_zero_computes_what_the_converted_models_compute(originals, tmp_pat
     np.testing.assert_array_equal(model.apply(fine_tuned, frames), reference_model.apply(reference, frames))
 
 
+@pytest.mark.slow
 def test_a_prior_from_a_model_folder_and_the_unsaid_colour_order(originals, tmp_path):
     unet, converted = originals
     _, reference, _ = load_model(converted)
@@ -75,6 +77,7 @@ def test_a_prior_from_a_model_folder_and_the_unsaid_colour_order(originals, tmp_
                              tmp_path)
 
 
+@pytest.mark.slow
 def test_fine_tuning_a_different_model_names_the_fields(originals, tmp_path):
     config = _config({'mmprnn.init_checkpoint': str(originals[1]), 'model.use_mmam': False})
     config.model.variant = 'A1B2C8F6'

@@ -146,6 +146,7 @@ def test_stage_two_without_mmp_net_is_a_clear_error(records, tmp_path):
         train.train_and_evaluate(config, tmp_path)
 
 
+@pytest.mark.slow
 def test_main_reports_missing_records_in_one_line(tmp_path):
     run = _main(tmp_path / 'run', f'--config.data.train_records={tmp_path}/none', '--config.data.eval_records=')
     _, stderr = run.communicate(timeout=300)

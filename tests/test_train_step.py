@@ -99,6 +99,7 @@ def test_stage_one_fits_a_batch_and_updates_batch_statistics():
     assert float(jnp.abs(moved - variables['batch_stats']['inc']['double_conv_1']['mean']).max()) > 0
 
 
+@pytest.mark.slow
 def test_stage_one_adds_the_notebooks_gradient_term_when_weighted():
     model, batch = MMPNet(), _batch(length=1)
     variables = init_variables(model, 0, batch['blurry'][:, 0])

@@ -74,6 +74,7 @@ def _expected(reference, variables) -> dict:
     return convert_state_dict(state)
 
 
+@pytest.mark.slow
 def test_the_released_recipe_is_the_originals(reference, trained):
     config = released_config()
     assert (reference['grad_norm'] > ref.TRAINER_CLIP_NORM).sum() == 4  # clipped on four steps of six

@@ -13,6 +13,7 @@ def _run(*args, cwd=None):
                           cwd=cwd or REPO)
 
 
+@pytest.mark.slow
 def test_model_stats_json_line():
     result = _run('tools.model_stats', '--variant', 'A9B10C18F8', '--height', '720',
                   '--width', '1280', '--json')

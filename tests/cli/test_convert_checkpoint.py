@@ -71,6 +71,7 @@ def test_the_trainers_file_converts_without_torch(tmp_path, monkeypatch):
     _assert_same(_flat(tmp_path / 'pth'), _flat(tmp_path / 'npz'))
 
 
+@pytest.mark.slow
 def test_colour_order_must_be_said_and_decides_the_first_and_last_layers(tmp_path, capsys):
     source = _npz(tmp_path / 'c.npz', _state())
     assert _convert(source, tmp_path / 'none') == 2

@@ -124,6 +124,7 @@ def test_a_failed_run_leaves_nothing_it_made(tmp_path, converted, frames_dir, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == ['file']
 
 
+@pytest.mark.slow
 def test_damaged_videos_are_errors_unless_allowed(tmp_path, converted, reference, capsys):  # noqa: F811
     frames = np.concatenate([reference['frames'][0]] * 6)  # 42 frames
     data = _video(tmp_path / 'good.avi', frames).read_bytes()
@@ -188,6 +189,7 @@ def test_tiles_state_resets_and_chunks_from_the_command_line(tmp_path, converted
     assert stop.value.code == 2 and '--chunk-frames must be at least 1, got 0' in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_several_inputs_and_a_folder_of_videos(tmp_path, converted, frames_dir, reference, capsys):  # noqa: F811
     clips = tmp_path / 'clips'
     clips.mkdir()
@@ -208,6 +210,7 @@ def test_several_inputs_and_a_folder_of_videos(tmp_path, converted, frames_dir, 
     assert sorted(p.name for p in (tmp_path / 'taken').iterdir()) == ['b.avi']
 
 
+@pytest.mark.slow
 def test_h264_out_keeps_the_audio_of_the_input(tmp_path, converted, reference):  # noqa: F811
     from tests.test_video_encoding import _audio_seconds, _make_input  # noqa: PLC0415
     source = tmp_path / 'talk.mp4'

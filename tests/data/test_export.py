@@ -27,6 +27,7 @@ def exported(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_records_give_back_the_frames_and_the_true_mmp(exported):
     shards = sorted(exported.glob('mmp.tfrecord-*'))
     assert [p.name for p in shards] == ['mmp.tfrecord-00000-of-00002', 'mmp.tfrecord-00001-of-00002']
@@ -117,6 +118,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
         assert not out.exists() or not any(out.iterdir()), args
 
 
+@pytest.mark.slow
 def test_a_frame_folder_becomes_blurry_frames_with_dis_flow(tmp_path):
     frames = _frames_dir(tmp_path / 'clip', count=30)
     out = tmp_path / 'out'

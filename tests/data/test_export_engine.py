@@ -10,6 +10,7 @@ TINY = export.ExportSettings(source='synthetic', out='', flow='exact', height=32
                              num_sequences=2, num_shards=2, quiet=True)
 
 
+@pytest.mark.slow
 def test_the_engine_writes_resumes_and_refuses_other_settings(tmp_path):
     settings = dataclasses.replace(TINY, out=str(tmp_path / 'records'))
     summary = export.export(settings)

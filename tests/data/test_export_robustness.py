@@ -96,6 +96,7 @@ def _rerun(out) -> int:
                                          '--out', str(out)])
 
 
+@pytest.mark.slow
 def test_a_damaged_or_truncated_finished_shard_is_written_again(exported, tmp_path):
     out = tmp_path / 'out'
     shutil.copytree(exported, out)

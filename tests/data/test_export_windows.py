@@ -26,6 +26,7 @@ def _by_sequence(out) -> dict[str, list[dict]]:
     return {name: [e for e in examples if e['sequence'] == name] for name in {e['sequence'] for e in examples}}
 
 
+@pytest.mark.slow
 def test_gopro_raw_gives_the_notebooks_windows_unless_told_random(tmp_path):
     raw = _raw_tree(tmp_path / 'raw', LENGTHS)
     common = ['--source', 'gopro_raw', '--input', str(raw), '--quiet', '--workers', '1', '--num-shards', '2']
@@ -42,6 +43,7 @@ def test_gopro_raw_gives_the_notebooks_windows_unless_told_random(tmp_path):
         assert [e['window'] for e in drawn[name]] == [n for _, n in windows]
 
 
+@pytest.mark.slow
 def test_a_sequence_whose_name_gives_no_n_needs_blur_frames(tmp_path, capsys):
     raw = _raw_tree(tmp_path / 'raw', {'GOPR0001_07_00': 9, 'clip': 9})
     out = tmp_path / 'out'

@@ -160,6 +160,7 @@ def test_parts_of_other_sizes_and_unused_fields_are_refused():
         layers.Conv(12, (5, 5), padding=((1, 1), (1, 1))).init(jax.random.key(0), _x(1, 4, 4, 3))
 
 
+@pytest.mark.slow
 def test_dense_blocks_of_parts_are_the_concatenated_blocks(every_map, monkeypatch):
     """An RDNet (2 RDBs of 70 channels, growth 36: Winograd of parts, 1x1 convs by part)
     against the same network with every join concatenated first: the same variables and
@@ -183,6 +184,7 @@ def test_fusion_of_parts_is_the_fusion_of_their_concatenation(every_map):
     np.testing.assert_allclose(jax.jit(fusion.apply)(variables, parts), fusion.apply(variables, whole), atol=TOLERANCE)
 
 
+@pytest.mark.slow
 def test_mmp_net_with_and_without_winograd(monkeypatch):
     """MMP-Net (3x3 convs of 64 to 256 input channels) with its 3x3 convs by Winograd and by
     XLA's convolution: the same outputs (sigmoid maps in [0, 1]) within float32 rounding; and

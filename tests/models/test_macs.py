@@ -23,6 +23,7 @@ def test_counts_equal_thop_on_the_original(entry, variant):
     assert ours['macs'] == pytest.approx(measured['macs'], rel=1e-9)
 
 
+@pytest.mark.slow
 def test_paper_rows_within_three_percent_except_the_a7b8_row():
     """Table 2/3: every row but A7B8C16F8, which the released code does not reproduce."""
     paper = {'A3B4C16F5': (1.97e6, 136.42), 'A8B9C18F8': (None, 247.41),
@@ -35,6 +36,7 @@ def test_paper_rows_within_three_percent_except_the_a7b8_row():
         assert close == (name != 'A7B8C16F8'), name
 
 
+@pytest.mark.slow
 def test_ablations_change_the_counts_as_table_4_says():
     """Without MMAM (and so without MMP-Net) A9B10C18 costs MMP-Net's 38.86 GMACs less,
     plus MMAM's two 1x1 convs (paper: 264.52 -> 225.34)."""

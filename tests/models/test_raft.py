@@ -48,6 +48,7 @@ def test_raft_flow_pads_and_crops_any_size():
         model.apply(variables, images[:, :64, :64], images[:, :64, :64])
 
 
+@pytest.mark.slow
 def test_raft_backend_reads_official_keys_and_gives_both_directions(tmp_path):
     state = ref.random_state_dict(ref.load_keys()['raft_small'])
     np.savez(tmp_path / 'raft-small.npz', **{f'module.{k}': v for k, v in state.items()})
