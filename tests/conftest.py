@@ -23,13 +23,15 @@ TINY_MMPRNN = dict(n_features=4, n_blocks_a=1, n_blocks_b=1)  # the tiny MMP-RNN
 COMPILATION_FOLDER = pytest.StashKey[str]()  # the run's compilation cache, made by pytest_configure
 
 # What the test run adds to XLA_FLAGS (in this process, the xdist workers and every subprocess):
-# LLVM's optimisations off. The programs are the same (XLA's own HLO passes still run), their
-# machine code unoptimised: nearly all of the suite's time is XLA:CPU compiling tiny programs,
-# most of it LLVM optimising (a tiny MMP-RNN's jitted init compiles in 70 s at the default level,
-# 7 s at 0), while running them takes about 3x longer, a good trade at the tests' shapes. Float
-# results stay within the tests' tolerances (the comparisons with the original's stored outputs
-# and the trainer's included). A level the user set in XLA_FLAGS wins.
-TEST_XLA_FLAGS = ('--xla_backend_optimization_level=0',)
+# nearly all of the suite's time is XLA:CPU compiling tiny programs, so the programs are compiled
+# for compile time. The HLO is the same (XLA's own passes still run); its machine code is not
+# optimised by LLVM (level 0: a tiny MMP-RNN's jitted init compiles in 70 s at the default level,
+# 7 s at 0), and fusions are emitted by XLA's older loop emitters, not its MLIR fusion emitters
+# (the init in 4.5 s, the tiny model's gradient in 8 s instead of 14 s; jax 0.10.2). The
+# programs run about 3x slower, a good trade at the tests' shapes. Float results stay within the
+# tests' tolerances (the comparisons with the original's stored outputs and the trainer's
+# included). A value the user set in XLA_FLAGS wins.
+TEST_XLA_FLAGS = ('--xla_backend_optimization_level=0', '--xla_cpu_use_fusion_emitters=false')
 
 
 def pytest_configure(config):
