@@ -199,7 +199,8 @@ class MMPRNNEvaluator:
         speed = (f'; {report["seconds_per_frame"]:.4f} s per frame on {report["devices"]}'
                  if report.get('seconds_per_frame') is not None else '')
         return (f'mmprnn: PSNR {report["psnr"]:.2f} dB, SSIM {report["ssim"]:.4f}; the blurry input: '
-                f'PSNR {report["blurry_psnr"]:.2f} dB, SSIM {report["blurry_ssim"]:.4f}. Scored: {report["count"]} '
+                f'PSNR {report["blurry_psnr"]:.2f} dB, SSIM {report["blurry_ssim"]:.4f} (a gain of '
+                f'{report["psnr"] - report["blurry_psnr"]:+.2f} dB). Scored: {report["count"]} '
                 f'frames, {report["scored_frames"]}{speed}')
 
     def _jobs(self, sequences: dict[str, dict]) -> list[Job]:

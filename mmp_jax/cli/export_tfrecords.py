@@ -6,7 +6,7 @@ sources are blurred, windows placed and shards resumed).
     python -m tools.export_tfrecords --source {synthetic,gopro_raw,gopro,bsd,frames,video} \\
         --input PATH --flow {exact,dis,raft} [--raft-checkpoint P] --out DIR [--split train] [--num-shards 8] \\
         [--workers N] [--seed 0] [--camera-response crf.npy] [--num-sequences 8] [--windows {sliding,random}] \\
-        [--blur-frames N] [--max-pixels N]
+        [--blur-frames N] [--max-pixels N] [--photos {train,held_out}]
 
 Run the same command again after an interruption and it finishes the missing shards (the same
 bytes as an uninterrupted export). Bad input ends with one line naming the path and the problem
@@ -20,7 +20,7 @@ import sys
 
 from mmp_jax.errors import run_command
 from mmp_jax.cli.arguments import add_max_pixels, number
-from mmp_jax.data import export, sources
+from mmp_jax.data import export, sources, synthetic
 from mmp_jax.raft_backend import raft_backend
 
 
@@ -57,11 +57,16 @@ def parse_args(argv=None):
     parser.add_argument('--width', type=number(int, at_least=16), default=192, help='synthetic frame width')
     parser.add_argument('--max-speed', type=number(float, at_least=0), default=3.0,
                         help='synthetic: largest motion in pixels per sharp frame (blur of up to 13x it)')
+    parser.add_argument('--photos', choices=tuple(synthetic.PHOTOS), default='train',
+                        help='synthetic: the photos of the scenes; held_out ones no train scene shows (to score a '
+                             'model on pictures it never saw)')
     parser.add_argument('--store-flows', action='store_true', help='also store each window\'s flows (float16)')
     parser.add_argument('--quiet', action='store_true')
     args = parser.parse_args(argv)
     if args.source != 'synthetic' and not args.input:
         parser.error(f'--input is needed for --source {args.source}')
+    if args.source != 'synthetic' and args.photos != 'train':
+        parser.error('--photos chooses the photos of synthetic scenes (--source synthetic)')
     if args.blur_frames is not None and args.windows == 'random':
         parser.error('--blur-frames is the N of sliding windows; random windows draw N from 7..13')
     return args

@@ -1,14 +1,19 @@
 """The embedded demo (`make demo`): synthetic scenes from scikit-image's bundled photos with
-exact flow, MMP-Net (stage 1) then a small MMP-RNN (stage 2), evaluated on held-back scenes.
-Sized for a 2-core CPU (about 10 minutes from a fresh clone, install included). `make demo`
-first writes the records (cameras and objects move at most 1 px per sharp frame, so a
-blurry frame averages 7-13 frames over up to ~13 px of motion):
+exact flow, MMP-Net (stage 1) then a small MMP-RNN (stage 2), evaluated on held-back scenes of
+the training photos and, after training, on scenes of photos no training scene shows
+(`synthetic.PHOTOS['held_out']`). Sized for a 2-core CPU (about 10 minutes from a fresh clone,
+install included). `make demo` first writes the records (cameras and objects move at most 1 px
+per sharp frame, so a blurry frame averages 7-13 frames over up to ~13 px of motion):
 
     python -m tools.export_tfrecords --source synthetic --flow exact --max-speed 1.0 \\
         --out demo_out/records/train --num-sequences 8 --frames-per-sequence 120 --height 64 --width 96
     python -m tools.export_tfrecords --source synthetic --flow exact --max-speed 1.0 \\
         --out demo_out/records/eval --num-sequences 3 --frames-per-sequence 150 --height 64 --width 96 --seed 1000
+    python -m tools.export_tfrecords --source synthetic --flow exact --max-speed 1.0 --photos held_out \\
+        --out demo_out/records/heldout --num-sequences 3 --frames-per-sequence 150 --height 64 --width 96 --seed 2000
     python -m mmp_jax.main --config=configs/demo.py --workdir=demo_out
+    python -m mmp_jax.main --config=configs/demo.py --workdir=demo_out/heldout --mode=eval \\
+        --config.eval.checkpoint=demo_out/model --config.data.eval_records=demo_out/records/heldout
 """
 from mmp_jax.configs import default
 

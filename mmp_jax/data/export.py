@@ -71,6 +71,7 @@ class ExportSettings:
     height: int = 128                  # synthetic frame size
     width: int = 192
     max_speed: float = 3.0             # synthetic: largest motion, pixels per sharp frame
+    photos: str = 'train'              # synthetic: a key of synthetic.PHOTOS (held_out: evaluation scenes)
     store_flows: bool = False          # also store each window's flows (float16)
     max_pixels: int = DEFAULT_MAX_PIXELS
     quiet: bool = False                # no progress bar
@@ -138,7 +139,8 @@ def sequence_frames(settings: ExportSettings, index: int, entry) -> Iterator[bui
     """The blurry frames of one sequence, made as they are taken."""
     if settings.source == 'synthetic':
         scene = synthetic.make_scene(seed=settings.seed * 100003 + index, length=settings.frames_per_sequence,
-                                     height=settings.height, width=settings.width, max_speed=settings.max_speed)
+                                     height=settings.height, width=settings.width, max_speed=settings.max_speed,
+                                     photos=settings.photos)
         sharp = scene.frames
     else:
         sharp = sources.open_frames(entry.sharp, max_pixels=settings.max_pixels).frames
@@ -194,11 +196,13 @@ def publish(job: Job, shard: dict) -> None:
 
 def manifest_settings(settings: ExportSettings) -> dict:
     """What makes the records: an export resumes only into a manifest that lists the same (its
-    keys are those of every earlier manifest; `crf` is the camera-response file)."""
+    keys are those of every earlier manifest; `crf` is the camera-response file; `photos` is
+    listed where it is not the training photos, which every earlier manifest's scenes were)."""
     keys = ('source', 'input', 'split', 'flow', 'raft_checkpoint', 'raft_size', 'seed', 'crf',
             'store_flows', 'num_shards', 'num_sequences', 'frames_per_sequence', 'height', 'width', 'max_speed',
             'name', 'blur_frames')
-    return {**{k: getattr(settings, k) for k in keys}, 'windows': window_mode(settings)}
+    held_out = {'photos': settings.photos} if settings.photos != 'train' else {}
+    return {**{k: getattr(settings, k) for k in keys}, **held_out, 'windows': window_mode(settings)}
 
 
 def remove_temporaries(out, names: list[str]) -> None:

@@ -1,5 +1,7 @@
 """Seeded high-frame-rate scenes with exact optical flow, from photos shipped with
-scikit-image (nothing is downloaded): the demo data and the tests' data.
+scikit-image (nothing is downloaded): the demo data and the tests' data. Scenes of the
+`'train'` photos are what the demo trains on; scenes of the `'held_out'` photos, which no
+training scene shows, are what it scores a model on as pictures it never saw.
 
 A scene is a background photo (extended by mirrored copies, so that its detail does not
 depend on how far the camera travels) seen through a camera that pans along a smooth random path,
@@ -14,7 +16,8 @@ import cv2
 import numpy as np
 import skimage.data
 
-PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'retina', 'hubble_deep_field')
+PHOTOS = {'train': ('astronaut', 'coffee', 'chelsea', 'rocket', 'retina', 'hubble_deep_field'),
+          'held_out': ('camera', 'coins', 'gravel', 'brick', 'motorcycle', 'immunohistochemistry')}
 
 
 @dataclasses.dataclass
@@ -25,7 +28,9 @@ class Scene:
 
 
 def _photo(name: str) -> np.ndarray:
-    image = getattr(skimage.data, name)()
+    """The photo `name` (of `PHOTOS`) as `[h, w, 3]` uint8; `motorcycle` is the left view of
+    `stereo_motorcycle`."""
+    image = skimage.data.stereo_motorcycle()[0] if name == 'motorcycle' else getattr(skimage.data, name)()
     return image[..., :3] if image.ndim == 3 else np.repeat(image[..., None], 3, axis=-1)
 
 
@@ -45,10 +50,12 @@ def _shift(image: np.ndarray, dx: float, dy: float, width: int, height: int) -> 
 
 
 def make_scene(seed: int, length: int = 24, height: int = 64, width: int = 96,
-               n_objects: int = 2, max_speed: float = 3.0) -> Scene:
-    """A seeded scene of `length` sharp frames of height x width."""
+               n_objects: int = 2, max_speed: float = 3.0, photos: str = 'train') -> Scene:
+    """A seeded scene of `length` sharp frames of height x width, of the photos `PHOTOS[photos]`."""
+    if photos not in PHOTOS:
+        raise ValueError(f'unknown photos {photos!r}; accepted: {tuple(PHOTOS)}')
     rng = np.random.default_rng(seed)
-    names = rng.permutation(PHOTOS)
+    names = rng.permutation(PHOTOS[photos])
     travel = int(np.ceil(max_speed * length)) + 2
     background = _photo(names[0]).astype(np.float32)
     scale = max(1.5 * height / background.shape[0], 1.5 * width / background.shape[1])

@@ -30,3 +30,12 @@ def test_every_setting_is_a_flag_of_the_command():
     settings = export_tfrecords.settings_of(args)
     assert settings.source == 'synthetic' and settings.out == 'x' and settings.workers >= 1
     assert {field.name for field in dataclasses.fields(export.ExportSettings)} <= set(vars(args))
+
+
+def test_held_out_photos_are_a_synthetic_setting_the_manifest_names_when_chosen():
+    assert 'photos' not in export.manifest_settings(TINY)  # as every earlier manifest: they resume
+    assert export.manifest_settings(dataclasses.replace(TINY, photos='held_out'))['photos'] == 'held_out'
+    args = export_tfrecords.parse_args(['--source', 'synthetic', '--out', 'x', '--photos', 'held_out'])
+    assert export_tfrecords.settings_of(args).photos == 'held_out'
+    with pytest.raises(SystemExit):
+        export_tfrecords.parse_args(['--source', 'frames', '--input', 'y', '--out', 'x', '--photos', 'held_out'])

@@ -50,3 +50,20 @@ def test_dis_mmp_is_close_to_exact(seed):
     dis = window_mmp(*dis_backend()(scene.frames))
     assert exact.mean() > 0.02  # the scene moves
     assert np.abs(dis - exact).mean() < 0.05
+
+
+def test_held_out_scenes_show_only_photos_no_training_scene_shows(monkeypatch):
+    from mmp_jax.data import synthetic  # noqa: PLC0415
+    assert not set(synthetic.PHOTOS['train']) & set(synthetic.PHOTOS['held_out'])
+    shown = []
+    photo = synthetic._photo
+    monkeypatch.setattr(synthetic, '_photo', lambda name: shown.append(name) or photo(name))
+    for seed in range(4):
+        held_out = make_scene(seed, length=3, photos='held_out')
+        assert held_out.frames.shape == (3, 64, 96, 3)
+    assert shown and set(shown) <= set(synthetic.PHOTOS['held_out'])
+    shown.clear()
+    make_scene(0, length=3)
+    assert shown and set(shown) <= set(synthetic.PHOTOS['train'])
+    with pytest.raises(ValueError, match="unknown photos 'test'"):
+        make_scene(0, photos='test')
