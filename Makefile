@@ -24,7 +24,7 @@ DEMO_SCORES := import json; from mmp_jax.evaluate import MMPRNNEvaluator as E; \
 demo: $(STAMP)
 	$(BIN)/python -m tools.model_stats --paper
 	$(BIN)/python -m tools.export_tfrecords $(DEMO_SCENES) --out demo_out/records/train \
-		--num-sequences 8 --frames-per-sequence 120
+		--num-sequences 16 --frames-per-sequence 120
 	$(BIN)/python -m tools.export_tfrecords $(DEMO_SCENES) $(DEMO_EVAL) --out demo_out/records/eval --seed 1000
 	$(BIN)/python -m tools.export_tfrecords $(DEMO_SCENES) $(DEMO_EVAL) --out demo_out/records/heldout \
 		--photos held_out --seed 2000

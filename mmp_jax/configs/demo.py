@@ -6,7 +6,7 @@ install included). `make demo` first writes the records (cameras and objects mov
 per sharp frame, so a blurry frame averages 7-13 frames over up to ~13 px of motion):
 
     python -m tools.export_tfrecords --source synthetic --flow exact --max-speed 1.0 \\
-        --out demo_out/records/train --num-sequences 8 --frames-per-sequence 120 --height 64 --width 96
+        --out demo_out/records/train --num-sequences 16 --frames-per-sequence 120 --height 64 --width 96
     python -m tools.export_tfrecords --source synthetic --flow exact --max-speed 1.0 \\
         --out demo_out/records/eval --num-sequences 3 --frames-per-sequence 150 --height 64 --width 96 --seed 1000
     python -m tools.export_tfrecords --source synthetic --flow exact --max-speed 1.0 --photos held_out \\

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import skimage.data
 
-PHOTOS = {'train': ('astronaut', 'coffee', 'chelsea', 'rocket', 'retina', 'hubble_deep_field'),
+PHOTOS = {'train': ('astronaut', 'coffee', 'chelsea', 'rocket', 'retina', 'hubble_deep_field', 'grass', 'clock',
+                    'text', 'cell'),
           'held_out': ('camera', 'coins', 'gravel', 'brick', 'motorcycle', 'immunohistochemistry')}
 
 
