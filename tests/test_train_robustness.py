@@ -54,8 +54,12 @@ def two_checkpoints(records, tmp_path_factory):
 
 
 def _truncate_largest_array_file(step_dir):
-    largest = max((p for p in (step_dir / 'state').rglob('*') if p.is_file()), key=lambda p: p.stat().st_size)
-    largest.write_bytes(largest.read_bytes()[:100])
+    """Cut the largest of orbax's array data files (those in a `d/` folder) to half. Not the largest file of
+    any kind: how orbax splits the arrays into data files varies from run to run, and where the files are small the
+    JSON `_METADATA` is the largest file, which fails differently."""
+    data_files = [p for p in (step_dir / 'state').rglob('*') if p.is_file() and p.parent.name == 'd']
+    largest = max(data_files, key=lambda p: p.stat().st_size)
+    largest.write_bytes(largest.read_bytes()[:largest.stat().st_size // 2])
 
 
 def _remove_state(step_dir):
