@@ -13,10 +13,10 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # The demo's records: synthetic scenes with exact flow (configs/demo.py reads them): training
-# scenes, held-back scenes of the same photos, and scenes of photos no training scene shows
+# scenes, held-back scenes drawn as they are, and scenes of photos no training scene shows
 # (--photos held_out); the model is scored on both, the two scores recalled last.
 DEMO_SCENES := --source synthetic --flow exact --height 64 --width 96 --max-speed 1.0 --quiet
-DEMO_EVAL := --num-sequences 3 --num-shards 3 --frames-per-sequence 150
+DEMO_EVAL := --num-sequences 8 --num-shards 8 --frames-per-sequence 150
 DEMO_SCORES := import json; from mmp_jax.evaluate import MMPRNNEvaluator as E; \
 	[print(f'{name}:', E.summary(json.load(open(f'demo_out/{folder}eval/metrics.json'))['mmprnn'])) \
 	 for name, folder in (('held-back scenes of the training photos', ''), ('scenes of photos never seen', 'heldout/'))]
@@ -24,7 +24,7 @@ DEMO_SCORES := import json; from mmp_jax.evaluate import MMPRNNEvaluator as E; \
 demo: $(STAMP)
 	$(BIN)/python -m tools.model_stats --paper
 	$(BIN)/python -m tools.export_tfrecords $(DEMO_SCENES) --out demo_out/records/train \
-		--num-sequences 16 --frames-per-sequence 120
+		--num-sequences 64 --frames-per-sequence 120
 	$(BIN)/python -m tools.export_tfrecords $(DEMO_SCENES) $(DEMO_EVAL) --out demo_out/records/eval --seed 1000
 	$(BIN)/python -m tools.export_tfrecords $(DEMO_SCENES) $(DEMO_EVAL) --out demo_out/records/heldout \
 		--photos held_out --seed 2000

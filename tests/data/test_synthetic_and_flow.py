@@ -54,16 +54,32 @@ def test_dis_mmp_is_close_to_exact(seed):
 
 def test_held_out_scenes_show_only_photos_no_training_scene_shows(monkeypatch):
     from mmp_jax.data import synthetic  # noqa: PLC0415
-    assert not set(synthetic.PHOTOS['train']) & set(synthetic.PHOTOS['held_out'])
+    assert not set(synthetic.PICTURES['train']) & set(synthetic.PICTURES['held_out'])
     shown = []
-    photo = synthetic._photo
-    monkeypatch.setattr(synthetic, '_photo', lambda name: shown.append(name) or photo(name))
+    picture = synthetic._picture
+    monkeypatch.setattr(synthetic, '_picture', lambda name, rng: shown.append(name) or picture(name, rng))
     for seed in range(4):
         held_out = make_scene(seed, length=3, photos='held_out')
         assert held_out.frames.shape == (3, 64, 96, 3)
     assert shown and set(shown) <= set(synthetic.PHOTOS['held_out'])
     shown.clear()
-    make_scene(0, length=3)
-    assert shown and set(shown) <= set(synthetic.PHOTOS['train'])
+    for seed in range(4):
+        make_scene(seed, length=3)
+    assert set(shown) <= set(synthetic.PHOTOS['train']) | {synthetic.DEAD_LEAVES}
+    assert synthetic.DEAD_LEAVES in shown and set(shown) & set(synthetic.PHOTOS['train'])  # both kinds
     with pytest.raises(ValueError, match="unknown photos 'test'"):
         make_scene(0, photos='test')
+
+
+def test_dead_leaves_are_drawn_from_the_seed_with_edges_at_every_scale():
+    from mmp_jax.data import synthetic  # noqa: PLC0415
+    a, b = (synthetic._dead_leaves(np.random.default_rng(seed), size=128, count=2_000) for seed in (0, 0))
+    c = synthetic._dead_leaves(np.random.default_rng(1), size=128, count=2_000)
+    assert a.shape == (128, 128, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert (a.sum(-1) == 0).mean() < 0.05  # the disks cover the picture
+    grey = a.mean(-1)
+    edges = np.abs(np.diff(grey, axis=1)) > 20
+    assert 0.02 < edges.mean() < 0.5  # flat disks with sharp borders, not noise
+    coarse = grey[::4, ::4]
+    assert np.abs(np.diff(coarse, axis=1)).mean() > 5  # edges remain at a coarser scale
