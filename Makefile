@@ -19,7 +19,7 @@ DEMO_SCENES := --source synthetic --flow exact --height 64 --width 96 --max-spee
 DEMO_EVAL := --num-sequences 8 --num-shards 8 --frames-per-sequence 150
 DEMO_SCORES := import json; from mmp_jax.evaluate import MMPRNNEvaluator as E; \
 	[print(f'{name}:', E.summary(json.load(open(f'demo_out/{folder}eval/metrics.json'))['mmprnn'])) \
-	 for name, folder in (('held-back scenes of the training photos', ''), ('scenes of photos never seen', 'heldout/'))]
+	 for name, folder in (('held-back scenes drawn as the training scenes', ''), ('scenes of photos never seen', 'heldout/'))]
 
 demo: $(STAMP)
 	$(BIN)/python -m tools.model_stats --paper
