@@ -1,8 +1,10 @@
-"""XLA options the project sets for the backends it runs on, before any backend initialises.
+"""XLA options the project sets for the backends it runs on, before any backend initialises, and
+TensorFlow's defaults.
 
-`mmp_jax/__init__.py` calls `set_xla_flags()` on import, so they take effect when the package
-is imported before JAX's first computation. A flag the user already put in XLA_FLAGS (with
-any value) is left as the user set it.
+`mmp_jax/__init__.py` calls `set_xla_flags()` and `set_tensorflow_defaults()` on import, so they
+take effect when the package is imported before JAX's first computation and TensorFlow's import.
+A flag the user already put in XLA_FLAGS (with any value), or a variable the user set, is left as
+the user set it.
 """
 import os
 from collections.abc import MutableMapping
@@ -22,6 +24,18 @@ def with_flags(xla_flags: str, flags, replace: bool = False) -> str:
     kept = [flag for flag in xla_flags.split() if not (replace and name(flag) in given)]
     present = {name(flag) for flag in kept}
     return ' '.join(kept + [flag for flag in flags if name(flag) not in present])
+
+
+# TensorFlow only reads and writes records and summaries here (JAX computes), so its oneDNN kernels
+# are never used; with them off and its log level at warnings, importing it prints nothing (on CPUs
+# with AVX-512 it otherwise prints oneDNN and CPU-feature lines to stderr, even for `--help`).
+TENSORFLOW_DEFAULTS = {'TF_ENABLE_ONEDNN_OPTS': '0', 'TF_CPP_MIN_LOG_LEVEL': '2'}
+
+
+def set_tensorflow_defaults(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Sets each of TENSORFLOW_DEFAULTS in `environ` that the user has not set."""
+    for name, value in TENSORFLOW_DEFAULTS.items():
+        environ.setdefault(name, value)
 
 
 def set_xla_flags(environ: MutableMapping[str, str] = os.environ) -> None:

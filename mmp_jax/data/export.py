@@ -39,7 +39,6 @@ from mmp_jax.data.blur import gamma_response, load_crf_npy
 from mmp_jax.data.decode_limits import DEFAULT_MAX_PIXELS
 from mmp_jax.data.flow import FlowBackend
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow only writes records here
 SOURCES = ('synthetic', 'gopro_raw', 'gopro', 'bsd', 'frames', 'video')
 HIGH_FPS = ('synthetic', 'gopro_raw', 'frames', 'video')
 FLOWS = ('exact', 'dis', 'raft')

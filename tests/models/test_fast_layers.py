@@ -215,6 +215,12 @@ def test_xla_flags_are_appended_and_the_users_kept():
     assert environ['XLA_FLAGS'] == f'{name}=default --xla_dump_to=/tmp/x'
 
 
+def test_tensorflow_defaults_are_set_and_the_users_kept():
+    environ = {'TF_ENABLE_ONEDNN_OPTS': '1'}
+    backend.set_tensorflow_defaults(environ)
+    assert environ == {'TF_ENABLE_ONEDNN_OPTS': '1', 'TF_CPP_MIN_LOG_LEVEL': '2'}
+
+
 def test_importing_the_package_sets_the_flags_before_jax_starts():
     code = 'import os, mmp_jax; print(os.environ["XLA_FLAGS"])'
     env = {'XLA_FLAGS': '--xla_dump_to=/tmp/x', 'PATH': ''}
