@@ -2,11 +2,8 @@
 TFRecord shards; the flags say the `mmp_jax.data.export.ExportSettings` (whose module says how
 sources are blurred, windows placed and shards resumed).
 
-`mmp-export` once installed (the same arguments), or from a checkout:
-    python -m tools.export_tfrecords --source {synthetic,gopro_raw,gopro,bsd,frames,video} \\
-        --input PATH --flow {exact,dis,raft} [--raft-checkpoint P] --out DIR [--split train] [--num-shards 8] \\
-        [--workers N] [--seed 0] [--camera-response crf.npy] [--num-sequences 8] [--windows {sliding,random}] \\
-        [--blur-frames N] [--max-pixels N] [--photos {train,held_out}]
+`mmp-export` once installed, or `python -m tools.export_tfrecords` from a checkout (`--help` lists
+the flags, e.g. `--source synthetic --flow exact --out DIR`).
 
 Run the same command again after an interruption and it finishes the missing shards (the same
 bytes as an uninterrupted export). Bad input ends with one line naming the path and the problem
@@ -43,53 +40,38 @@ def parse_args(argv=None):
     # dest 'crf': the key of the settings in the manifests of earlier exports
     parser.add_argument('--camera-response', dest='crf', metavar='CRF_NPY',
                         help="the original's camera response file crf.npy (default: a gamma 2.2 curve)")
-    parser.add_argument('--windows', choices=export.WINDOWS,
-                        help='sliding: stride 1, the sequence\'s own N, as the original notebook (default for '
-                             'gopro_raw, and with --blur-frames); random: non-overlapping, N from 7..13 (default '
-                             'for the other high-fps sources)')
-    parser.add_argument('--blur-frames', type=number(int, at_least=2),
-                        help='N sharp frames per blurry frame of sliding windows, for every sequence (default: from '
-                             'the sequence name, GOPR0374_11_00 -> 11)')
+    parser.add_argument('--windows', choices=export.WINDOWS, help="sliding: stride 1, the sequence's own N, as the "
+                        'original notebook (default for gopro_raw and with --blur-frames); random: non-overlapping, '
+                        'N from 7..13 (default for the other high-fps sources)')
+    parser.add_argument('--blur-frames', type=number(int, at_least=2), help='N sharp frames per blurry frame of '
+                        'sliding windows, for every sequence (default: from the sequence name, GOPR0374_11_00 -> 11)')
     parser.add_argument('--num-sequences', type=number(int, at_least=1), default=8, help='synthetic scenes')
-    parser.add_argument('--frames-per-sequence', type=number(int, at_least=1), default=120,
-                        help='sharp frames per synthetic scene')
+    parser.add_argument('--frames-per-sequence', type=number(int, at_least=1), default=120, help='synthetic: frames')
     parser.add_argument('--height', type=number(int, at_least=16), default=128, help='synthetic frame height')
     parser.add_argument('--width', type=number(int, at_least=16), default=192, help='synthetic frame width')
     parser.add_argument('--max-speed', type=number(float, at_least=0), default=3.0,
                         help='synthetic: largest motion in pixels per sharp frame (blur of up to 13x it)')
-    parser.add_argument('--photos', choices=tuple(synthetic.PHOTOS), default='train',
-                        help='synthetic: the photos of the scenes; held_out ones no train scene shows (to score a '
-                             'model on pictures it never saw)')
+    parser.add_argument('--photos', choices=tuple(synthetic.PHOTOS), default='train', help='synthetic: the photos '
+                        'of the scenes; held_out ones no train scene shows (to score a model on pictures it never saw)')
     parser.add_argument('--store-flows', action='store_true', help='also store each window\'s flows (float16)')
     parser.add_argument('--quiet', action='store_true')
-    args = parser.parse_args(argv)
-    if args.source != 'synthetic' and not args.input:
-        parser.error(f'--input is needed for --source {args.source}')
-    if args.source != 'synthetic' and args.photos != 'train':
-        parser.error('--photos chooses the photos of synthetic scenes (--source synthetic)')
-    if args.blur_frames is not None and args.windows == 'random':
-        parser.error('--blur-frames is the N of sliding windows; random windows draw N from 7..13')
-    return args
+    return parser.parse_args(argv)
 
 
 def settings_of(args: argparse.Namespace) -> export.ExportSettings:
+    """The settings the flags say (a UserError where they contradict one another)."""
     return export.ExportSettings(**{field.name: getattr(args, field.name)
                                     for field in dataclasses.fields(export.ExportSettings)})
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    warn = (lambda message: None) if args.quiet else (lambda message: print(f'export_tfrecords: {message}',
-                                                                             file=sys.stderr))
-    return run_command('export_tfrecords', lambda: _export_and_report(args, warn), args.out)
+    warn = lambda message: args.quiet or print(f'export_tfrecords: {message}', file=sys.stderr)
 
-
-def _export_and_report(args: argparse.Namespace, warn) -> int:
-    summary = export.export(settings_of(args), warn, raft_backend)
-    print(f'{summary["sequences"]} sequences, {summary["frames"]} frames, {summary["bytes"] / 1e6:.1f} MB '
-          f'in {summary["shards"]} shards, {summary["seconds"]:.1f} s'
-          + (f' (resumed: {summary["resumed_from"]} shards were done)' if summary['resumed_from'] else ''))
-    return 0
+    def run() -> int:
+        print(export.summary_line(export.export(settings_of(args), warn, raft_backend)))
+        return 0
+    return run_command('export_tfrecords', run, args.out)
 
 
 if __name__ == '__main__':

@@ -49,7 +49,8 @@ CONTEXT = multiprocessing.get_context('spawn')
 @dataclasses.dataclass(frozen=True)
 class ExportSettings:
     """One export: what is read, how it is blurred and where the shards go (the flags of
-    `mmp-export`, whose help says what each means)."""
+    `mmp-export`, whose help says what each means); settings that contradict one another are
+    refused when made (`__post_init__`)."""
     source: str                        # one of SOURCES
     out: str                           # a folder or URL for the shards and manifest.json
     input: str | None = None           # data set root, frame folder or video (not for synthetic)
@@ -74,6 +75,17 @@ class ExportSettings:
     store_flows: bool = False          # also store each window's flows (float16)
     max_pixels: int = DEFAULT_MAX_PIXELS
     quiet: bool = False                # no progress bar
+
+    def __post_init__(self):
+        """Settings that contradict one another are a UserError naming the flags."""
+        if self.source != 'synthetic' and not self.input:
+            raise UserError(f'--input is needed for --source {self.source}')
+        if self.source != 'synthetic' and self.flow == 'exact':
+            raise UserError('--flow exact needs --source synthetic (only synthetic scenes know their flow)')
+        if self.source != 'synthetic' and self.photos != 'train':
+            raise UserError('--photos chooses the photos of synthetic scenes (--source synthetic)')
+        if self.blur_frames is not None and self.windows == 'random':
+            raise UserError('--blur-frames is the N of sliding windows; random windows draw N from 7..13')
 
 
 class WorkerDied(UserError):
@@ -285,8 +297,6 @@ def export(settings: ExportSettings, warn: Callable[[str], None] = lambda messag
     if settings.flow == 'raft' and not pathlib.Path(settings.raft_checkpoint or '').is_file():
         raise UserError(f'{settings.raft_checkpoint}: RAFT weights not found; get raft-things.pth from '
                         f'princeton-vl/RAFT (models.zip) and pass --raft-checkpoint')
-    if settings.flow == 'exact' and settings.source != 'synthetic':
-        raise UserError('--flow exact needs --source synthetic (only synthetic scenes know their flow)')
     if window_mode(settings) == 'sliding' and settings.source in HIGH_FPS:
         for entry in entries:
             blur_frames(settings, entry)  # every sequence has its N before anything is written
@@ -328,3 +338,10 @@ def _write_shards(settings: ExportSettings, entries: list, out, local: str | Non
     return {'sequences': len(entries), 'frames': sum(s['records'] for s in shards),
             'bytes': sum(s['bytes'] for s in shards), 'seconds': time.perf_counter() - start,
             'shards': len(shards), 'resumed_from': done}
+
+
+def summary_line(summary: dict) -> str:
+    """`export`'s summary as the one line the command prints."""
+    resumed = f' (resumed: {summary["resumed_from"]} shards were done)' if summary['resumed_from'] else ''
+    return (f'{summary["sequences"]} sequences, {summary["frames"]} frames, {summary["bytes"] / 1e6:.1f} MB '
+            f'in {summary["shards"]} shards, {summary["seconds"]:.1f} s{resumed}')

@@ -5,6 +5,7 @@ import pytest
 
 from mmp_jax.cli import export_tfrecords
 from mmp_jax.data import export, tfrecords
+from mmp_jax.errors import UserError
 
 TINY = export.ExportSettings(source='synthetic', out='', flow='exact', height=32, width=48, frames_per_sequence=30,
                              num_sequences=2, num_shards=2, quiet=True)
@@ -37,5 +38,21 @@ def test_held_out_photos_are_a_synthetic_setting_the_manifest_names_when_chosen(
     assert export.manifest_settings(dataclasses.replace(TINY, photos='held_out'))['photos'] == 'held_out'
     args = export_tfrecords.parse_args(['--source', 'synthetic', '--out', 'x', '--photos', 'held_out'])
     assert export_tfrecords.settings_of(args).photos == 'held_out'
-    with pytest.raises(SystemExit):
-        export_tfrecords.parse_args(['--source', 'frames', '--input', 'y', '--out', 'x', '--photos', 'held_out'])
+
+
+@pytest.mark.parametrize('contradiction, named', [
+    ({'source': 'frames'}, '--input is needed for --source frames'),
+    ({'source': 'frames', 'input': 'y', 'flow': 'dis', 'photos': 'held_out'}, '--photos chooses the photos'),
+    ({'source': 'video', 'input': 'y', 'flow': 'exact'}, '--flow exact needs --source synthetic'),
+    ({'windows': 'random', 'blur_frames': 9}, '--blur-frames is the N of sliding windows'),
+])
+def test_settings_that_contradict_one_another_are_refused_before_any_work(tmp_path, capsys, contradiction, named):
+    with pytest.raises(UserError, match=named):
+        dataclasses.replace(TINY, **contradiction)
+    flags = [f'--{name.replace("_", "-")}={value}' for name, value in contradiction.items() if name != 'source']
+    out = tmp_path / 'records'
+    assert export_tfrecords.main(['--source', contradiction.get('source', 'synthetic'), '--out', str(out)]
+                                 + flags) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'export_tfrecords: {named}') and err.count('\n') == 1
+    assert not out.exists()
