@@ -16,8 +16,7 @@ import re
 import pytest
 from tests.conftest import REPO
 
-ROOT = REPO
-README = ROOT / 'README.md'
+README = REPO / 'README.md'
 MAX_LINES = 150
 # Folders whose modules may be named by one row for the folder.
 GROUPED = ('mmp_jax/configs/',)
@@ -27,9 +26,9 @@ _CODE_SPAN = re.compile(r'`[^`]*`')
 
 
 def modules() -> list[str]:
-    found = [p for p in (ROOT / 'mmp_jax').rglob('*.py') if p.name != '__init__.py']
-    found += [p for folder in ('tools', 'benchmarks') for p in (ROOT / folder).glob('*.py') if p.name != '__init__.py']
-    return sorted(p.relative_to(ROOT).as_posix() for p in found)
+    found = [p for p in (REPO / 'mmp_jax').rglob('*.py') if p.name != '__init__.py']
+    found += [p for folder in ('tools', 'benchmarks') for p in (REPO / folder).glob('*.py') if p.name != '__init__.py']
+    return sorted(p.relative_to(REPO).as_posix() for p in found)
 
 
 def table_paths(text: str) -> set[str]:
@@ -50,7 +49,7 @@ def test_every_module_is_in_the_readme_table():
 
 def test_the_readme_table_names_only_what_exists():
     named = table_paths(README.read_text(encoding='utf-8'))
-    stale = sorted(p for p in named if ('/' in p or p.endswith('.py')) and not (ROOT / p).exists())
+    stale = sorted(p for p in named if ('/' in p or p.endswith('.py')) and not (REPO / p).exists())
     assert not stale, f'README.md: its module table names paths that do not exist: {", ".join(stale)}'
 
 
@@ -89,20 +88,20 @@ def relative_links(page: pathlib.Path) -> list[str]:
     return targets
 
 
-PAGES = [README] + sorted((ROOT / 'docs').glob('*.md'))
+PAGES = [README] + sorted((REPO / 'docs').glob('*.md'))
 
 
-@pytest.mark.parametrize('page', PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize('page', PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
 def test_relative_links_point_at_files_that_exist(page):
     broken = []
     for target in relative_links(page):
         path, _, anchor = target.partition('#')
         file = (page.parent / path).resolve() if path else page
         if not file.exists():
-            broken.append(f'{target} (no {file.relative_to(ROOT) if file.is_relative_to(ROOT) else file})')
+            broken.append(f'{target} (no {file.relative_to(REPO) if file.is_relative_to(REPO) else file})')
         elif anchor and file.suffix == '.md' and anchor not in heading_anchors(file.read_text(encoding='utf-8')):
-            broken.append(f'{target} (no heading #{anchor} in {file.relative_to(ROOT)})')
-    assert not broken, f'{page.relative_to(ROOT)}: broken links: {"; ".join(broken)}'
+            broken.append(f'{target} (no heading #{anchor} in {file.relative_to(REPO)})')
+    assert not broken, f'{page.relative_to(REPO)}: broken links: {"; ".join(broken)}'
 
 
 def test_the_docs_pages_exist():

@@ -16,7 +16,6 @@ from mmp_jax.models.mmp_rnn import MMPRNN
 from tests.conftest import TINY_MMPRNN, init_variables
 
 TOLERANCE = 1e-5
-TINY = TINY_MMPRNN
 GPU_PADDED = dict(platform='cuda', gpu_channel_multiple=8)
 
 
@@ -97,7 +96,8 @@ def _same_values_and_gradients(model, x) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize('model, shape', [
-    (MMPRNN(**TINY, use_mmam=False, scan_unroll=False), (1, 5, 16, 16, 3)),  # the cell as a loop: quicker to compile
+    # the cell as a loop: quicker to compile
+    (MMPRNN(**TINY_MMPRNN, use_mmam=False, scan_unroll=False), (1, 5, 16, 16, 3)),
     (MMPNet(), (2, 16, 16, 3))], ids=['mmp_rnn_without_mmp_net', 'mmp_net'])
 def test_padded_gpu_convolutions_give_the_plain_models_values_and_gradients(model, shape):
     _same_values_and_gradients(model, jax.random.uniform(jax.random.key(3), shape))
@@ -131,7 +131,7 @@ def test_accelerator_steps_lower_without_the_cpu_formulations():
     same convolutions and matmuls as the program without them (XLA's convolutions of
     concatenated maps), where the CPU's own program differs (Winograd's matmuls, 1x1 convs by
     part)."""
-    model = MMPRNN(**TINY)
+    model = MMPRNN(**TINY_MMPRNN)
     with formulations.using(platform='tpu'):
         plain = {name: _op_counts(jax.jit(fn).trace(*args).lower().as_text())
                  for name, (fn, args) in _steps(model).items()}

@@ -7,7 +7,6 @@ import pytest
 from mmp_jax.models.mmp_rnn import MMPRNN
 from tests.conftest import TINY_MMPRNN, init_variables
 
-TINY = TINY_MMPRNN
 H, W = 16, 20
 
 
@@ -17,7 +16,7 @@ def _frames(length: int, seed: int = 0, batch: int = 1) -> jax.Array:
 
 @pytest.fixture(scope='module')
 def tiny():
-    model = MMPRNN(**TINY)
+    model = MMPRNN(**TINY_MMPRNN)
     return model, init_variables(model, 1, _frames(5))
 
 
@@ -68,7 +67,7 @@ def test_extract_then_recur_equals_encode_for_a_batch_of_videos(tiny):
 def test_weights_are_shared_across_frames(tiny):
     _, variables = tiny
     kernel = variables['params']['cell']['F_B0']['kernel']
-    assert kernel.shape == (5, 5, 3, TINY['n_features'])  # no time axis: one set of weights
+    assert kernel.shape == (5, 5, 3, TINY_MMPRNN['n_features'])  # no time axis: one set of weights
 
 
 @pytest.mark.slow
@@ -78,7 +77,7 @@ def test_any_length_compiles_once_per_shape(tiny):
     for length in (2, 12):
         for seed in (0, 1):
             feats = encode(variables, _frames(length, seed))
-            assert feats.shape == (1, length, H // 4, W // 4, 5 * TINY['n_features'])
+            assert feats.shape == (1, length, H // 4, W // 4, 5 * TINY_MMPRNN['n_features'])
     assert encode._cache_size() == 2  # one compilation per sequence length
     out = jax.jit(model.apply)(variables, _frames(12))
     assert out.shape == (1, 8, H, W, 3) and bool(jnp.isfinite(out).all())
@@ -100,7 +99,7 @@ def test_frames_must_be_multiples_of_four(tiny):
 
 @pytest.mark.slow
 def test_mmam_off_has_no_prior_and_runs():
-    model = MMPRNN(use_mmam=False, **TINY)
+    model = MMPRNN(use_mmam=False, **TINY_MMPRNN)
     variables = init_variables(model, 0, _frames(5))
     assert 'prior' not in variables['params']['cell'] and 'MMAM1' not in variables['params']['cell']
     assert 'batch_stats' not in variables
@@ -109,7 +108,7 @@ def test_mmam_off_has_no_prior_and_runs():
 
 @pytest.mark.slow
 def test_given_prior_is_used_and_required():
-    model = MMPRNN(prior_source='given', **TINY)
+    model = MMPRNN(prior_source='given', **TINY_MMPRNN)
     priors = jnp.full((1, 6, H, W, 1), 0.3)
     variables = init_variables(model, 0, _frames(6), priors)
     assert 'prior' not in variables['params']['cell'] and 'MMAM1' in variables['params']['cell']
@@ -123,20 +122,20 @@ def test_given_prior_is_used_and_required():
 
 def test_unknown_prior_source_and_activation_are_refused():
     with pytest.raises(ValueError, match="unknown prior_source 'flow'"):
-        MMPRNN(prior_source='flow', **TINY).init(jax.random.key(0), _frames(5))
+        MMPRNN(prior_source='flow', **TINY_MMPRNN).init(jax.random.key(0), _frames(5))
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
-        MMPRNN(activation='swish', **TINY).init(jax.random.key(0), _frames(5))
+        MMPRNN(activation='swish', **TINY_MMPRNN).init(jax.random.key(0), _frames(5))
 
 
 @pytest.mark.slow
 def test_non_deblurred_feature_transmission_switch(tiny):
     model, variables = tiny
     frames = _frames(7)
-    without = jax.jit(MMPRNN(transmit_ndf=False, **TINY).apply)(variables, frames)  # same weights
+    without = jax.jit(MMPRNN(transmit_ndf=False, **TINY_MMPRNN).apply)(variables, frames)  # same weights
     assert float(jnp.abs(jax.jit(model.apply)(variables, frames) - without).max()) > 0
 
 
 def test_fusion_attention_switch_removes_its_weights():
-    variables = jax.eval_shape(MMPRNN(fusion_attention=False, **TINY).init, jax.random.key(0),
+    variables = jax.eval_shape(MMPRNN(fusion_attention=False, **TINY_MMPRNN).init, jax.random.key(0),
                                _frames(5))
     assert set(variables['params']['fusion']) == {'fusion'}
