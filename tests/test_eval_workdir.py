@@ -11,7 +11,7 @@ from configs import test as test_config
 from mmp_jax import checkpoint, evaluate, modes, sharding
 from mmp_jax.models.variants import model_from_config
 from tests.conftest import init_variables
-from tools import export_tfrecords
+from mmp_jax.cli import export_tfrecords
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,6 @@ import pathlib
 from tests.conftest import REPO
 
 
-ROOT = REPO
 PROGRAMS = {'tools', 'benchmarks', 'tests', 'configs'}
 NO_IO = {'cv2', 'orbax', 'tensorflow', 'tensorflow_datasets', 'data_pipeline', 'tools', 'configs'}
 
@@ -33,18 +32,18 @@ def _imports(path: pathlib.Path) -> set[str]:
 
 
 def test_library_imports_point_down():
-    for path in (ROOT / 'mmp_jax').rglob('*.py'):
-        assert not _imports(path) & PROGRAMS, f'{path.relative_to(ROOT)} imports {_imports(path) & PROGRAMS}'
+    for path in (REPO / 'mmp_jax').rglob('*.py'):
+        assert not _imports(path) & PROGRAMS, f'{path.relative_to(REPO)} imports {_imports(path) & PROGRAMS}'
 
 
 FLOOR = 'mmp_jax.errors'
 
 
 def _imports_above(layer: str, allowed: tuple[str, ...]) -> None:
-    for path in (ROOT / 'mmp_jax' / layer).rglob('*.py'):
+    for path in (REPO / 'mmp_jax' / layer).rglob('*.py'):
         above = {name for name in _modules(path) if name.split('.')[0] in PROGRAMS
                  or (name.startswith('mmp_jax') and not name.startswith(allowed + (FLOOR,)))}
-        assert not above, f'{path.relative_to(ROOT)} imports {above}'
+        assert not above, f'{path.relative_to(REPO)} imports {above}'
 
 
 def test_the_data_layer_imports_nothing_above_it():
@@ -56,32 +55,32 @@ def test_the_file_layer_imports_only_the_floor():
 
 
 def test_the_errors_module_is_the_floor():
-    imported = {name for name in _modules(ROOT / 'mmp_jax' / 'errors.py') if name.startswith('mmp_jax')}
+    imported = {name for name in _modules(REPO / 'mmp_jax' / 'errors.py') if name.startswith('mmp_jax')}
     assert not imported, f'mmp_jax/errors.py imports {imported}'
 
 
 def test_only_mmp_jax_is_installed():
     setup = configparser.ConfigParser()
-    setup.read(ROOT / 'setup.cfg')
+    setup.read(REPO / 'setup.cfg')
     assert setup['options.packages.find']['include'].split() == ['mmp_jax*']
 
 
 def test_models_are_pure():
-    for path in (ROOT / 'mmp_jax' / 'models').rglob('*.py'):
+    for path in (REPO / 'mmp_jax' / 'models').rglob('*.py'):
         io = (_imports(path) & NO_IO) | {name for name in _modules(path) if name.startswith('mmp_jax.data')}
-        assert not io, f'{path.relative_to(ROOT)} imports {io}'
+        assert not io, f'{path.relative_to(REPO)} imports {io}'
 
 
 def test_orbax_is_only_imported_by_the_checkpoint_module():
-    users = sorted(str(path.relative_to(ROOT)) for folder in ('mmp_jax', 'tools', 'benchmarks')
-                   for path in (ROOT / folder).rglob('*.py') if 'orbax' in _imports(path))
+    users = sorted(str(path.relative_to(REPO)) for folder in ('mmp_jax', 'tools', 'benchmarks')
+                   for path in (REPO / folder).rglob('*.py') if 'orbax' in _imports(path))
     assert users == ['mmp_jax/checkpoint.py']
 
 
 def test_inference_needs_no_video_libraries():
     """`mmp_jax.infer` is computation only (benchmarks run it on machines without PyAV or
     OpenCV); reading and writing files is `deblur_files`'."""
-    imported = _modules(ROOT / 'mmp_jax' / 'infer.py')
+    imported = _modules(REPO / 'mmp_jax' / 'infer.py')
     assert not {name.split('.')[0] for name in imported} & {'av', 'cv2'}
     assert not {'mmp_jax.frame_writers', 'mmp_jax.video_encoding', 'mmp_jax.data.sources'} & imported
 
@@ -92,6 +91,6 @@ FORMULATION_MODULES = {'mmp_jax.models.winograd', 'mmp_jax.models.channel_paddin
 
 
 def test_only_layers_knows_the_platforms_formulations():
-    users = sorted(str(path.relative_to(ROOT)) for path in (ROOT / 'mmp_jax').rglob('*.py')
+    users = sorted(str(path.relative_to(REPO)) for path in (REPO / 'mmp_jax').rglob('*.py')
                    if _modules(path) & FORMULATION_MODULES)
     assert users == ['mmp_jax/models/layers.py']

@@ -9,7 +9,7 @@ from mmp_jax.checkpoint import load_model
 from mmp_jax.models.mmp_rnn import mmpnet_prior, prior_variables
 from tests import original_reference as ref
 from tests.test_train import records, tiny_config  # noqa: F401 (records: a fixture)
-from tools import convert_checkpoint
+from mmp_jax.cli import convert_checkpoint
 
 TINY = f'A{ref.TINY["n_blocks_a"]}B{ref.TINY["n_blocks_b"]}C{ref.TINY["n_features"]}'
 

@@ -9,7 +9,7 @@ import pytest
 from mmp_jax import torch_pickle
 from mmp_jax.torch_pickle import CheckpointReadError, load_state_dict
 from tests import original_reference as ref
-from tools import convert_checkpoint
+from mmp_jax.cli import convert_checkpoint
 
 
 def test_reads_a_torch_save_file_without_torch():

@@ -13,7 +13,7 @@ import pytest
 
 from configs import test as test_config
 from mmp_jax import evaluate, train
-from tools import export_tfrecords
+from mmp_jax.cli import export_tfrecords
 from tests.conftest import REPO
 
 

@@ -11,7 +11,6 @@ from mmp_jax.models.mmp_net import MMPNet
 from mmp_jax.models.mmp_rnn import MMPRNN
 from tests.conftest import TINY_MMPRNN, init_variables
 
-TINY = TINY_MMPRNN
 
 
 def _batch(size=2, length=5, patch=16, seed=0):
@@ -23,7 +22,7 @@ def _batch(size=2, length=5, patch=16, seed=0):
 
 @pytest.mark.slow
 def test_stage_two_leaves_mmp_net_untouched():
-    model = MMPRNN(**TINY)
+    model = MMPRNN(**TINY_MMPRNN)
     batch = _batch()
     variables = init_variables(model, 0, batch['blurry'])
     optimizer = stages.get('mmprnn').make_optimizer(1e-3, 10)
@@ -47,10 +46,10 @@ import json, jax, jax.numpy as jnp, numpy as np
 from flax.traverse_util import flatten_dict
 from mmp_jax import sharding, stages, train_step
 from mmp_jax.models.mmp_rnn import MMPRNN
-from tests.conftest import init_variables
-from tests.test_train_step import TINY, _batch
+from tests.conftest import TINY_MMPRNN, init_variables
+from tests.test_train_step import _batch
 out = {}
-for stage, model, length in (('mmprnn', MMPRNN(**TINY), 5),):
+for stage, model, length in (('mmprnn', MMPRNN(**TINY_MMPRNN), 5),):
     batches = [_batch(8, length, 16, seed) for seed in range(10)]
     variables = init_variables(model, 0, batches[0]['blurry'])
     optimizer = stages.get(stage).make_optimizer(1e-3, 10)

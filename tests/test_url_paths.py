@@ -21,7 +21,7 @@ from mmp_jax.io import atomic, paths
 from mmp_jax.data import input_pipeline, tfrecords
 from tests import ram_filesystem  # noqa: F401 (registers ram://)
 from tests.test_train_robustness import _stage_two_config
-from tools import export_tfrecords
+from mmp_jax.cli import export_tfrecords
 
 tf = pytest.importorskip('tensorflow')
 ROOT = 'ram://url_paths'

@@ -13,7 +13,7 @@ from mmp_jax import convert
 from mmp_jax.checkpoint import load_model
 from mmp_jax.torch_pickle import load_checkpoint, load_state_dict
 from tests import original_reference as ref
-from tools import convert_checkpoint
+from mmp_jax.cli import convert_checkpoint
 
 VARIANT = f'A{ref.TINY["n_blocks_a"]}B{ref.TINY["n_blocks_b"]}C{ref.TINY["n_features"]}F7'
 

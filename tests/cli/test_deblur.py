@@ -14,7 +14,7 @@ import pytest
 from mmp_jax.checkpoint import load_model
 from mmp_jax.infer import StreamingDeblurrer
 from tests import original_reference as ref
-from tools import convert_checkpoint, deblur
+from mmp_jax.cli import convert_checkpoint, deblur
 
 VARIANT = f'A{ref.TINY["n_blocks_a"]}B{ref.TINY["n_blocks_b"]}C{ref.TINY["n_features"]}F7'
 

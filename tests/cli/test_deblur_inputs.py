@@ -8,7 +8,7 @@ import numpy as np
 from tests.data.test_decode_limits import png_bomb, video_bomb
 from tests.test_video_encoding import _make_input
 from tests.cli.test_deblur import converted, reference  # noqa: F401 (fixtures)
-from tools import deblur
+from mmp_jax.cli import deblur
 
 
 def _deblur(converted, *args) -> int:  # noqa: F811

@@ -15,7 +15,7 @@ import pytest
 
 from tests import original_reference as ref
 from tests.cli.test_deblur import converted, frames_dir, reference  # noqa: F401 (fixtures)
-from tools import deblur
+from mmp_jax.cli import deblur
 from tests.conftest import REPO
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.cli.test_deblur import converted  # noqa: F401 (a fixture)
 from mmp_jax.cli import export_tfrecords
-from tools import deblur
+from mmp_jax.cli import deblur
 from tests.conftest import REPO
 
 

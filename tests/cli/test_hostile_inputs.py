@@ -17,7 +17,7 @@ from mmp_jax.errors import one_line
 from mmp_jax.data import sources
 from mmp_jax.models.variants import parse_variant
 from tests.cli.test_deblur import converted, reference  # noqa: F401 (fixtures)
-from tools import deblur, score
+from mmp_jax.cli import deblur, score
 from tests.conftest import REPO
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests import original_reference as ref
-from tools import convert_checkpoint, export_tfrecords
+from mmp_jax.cli import convert_checkpoint, export_tfrecords
 from tests.conftest import REPO
 
 

@@ -11,7 +11,7 @@ import pytest
 from mmp_jax import evaluate, sharding
 from mmp_jax.cli import score
 from tests.test_eval_workdir import Dimmer
-from tools import score as score_tool
+from mmp_jax.cli import score as score_tool
 
 LENGTHS = {'seq_a': 9, 'seq_b': 7}
 

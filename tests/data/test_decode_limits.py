@@ -12,7 +12,7 @@ from etils import epath
 
 from mmp_jax.cli import score
 from mmp_jax.data import decode_limits, sources, tfrecords
-from tools import export_tfrecords
+from mmp_jax.cli import export_tfrecords
 
 
 def png_bomb(path: pathlib.Path, width: int = 12000, height: int = 12000) -> pathlib.Path:

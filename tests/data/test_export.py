@@ -14,7 +14,7 @@ from mmp_jax.data import synthetic, tfrecords
 from mmp_jax.data.blur import gamma_response, synthesize_blur
 from mmp_jax.data.motion import window_mmp
 from tests.conftest import REPO
-from tools import export_tfrecords
+from mmp_jax.cli import export_tfrecords
 
 SMALL = ['--source', 'synthetic', '--flow', 'exact', '--num-sequences', '3', '--num-shards', '2', '--store-flows',
          '--frames-per-sequence', '30', '--height', '48', '--width', '64', '--workers', '1', '--quiet']

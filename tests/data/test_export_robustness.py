@@ -13,7 +13,7 @@ import time
 import pytest
 
 from mmp_jax.data import input_pipeline, tfrecords
-from tools import export_tfrecords
+from mmp_jax.cli import export_tfrecords
 from tests.conftest import REPO
 
 TINY = ['--source', 'synthetic', '--flow', 'exact', '--height', '32', '--width', '48',

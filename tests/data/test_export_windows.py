@@ -6,7 +6,7 @@ import pytest
 
 from mmp_jax.cli import export_tfrecords as cli
 from mmp_jax.data import build, flow, tfrecords
-from tools import export_tfrecords
+from mmp_jax.cli import export_tfrecords
 
 LENGTHS = {'GOPR0001_07_00': 16, 'GOPR0002_09_01': 14}  # name -> sharp frames; N is in the name
 
