@@ -150,7 +150,7 @@ def choose_encoding(path: pathlib.Path, codec: str | None, quality: int | None,
             raise OutputError(f'{path}: {error}') from None
         warnings.warn(f'{path}: {error}; writing {VIDEO_CODECS[suffix]} through OpenCV instead')
         return None
-    except ValueError as error:   # EncodingError included
+    except UserError as error:   # a bad codec or CRF, EncodingError (a bug keeps its traceback)
         raise OutputError(f'{path}: {error}') from None
     return codec, quality
 

@@ -370,10 +370,10 @@ class MMPRNN(nn.Module):
     def encode_sequence(self, frames: jax.Array, priors: jax.Array | None = None,
                         train: bool = False) -> jax.Array:
         """Frames `[B, T, H, W, 3]` in [0, 1] -> features f `[B, T, H/4, W/4, 5C]`, the cell
-        scanned over T from zero states. Unrolled (`scan_unroll=True`) a 10-frame training
-        step runs 3-7x faster on CPU than as a loop (benchmarks/train_step_speed.py); compile
-        time then grows with T (False keeps one cell in the program for any T). Features in the
-        compute dtype. `train`: see `__call__`."""
+        scanned over T from zero states. Unrolled (`scan_unroll=True`) the program holds one
+        cell per frame, whose steps run faster and whose compile time grows with T
+        (benchmarks/train_step_speed.py measures both); False keeps one cell for any T. Features
+        in the compute dtype. `train`: see `__call__`."""
         self._check_frame(frames.shape, priors)
         batch, _, height, width, _ = frames.shape
         train_prior = train and self.trains_prior_statistics
