@@ -19,7 +19,7 @@ from typing import NoReturn
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mmp_jax.errors import UserError
+from mmp_jax.errors import run_command
 from mmp_jax import modes, stages, train
 from mmp_jax.cli import absl_help
 
@@ -78,19 +78,19 @@ def main(argv):
         raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
     logging.set_verbosity(logging.INFO)
     logging.get_absl_handler().addFilter(lambda record: '/orbax/' not in record.pathname)  # per-file chatter
-    run = _MODES[_MODE.value]
-    config = _config()
-    try:
-        reports = run(config, _WORKDIR.value)
-    except train.Preempted as stop:
-        sys.exit(f'mmp_jax: {stop}')
-    except UserError as error:  # TrainingError among them; any other exception is a bug: its traceback
-        _fail(str(error))
-    except OSError as error:  # the workdir, records, files
-        _fail(str(error))
-    for name, report in reports.items():
-        if report:
-            print(stages.get(name).evaluator_class.summary(report))
+    run, config = _MODES[_MODE.value], _config()
+
+    def run_mode() -> int:
+        try:
+            reports = run(config, _WORKDIR.value)
+        except train.Preempted as stop:
+            sys.exit(f'mmp_jax: {stop}')
+        for name, report in reports.items():
+            if report:
+                print(stages.get(name).evaluator_class.summary(report))
+        return 0
+    # a UserError (TrainingError among them) or an OSError: one line, exit 2; a bug: its traceback
+    return run_command('mmp_jax', run_mode, _WORKDIR.value)
 
 
 def console_main():

@@ -120,8 +120,8 @@ def _damaged_metrics(tmp_path):
      'mmp_jax: error: --config.train.num_steps: config.train is now config.mmprnn; use --config.mmprnn.num_steps'),
     (lambda tmp: (tmp / 'run', ['--config=configs/nope.py']),
      "mmp_jax: error: --config=configs/nope.py: [Errno 2] No such file or directory: 'configs/nope.py'"),
-    (_bad_workdir, 'mmp_jax: error: [Errno 20] Not a directory: '),
-    (_config_of_an_earlier_version, 'mmp_jax: error: config.train is now config.mmprnn'),
+    (_bad_workdir, ': Not a directory'),
+    (_config_of_an_earlier_version, 'mmp_jax: config.train is now config.mmprnn'),
     (lambda tmp: (tmp / 'run', ['--config.mmprnn.frames=10']),
      "mmp_jax: error: --config.mmprnn.frames: config.mmprnn.frames is now the variant's F"),
     (_damaged_metrics, 'metrics.json: not valid JSON (')])
@@ -130,4 +130,5 @@ def test_main_reports_bad_input_in_one_line(tmp_path, case, line):
     run = _main(workdir, *overrides)
     _, stderr = run.communicate(timeout=300)
     assert run.returncode == 2, stderr[-3000:]
-    assert line in stderr.splitlines()[-1] and 'Traceback' not in stderr
+    last = stderr.splitlines()[-1]
+    assert last.startswith('mmp_jax: ') and line in last and 'Traceback' not in stderr
