@@ -134,6 +134,7 @@ class Stage:
     name: str
     evaluator_class: type    # its `summary(report)` is the stage's line; `REPORT_KEYS` its report
     exports_model = False
+    needs_mmp = False        # trains on the records' MMP (high-frame-rate exports only)
     frozen_path: tuple[str, ...] | None = None   # parameters not trained
 
     def schedule(self, learning_rate: float, num_steps: int, steps_per_epoch: int = 0,
@@ -215,6 +216,7 @@ class Stage:
 class MMPNetStage(Stage):
     name = 'mmpnet'
     evaluator_class = evaluate.MMPNetEvaluator
+    needs_mmp = True
 
     def schedule(self, learning_rate, num_steps, steps_per_epoch=0, floor=0.0) -> optax.Schedule:
         return halving_schedule(learning_rate, num_steps)

@@ -40,7 +40,6 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 from etils import epath
 
-from mmp_jax.errors import UserError
 from mmp_jax import checkpoint, sharding, stages, train_step, workdir_records
 from mmp_jax.data import input_pipeline, prefetch
 from mmp_jax.stages import TrainingError
@@ -106,16 +105,11 @@ def _batches(config, stage: stages.Stage, start_step: int):
     windows = input_pipeline.train_windows(config.data.train_records, config.data.train_weights, stage.frames(config),
                                            config.data.records_in_memory, settings.get('train_fraction', 1.0),
                                            config.seed)
-    if stage.name == 'mmpnet' and not windows.has_mmp:
+    if stage.needs_mmp and not windows.has_mmp:
         raise TrainingError(f'{config.data.train_records}: the records hold no MMP; stage 1 needs data exported '
                             f'from sharp high-frame-rate video (--source gopro_raw or synthetic)')
-    kwargs = dict(seed=config.seed, start_step=start_step, process_index=jax.process_index(),
-                  process_count=jax.process_count())
-    if config.data.reader == 'tf':
-        return input_pipeline.train_dataset(windows, settings.patch, settings.batch_size, **kwargs).as_numpy_iterator()
-    if config.data.reader == 'numpy':
-        return input_pipeline.numpy_train_batches(windows, settings.patch, settings.batch_size, **kwargs)
-    raise UserError(f"unknown config.data.reader {config.data.reader!r}; accepted: 'tf', 'numpy'")
+    return input_pipeline.train_batches(windows, config.data.reader, settings.patch, settings.batch_size, config.seed,
+                                        start_step, jax.process_index(), jax.process_count())
 
 
 def _device_batches(config, stage: stages.Stage, start_step: int, mesh):

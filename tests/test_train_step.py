@@ -41,6 +41,10 @@ def test_unknown_stage_is_refused():
         stages.get('rnn')
 
 
+def test_only_stage_one_trains_on_the_records_mmp():
+    assert stages.get('mmpnet').needs_mmp and not stages.get('mmprnn').needs_mmp
+
+
 SCRIPT = r'''
 import json, jax, jax.numpy as jnp, numpy as np
 from flax.traverse_util import flatten_dict

@@ -265,6 +265,22 @@ def _split(stack):
     return {'blurry': stack[..., :3], 'sharp': stack[..., 3:6], 'mmp': stack[..., 6:]}
 
 
+READERS = ('tf', 'numpy')
+
+
+def train_batches(windows: Windows, reader: str, patch: int, global_batch: int, seed: int, start_step: int = 0,
+                  process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
+    """Endless host batches of numpy arrays `[global_batch / process_count, T, P, P, C]` from
+    `start_step` on, read by `reader` (a key of READERS: 'tf' through tf.data, `train_dataset`;
+    'numpy' without TensorFlow, `numpy_train_batches`; the same arrays)."""
+    kwargs = dict(seed=seed, start_step=start_step, process_index=process_index, process_count=process_count)
+    if reader == 'tf':
+        return train_dataset(windows, patch, global_batch, **kwargs).as_numpy_iterator()
+    if reader == 'numpy':
+        return numpy_train_batches(windows, patch, global_batch, **kwargs)
+    raise UserError(f'unknown config.data.reader {reader!r}; accepted: {READERS}')
+
+
 def numpy_train_batches(windows: Windows, patch: int, global_batch: int, seed: int,
                         start_step: int = 0, process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
     """Endless host batches `[global_batch / process_count, T, P, P, C]` from `start_step` on."""

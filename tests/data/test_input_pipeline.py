@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from mmp_jax.data import input_pipeline, tfrecords
+from mmp_jax.errors import UserError
 
 
 @pytest.fixture(scope='module')
@@ -49,12 +50,13 @@ def test_tf_data_batches_share_one_crop_per_window_and_are_seeded(records):
 def test_numpy_and_tf_readers_give_the_same_batches(records):
     windows = input_pipeline.load_windows(records, 3)
     assert windows.frames.shape == (6, 3)  # 3 windows in each 5-frame sequence
-    from_tf = input_pipeline.train_dataset(windows, 16, 4, seed=1).as_numpy_iterator()
-    from_numpy = input_pipeline.numpy_train_batches(windows, 16, 4, seed=1)
+    from_tf, from_numpy = (input_pipeline.train_batches(windows, reader, 16, 4, seed=1) for reader in ('tf', 'numpy'))
     for _ in range(4):  # past an epoch of 6 windows
         a, b = next(from_tf), next(from_numpy)
         _check_batch(b)
-        assert all(np.array_equal(a[k], b[k]) for k in a)
+        assert all(isinstance(a[k], np.ndarray) and np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(UserError, match="unknown config.data.reader 'torch'"):
+        input_pipeline.train_batches(windows, 'torch', 16, 4, seed=1)
 
 
 def test_resuming_at_a_step_and_splitting_over_hosts_change_nothing(records):
