@@ -75,17 +75,6 @@ def test_both_readers_of_url_records_agree(records):
     assert sorted(input_pipeline.read_sequences(files)) == ['scene000', 'scene001', 'scene002']
 
 
-def test_atomic_writes_on_a_url_leave_no_temporary():
-    target = paths.path(f'{ROOT}/atomic/value.json')
-    atomic.write_json(target, {'a': 1})
-    atomic.write_json(target, {'a': 2})
-    with pytest.raises(RuntimeError), atomic.replacing(target) as tmp:
-        paths.path(tmp).write_text('half')
-        raise RuntimeError('killed while writing')
-    assert json.loads(target.read_text()) == {'a': 2}
-    assert [p.name for p in target.parent.iterdir()] == ['value.json'] and atomic.temporaries(target) == []
-
-
 def test_staged_training_steps_are_pruned_as_orbax_prunes_and_restore():
     def items(step):
         return ocp.args.Composite(state=ocp.args.StandardSave({'w': np.full(2, step)}), meta=ocp.args.JsonSave({}))
@@ -118,37 +107,6 @@ def test_staged_checkpoints_are_whole_and_one_process_only(monkeypatch):
                                                          r'a local staging folder, one process only \(2 run\)'):
         checkpoint.training_manager(f'{ROOT}/one', 'mmprnn', 1)
     assert not paths.path(f'{ROOT}/one').exists() and _nothing_local()
-
-
-def test_staging_copies_file_by_file_keeping_what_it_must(monkeypatch):
-    with staging.scratch() as scratch:
-        local = scratch / 'frames'
-        (local / 'nested').mkdir(parents=True)
-        for name in ('0.png', '1.png', 'nested/a.txt'):
-            (local / name).write_bytes(name.encode())
-        merged = paths.path(f'{ROOT}/staging/merged')  # unmarked: its other files kept, only stale ones go
-        merged.mkdir(parents=True)
-        for name in ('1.png', '2.png', 'notes.txt'):
-            (merged / name).write_bytes(b'old')
-        staging.upload(local, merged, marker=False, stale=lambda name: name.endswith('.png'))
-        assert sorted(p.name for p in merged.iterdir()) == ['0.png', '1.png', 'nested', 'notes.txt']
-        assert (merged / '1.png').read_bytes() == b'1.png' and (merged / 'notes.txt').read_bytes() == b'old'
-        marked = paths.path(f'{ROOT}/staging/marked')  # marked: an incomplete folder there replaced, the marker last
-        marked.mkdir(parents=True)
-        (marked / 'leftover').write_bytes(b'')
-        staging.upload(local, marked, marker=True)
-        assert sorted(p.name for p in marked.iterdir()) == ['0.png', '1.png', 'COMPLETE', 'nested']
-        staging.download(marked, scratch / 'copy', marker=True)
-        assert sorted(os.listdir(scratch / 'copy')) == ['0.png', '1.png', 'nested']
-        assert (scratch / 'copy' / 'nested' / 'a.txt').read_bytes() == b'nested/a.txt'
-        staging.download(marked, scratch / 'flat', marker=False, nested=False)
-        assert sorted(os.listdir(scratch / 'flat')) == ['0.png', '1.png', 'COMPLETE']
-        copy_file = atomic.copy_file
-        monkeypatch.setattr(atomic, 'copy_file', lambda source, target: (copy_file(source, target), 1 / 0))
-        with pytest.raises(ZeroDivisionError):  # a new folder cut short is removed
-            staging.upload(local, f'{ROOT}/staging/new', marker=False)
-        assert not paths.path(f'{ROOT}/staging/new').exists()
-    assert scratch.name.startswith(staging.PREFIX) and not os.path.exists(scratch)
 
 
 def _video(path, count: int = 6) -> None:
