@@ -9,9 +9,9 @@ import pytest
 
 from configs import test as test_config
 from mmp_jax import checkpoint, evaluate, modes, sharding
+from mmp_jax.data import export
 from mmp_jax.models.variants import model_from_config
 from tests.conftest import init_variables
-from mmp_jax.cli import export_tfrecords
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +41,8 @@ def test_a_frame_size_evaluated_in_one_round_is_timed():
 def test_eval_of_one_round_times_it_and_records_the_run(tmp_path):
     pytest.importorskip('tensorflow')
     records = tmp_path / 'records'
-    assert export_tfrecords.main(['--source', 'synthetic', '--flow', 'exact', '--out', str(records),
-                                  '--num-sequences', '1', '--frames-per-sequence', '60', '--height', '32',
-                                  '--width', '32', '--workers', '1', '--quiet']) == 0
+    export.export(export.ExportSettings(source='synthetic', flow='exact', out=str(records), num_sequences=1,
+                                        frames_per_sequence=60, height=32, width=32, quiet=True))
     config = test_config.get_config()
     model = model_from_config(config.model)
     variables = init_variables(model)

@@ -13,7 +13,7 @@ import pytest
 
 from configs import test as test_config
 from mmp_jax import evaluate, train
-from mmp_jax.cli import export_tfrecords
+from mmp_jax.data import export
 from tests.conftest import REPO
 
 
@@ -24,10 +24,9 @@ def records(tmp_path_factory):
     pytest.importorskip('tensorflow')
     root = tmp_path_factory.mktemp('records')
     for split, count, seed in (('train', 3, 0), ('eval', 2, 7)):
-        assert export_tfrecords.main(['--source', 'synthetic', '--flow', 'exact', '--out', str(root / split),
-                                      '--num-sequences', str(count), '--num-shards', str(count),
-                                      '--frames-per-sequence', '80', '--height', '32', '--width', '48',
-                                      '--seed', str(seed), '--workers', '1', '--quiet']) == 0
+        export.export(export.ExportSettings(source='synthetic', flow='exact', out=str(root / split), seed=seed,
+                                            num_sequences=count, num_shards=count, frames_per_sequence=80,
+                                            height=32, width=48, quiet=True))
     return root
 
 
