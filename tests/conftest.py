@@ -19,6 +19,7 @@ from mmp_jax.backend import with_flags
 
 REPO = Path(__file__).resolve().parents[1]  # the repository root, for every test that needs it
 TINY_MMPRNN = dict(n_features=4, n_blocks_a=1, n_blocks_b=1)  # the tiny MMP-RNN of the model and step tests
+TINY_VARIANT = 'A1B1C4F5'  # the same model by its variant name (commands, benchmarks, configs)
 
 COMPILATION_FOLDER = pytest.StashKey[str]()  # the run's compilation cache, made by pytest_configure
 

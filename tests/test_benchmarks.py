@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import chunked_inference, infer_speed
-from tests.conftest import REPO, init_variables
+from tests.conftest import REPO, TINY_VARIANT, init_variables
 
 
 def _run(tmp_path, module, *args):
@@ -21,7 +21,7 @@ def _run(tmp_path, module, *args):
 
 @pytest.mark.slow
 def test_infer_speed(tmp_path):
-    result = _run(tmp_path, 'benchmarks.infer_speed', '--variant', 'A1B1C4F5', '--sizes', '32x16',
+    result = _run(tmp_path, 'benchmarks.infer_speed', '--variant', TINY_VARIANT, '--sizes', '32x16',
                   '--dtypes', 'float32,bfloat16', '--frames', '2', '--repeats', '1')
     assert [(r['size'], r['side'], r['dtype']) for r in result['rows']] == [
         ('32x16', 'ours', 'float32'), ('32x16', 'ours', 'bfloat16')]
@@ -55,7 +55,7 @@ def test_infer_speed_gives_both_sides_the_same_work(frames, repeats):
 
 @pytest.mark.slow
 def test_infer_memory(tmp_path):
-    result = _run(tmp_path, 'benchmarks.infer_memory', '--variant', 'A1B1C4F5', '--size', '32x16',
+    result = _run(tmp_path, 'benchmarks.infer_memory', '--variant', TINY_VARIANT, '--size', '32x16',
                   '--frames', '2,6', '--chunks', '3')  # each row a child process: two
     rows = result['rows']
     assert [(r['chunk_frames'], r['frames']) for r in rows] == [(3, 2), (3, 6)]
@@ -84,7 +84,7 @@ def test_chunked_inference_warms_up_then_interleaves_the_chunk_sizes():
 
 @pytest.mark.slow
 def test_chunked_inference(tmp_path):
-    result = _run(tmp_path, 'benchmarks.chunked_inference', '--variant', 'A1B1C4F5', '--size', '32x16',
+    result = _run(tmp_path, 'benchmarks.chunked_inference', '--variant', TINY_VARIANT, '--size', '32x16',
                   '--chunks', '1,2', '--frames', '4', '--repeats', '1')
     assert [r['chunk_frames'] for r in result['rows']] == [1, 2] and result['rows'][0]['vs_first'] == 1.0
     assert all(r['s_per_frame'] > 0 and len(r['pass_s']) == 1 for r in result['rows'])
@@ -100,16 +100,16 @@ def test_export_memory(tmp_path):
 
 @pytest.mark.slow
 def test_train_step_speed(tmp_path):
-    result = _run(tmp_path, 'benchmarks.train_step_speed', '--variants', 'A1B1C4F5', '--batch', '1',
+    result = _run(tmp_path, 'benchmarks.train_step_speed', '--variants', TINY_VARIANT, '--batch', '1',
                   '--frames', '5', '--patch', '16', '--repeats', '1')
     (row,) = result['rows']
-    assert row['variant'] == 'A1B1C4F5' and row['batch'] == '1x5x16x16'
+    assert row['variant'] == TINY_VARIANT and row['batch'] == '1x5x16x16'
     assert row['loop_s'] > 0 and row['unrolled_s'] > 0 and row['speedup'] == row['loop_s'] / row['unrolled_s']
 
 
 @pytest.mark.slow
 def test_tiled_inference(tmp_path):
-    result = _run(tmp_path, 'benchmarks.tiled_inference', '--variant', 'A1B1C4F5', '--size', '64x48', '--tile', '32',
+    result = _run(tmp_path, 'benchmarks.tiled_inference', '--variant', TINY_VARIANT, '--size', '64x48', '--tile', '32',
                   '--overlap', '8', '--frames', '2', '--fidelity-size', '64x48', '--fidelity-frames', '5')
     fidelity, tiled, untiled = result['rows']
     assert fidelity['measure'] == 'fidelity' and 0 < fidelity['mean_diff'] <= fidelity['max_diff'] < 1
@@ -122,8 +122,8 @@ def test_tiled_inference(tmp_path):
 def test_state_drift(tmp_path):
     from mmp_jax.checkpoint import save_model  # noqa: PLC0415
     from mmp_jax.models.variants import model_from_variant  # noqa: PLC0415
-    model = model_from_variant('A1B1C4F5')
-    save_model(tmp_path / 'model', init_variables(model), {'variant': 'A1B1C4F5'})
+    model = model_from_variant(TINY_VARIANT)
+    save_model(tmp_path / 'model', init_variables(model), {'variant': TINY_VARIANT})
     result = _run(tmp_path, 'benchmarks.state_drift', '--checkpoint', str(tmp_path / 'model'), '--frames', '30',
                   '--block', '10', '--reset-every', '8', '--size', '48x32')
     assert [r['frames'] for r in result['rows']] == ['0..9', '10..19', '20..29']
@@ -132,7 +132,7 @@ def test_state_drift(tmp_path):
 
 @pytest.mark.slow
 def test_train_step_memory(tmp_path):
-    result = _run(tmp_path, 'benchmarks.train_step_memory', '--variant', 'A1B1C4F5', '--batch', '1x5x32x32',
+    result = _run(tmp_path, 'benchmarks.train_step_memory', '--variant', TINY_VARIANT, '--batch', '1x5x32x32',
                   '--dtypes', 'float32', '--remats', 'none,full', '--unrolls', 'false')
     rows = result['rows']
     assert result['program'] == 'accelerator'  # the default: what a GPU or TPU compiles
@@ -144,7 +144,7 @@ def test_train_step_memory(tmp_path):
 
 @pytest.mark.slow
 def test_train_loop_sync(tmp_path):
-    result = _run(tmp_path, 'benchmarks.train_loop_sync', '--variant', 'A1B1C4F5', '--batch', '1', '--frames', '5',
+    result = _run(tmp_path, 'benchmarks.train_loop_sync', '--variant', TINY_VARIANT, '--batch', '1', '--frames', '5',
                   '--patch', '16', '--steps', '2', '--log-every', '2', '--repeats', '1', '--prefetch', '0,2',
                   '--frame', '32')
     every, logged, read, prefetched = result['rows']
@@ -162,7 +162,7 @@ def test_accelerator_speed(tmp_path):
     """An inference row per dtype, several videos in lockstep. No training row: its step is
     `train_step_speed`'s (tested there) and its compilation would double the test's time; the
     training rows were measured on an H200 (`benchmarks/results/accelerator_speed_h200_train.json`)."""
-    result = _run(tmp_path, 'benchmarks.accelerator_speed', '--variant', 'A1B1C4F5', '--size', '32x16',
+    result = _run(tmp_path, 'benchmarks.accelerator_speed', '--variant', TINY_VARIANT, '--size', '32x16',
                   '--frames', '4', '--dtypes', 'float32,bfloat16', '--chunks', '2', '--videos', '2',
                   '--train-settings', '')
     rows = result['rows']
@@ -207,7 +207,7 @@ def test_gpu_suite_ours_side(tmp_path):
     fake_original = tmp_path / 'MMP-RNN'
     (fake_original / 'model').mkdir(parents=True)
     (fake_original / 'model' / 'MMPRNN.py').write_text('')
-    result = _run(tmp_path, 'benchmarks.gpu_suite', '--variant', 'A1B1C4F5', '--size', '32x16', '--frames', '2',
+    result = _run(tmp_path, 'benchmarks.gpu_suite', '--variant', TINY_VARIANT, '--size', '32x16', '--frames', '2',
                   '--repeats', '1', '--stream-frames', '4', '--train-batch', '1x5x16x16', '--steps', '1',
                   '--platform', 'cuda', '--original', str(fake_original),
                   '--only', 'bfloat16 x8 K8,bfloat16 x8 K1,bfloat16 x8 remat,original inference float32',

@@ -164,8 +164,8 @@ import json, sys, jax, numpy as np
 from mmp_jax import evaluate, sharding
 from mmp_jax.models.mmp_rnn import prior_variables
 from mmp_jax.models.variants import model_from_variant
-from tests.conftest import init_variables
-model = model_from_variant('A1B1C4F5')
+from tests.conftest import TINY_VARIANT, init_variables
+model = model_from_variant(TINY_VARIANT)
 rng = np.random.default_rng(0)
 sequences = {f's{i}': {'blurry': rng.integers(0, 256, (t, 20, 24, 3), dtype=np.uint8),
                        'sharp': rng.integers(0, 256, (t, 20, 24, 3), dtype=np.uint8),

@@ -8,7 +8,7 @@ import pytest
 from mmp_jax.checkpoint import load_model, save_model
 from mmp_jax.models.mmp_rnn import MMPRNN
 from mmp_jax.models.variants import MODEL_DEFAULTS
-from tests.conftest import TINY_MMPRNN, init_variables
+from tests.conftest import TINY_MMPRNN, TINY_VARIANT, init_variables
 
 MODEL = MMPRNN(**TINY_MMPRNN, scan_unroll=False)
 
@@ -65,7 +65,7 @@ def test_unknown_options_are_refused(variables):
 def test_an_export_without_the_new_keys_loads_with_the_defaults(tmp_path, variables):
     new_keys = ('dtype', 'remat', 'prior_batch_norm')
     old_config = {k: v for k, v in MODEL_DEFAULTS.items() if k not in new_keys}
-    old_config.update(variant='A1B1C4F5', scan_unroll=False)
+    old_config.update(variant=TINY_VARIANT, scan_unroll=False)
     save_model(tmp_path / 'model', variables, old_config)
     model, restored, config = load_model(tmp_path / 'model')
     assert config == old_config
