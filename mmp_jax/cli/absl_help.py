@@ -3,7 +3,7 @@ their flag errors as one line.
 
 absl's `--help` prints the docstring of `__main__` and the flags defined by the module that
 `sys.argv[0]` names: for a console script (`mmp-train`) or a checkout's `python -m tools.<name>`,
-both are those of a wrapper that defines nothing, so it listed no flags."""
+both are those of a wrapper that defines nothing, whose help would list no flags."""
 import sys
 from typing import NoReturn
 

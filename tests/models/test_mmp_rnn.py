@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from mmp_jax.models.mmp_rnn import MMPRNN
-from tests.conftest import TINY_MMPRNN, init_variables
+from mmp_jax.models.variants import model_from_variant
+from tests.conftest import TINY_MMPRNN, TINY_VARIANT, init_variables
 
 H, W = 16, 20
 
@@ -139,3 +140,7 @@ def test_fusion_attention_switch_removes_its_weights():
     variables = jax.eval_shape(MMPRNN(fusion_attention=False, **TINY_MMPRNN).init, jax.random.key(0),
                                _frames(5))
     assert set(variables['params']['fusion']) == {'fusion'}
+
+
+def test_the_tiny_variant_names_the_tiny_model():
+    assert model_from_variant(TINY_VARIANT) == MMPRNN(**TINY_MMPRNN)
