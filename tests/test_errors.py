@@ -42,7 +42,7 @@ def test_every_layers_error_is_a_user_error():
 
 
 @pytest.mark.parametrize('command, argv, engine', [
-    (deblur, ['--checkpoint', 'c', '--input', 'i', '--output', 'o.mp4'], 'run'),
+    (deblur, ['--checkpoint', 'c', '--input', 'i', '--output', 'o.mp4'], 'settings_of'),
     (export_tfrecords, ['--source', 'synthetic', '--out', 'o'], 'settings_of'),
     (score, ['--outputs', 'a', '--sharp', 'b'], 'match_sequences')])
 def test_the_commands_let_a_bug_through(monkeypatch, command, argv, engine):

@@ -34,19 +34,14 @@ everything but its frames, which are replaced one by one), a new folder that can
 the end removed. The temporary folder goes when the run ends.
 """
 import argparse
-import pathlib
+import dataclasses
 import signal
 import sys
 
-from mmp_jax.errors import run_command
-from mmp_jax import interrupts
+from mmp_jax import deblur_run, interrupts
 from mmp_jax.cli.arguments import add_max_pixels, number
-from mmp_jax import deblur_plan
-from mmp_jax.io import staging
-from mmp_jax.data.sources import open_frames
-from mmp_jax.checkpoint import CheckpointError, load_model
-from mmp_jax.deblur_files import check_length, deblur_file
-from mmp_jax.infer import DTYPES, ENDS, make_deblurrer
+from mmp_jax.errors import run_command
+from mmp_jax.infer import DTYPES, ENDS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -92,43 +87,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_max_pixels(parser)
     parser.add_argument('--variant', help='refuse a checkpoint of another variant')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
-    args = parser.parse_args(argv)
-    if args.tile is not None and (min(args.tile) < 16 or not 0 <= args.tile_overlap < min(args.tile)):
-        parser.error(f'--tile {args.tile[0]} {args.tile[1]}: tiles need at least 16 pixels a side and an '
-                     f'overlap of 0 .. {min(args.tile) - 1} (got --tile-overlap {args.tile_overlap})')
-    if args.chunk_frames < 1:
-        parser.error(f'--chunk-frames must be at least 1, got {args.chunk_frames}')
-    if args.reset_every < 0:
-        parser.error(f'--reset-every must be 0 or positive, got {args.reset_every}')
-    return args
+    return parser.parse_args(argv)
 
 
-def run(args: argparse.Namespace) -> list[tuple[str, int]]:
-    """Deblurs as `args` say; returns (output, frames written) per input. Every input is
-    opened and every output checked before the first is written (`deblur_plan`); one program
-    per frame size."""
-    model, variables, config = load_model(args.checkpoint)
-    if args.variant and args.variant != config['variant']:
-        raise CheckpointError(f'{args.checkpoint}: holds {config["variant"]}, --variant says {args.variant}')
-    with staging.scratch() as scratch:
-        jobs = deblur_plan.plan(args.input, args.output, args.prior, args.overwrite, pathlib.Path(scratch))
-        source_of = lambda job: open_frames(job.input, folder_fps=args.fps, allow_truncated=args.allow_truncated,
-                                            max_pixels=args.max_pixels)
-        for job in jobs:  # every input opened and checked first, each closed again until its turn
-            with source_of(job) as source:
-                check_length(source, args.ends, model)
-        deblurrer = make_deblurrer(model, variables, args.ends, args.dtype,
-                                   tuple(args.tile) if args.tile else None, args.tile_overlap, args.chunk_frames)
-        written = []
-        for job in jobs:
-            with source_of(job) as source:
-                count = deblur_file(deblurrer, source, job.write_output, job.write_prior, args.side_by_side,
-                                    progress=not args.quiet, overwrite=args.overwrite,
-                                    reset_every=args.reset_every, audio=not args.no_audio, codec=args.codec,
-                                    quality=args.crf)
-            deblur_plan.publish(job)
-            written.append((job.output, count))
-        return written
+def settings_of(args: argparse.Namespace) -> deblur_run.DeblurSettings:
+    """The settings the flags say (a UserError where they contradict one another)."""
+    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(deblur_run.DeblurSettings)}
+    return deblur_run.DeblurSettings(**values | {'input': tuple(args.input),
+                                                 'tile': tuple(args.tile) if args.tile else None})
 
 
 def main(argv=None) -> int:
@@ -139,7 +105,7 @@ def main(argv=None) -> int:
 def _deblur_and_report(args: argparse.Namespace) -> int:
     try:
         with interrupts.stop_on_signals():
-            written = run(args)
+            written = deblur_run.deblur(settings_of(args))
     except interrupts.Terminated:
         print('deblur: stopped by SIGTERM; nothing was written', file=sys.stderr)
         return 128 + signal.SIGTERM

@@ -5,12 +5,14 @@ seeded random weights of `tests/references/original_reference.npz` is written as
 torch.save .pth.tar where torch is installed); its frames are written as PNGs the way the
 original reads them (cv2, BGR). Our output must be the original's.
 """
+import dataclasses
 import pathlib
 
 import cv2
 import numpy as np
 import pytest
 
+from mmp_jax import deblur_run
 from mmp_jax.checkpoint import load_model
 from mmp_jax.infer import StreamingDeblurrer
 from tests import original_reference as ref
@@ -92,6 +94,22 @@ def test_video_in_video_out_side_by_side(tmp_path, converted, reference):
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == ref.FRAMES
     assert int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) == 2 * ref.WIDTH
     assert sorted(p.name for p in tmp_path.iterdir()) == ['in.avi', 'out.mp4']
+
+
+def test_every_setting_of_the_engine_is_a_flag_of_the_command():
+    args = deblur.parse_args(['--checkpoint', 'c', '--input', 'a.mp4', 'b', '--output', 'o', '--tile', '48', '64'])
+    settings = deblur.settings_of(args)
+    assert (settings.input, settings.tile, settings.chunk_frames) == (('a.mp4', 'b'), (48, 64), 1)
+    assert {field.name for field in dataclasses.fields(deblur_run.DeblurSettings)} <= set(vars(args))
+
+
+@pytest.mark.slow
+def test_the_engine_deblurs_without_the_command_line(tmp_path, converted, frames_dir):
+    out = tmp_path / 'out'
+    settings = deblur_run.DeblurSettings(checkpoint=str(converted), input=(str(frames_dir),), output=str(out),
+                                         ends='drop', quiet=True)
+    assert deblur_run.deblur(settings) == [(str(out), ref.FRAMES - 4)]
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in frames_dir.iterdir())[2:-2]
 
 
 def _leftovers(folder: pathlib.Path) -> list[str]:
