@@ -1,12 +1,12 @@
 """Writers of frame streams: a video file (by suffix) or a folder of PNGs, committed atomically.
 
 Nothing the user did not name is deleted or replaced:
-- Frames are written under a temporary name beside the target (`.NAME.tmp-PID-*`) and moved
+- Frames are written under a temporary name beside the target (`io.atomic.temporary_beside`) and moved
   onto it only when the stream ends without error; on error (or SIGTERM / Ctrl-C turned into an
   exception, see `interrupts`) the temporary output is removed, and so are the parent folders the
   writer created; a signal arriving while it commits or removes waits until that is done.
-  Temporaries of runs that were killed (their PID no longer alive) are removed by the next
-  writer of the same output.
+  Temporaries of runs that were killed are removed by the next writer of the same output
+  (`io.atomic.remove_orphans`).
 - An existing output is refused unless `overwrite`: a video file is then replaced in one rename;
   an existing folder keeps everything but its frames (image files directly in it), which are
   replaced by the new ones, each in one rename.
@@ -21,9 +21,7 @@ import contextlib
 import fractions
 import os
 import pathlib
-import re
 import shutil
-import tempfile
 import warnings
 
 import av
@@ -31,6 +29,7 @@ import cv2
 import numpy as np
 
 from mmp_jax.errors import UserError
+from mmp_jax.io import atomic
 from mmp_jax.io.paths import is_url
 from mmp_jax.data.sources import FRAME_SUFFIXES
 from mmp_jax import interrupts, video_encoding
@@ -52,25 +51,6 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_stale_temporaries(folder: pathlib.Path, name: str) -> None:
-    """Removes `.NAME.tmp-PID-*` entries of writers whose process is gone."""
-    pattern = re.compile(rf'^\.{re.escape(name)}\.tmp-(\d+)-')
-    for entry in folder.iterdir():
-        match = pattern.match(entry.name)
-        if match and not _pid_alive(int(match.group(1))):
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
 
 
 def _make_parents(folder: pathlib.Path) -> list[pathlib.Path]:
@@ -176,19 +156,12 @@ class FrameWriter:
         self._encoding = choose_encoding(self.path, codec, quality, audio_from) if self.is_video else None
         self._audio_from = audio_from
         self._created = _make_parents(self.path.parent)
-        _remove_stale_temporaries(self.path.parent, self.path.name)
+        atomic.remove_orphans(self.path)
         self._video = None
         self._names: list[str | None] = []   # written, in order (None: a video frame)
         self._taken: set[str | None] = set()
-        prefix = f'.{self.path.name}.tmp-{os.getpid()}-'
         try:
-            if self.is_video:
-                handle = tempfile.NamedTemporaryFile(dir=self.path.parent, suffix=self.path.suffix,
-                                                     prefix=prefix, delete=False)
-                handle.close()
-                self._tmp = pathlib.Path(handle.name)
-            else:
-                self._tmp = pathlib.Path(tempfile.mkdtemp(dir=self.path.parent, prefix=prefix))
+            self._tmp = atomic.temporary_beside(self.path, folder=not self.is_video)
         except OSError as error:
             self._remove_created()
             raise OutputError(f'{self.path}: cannot write beside it: {error.strerror}') from None

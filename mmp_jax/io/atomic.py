@@ -8,11 +8,17 @@ server-side copy then a delete, so a reader still never sees part of a file; wha
 single step (a process killed between copy and delete leaves the `.tmp` object, which
 `temporaries` lists for the caller to remove). Where the filesystem cannot rename (gfile reports
 it), the error says so rather than leaving a half-written target.
+
+A writer that streams into its temporary for as long as it runs (`mmp_jax.frame_writers`: a
+video, a folder of frames; local paths) takes one from `temporary_beside`, named for its process
+(`.NAME.tmp-PID-<random>`), and renames it itself; the temporaries of processes that were killed
+are removed by the next writer of the same target (`remove_orphans`).
 """
 import contextlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 import uuid
@@ -78,3 +84,33 @@ def temporaries(path: str | os.PathLike) -> list:
     prefix = f'.{path.name}.'
     return [entry for entry in path.parent.glob('.*.tmp')
             if entry.name.startswith(prefix) and entry.is_file()]
+
+
+def temporary_beside(path: pathlib.Path, folder: bool = False) -> pathlib.Path:
+    """A new temporary file (with `path`'s suffix, which tells encoders the format) or, where
+    `folder`, a new temporary folder beside the local `path`, named for this process."""
+    prefix = f'.{path.name}.tmp-{os.getpid()}-'
+    if folder:
+        return pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=path.suffix)
+    os.close(fd)
+    return pathlib.Path(tmp)
+
+
+def remove_orphans(path: pathlib.Path) -> None:
+    """Removes the temporaries of `path` (`temporary_beside`) whose process is gone."""
+    pattern = re.compile(rf'^\.{re.escape(path.name)}\.tmp-(\d+)-')
+    for entry in path.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match and not _process_alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True

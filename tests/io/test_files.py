@@ -2,6 +2,8 @@
 `ram://` filesystem (`tests.ram_filesystem`) stands for a bucket."""
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -53,3 +55,18 @@ def test_staging_copies_file_by_file_keeping_what_it_must(monkeypatch):
             staging.upload(local, f'{ROOT}/new', marker=False)
         assert not paths.path(f'{ROOT}/new').exists()
     assert scratch.name.startswith(staging.PREFIX) and not os.path.exists(scratch)
+
+
+def test_a_writers_temporaries_are_its_own_and_orphans_go(tmp_path):
+    target = tmp_path / 'out.mp4'
+    ours, folder = atomic.temporary_beside(target), atomic.temporary_beside(tmp_path / 'frames', folder=True)
+    assert ours.suffix == '.mp4' and ours.name.startswith(f'.out.mp4.tmp-{os.getpid()}-') and folder.is_dir()
+    gone = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    orphan = tmp_path / f'.out.mp4.tmp-{dead}-abc.mp4'  # a killed writer's
+    orphan.write_bytes(b'')
+    others = [tmp_path / name for name in ('.out.mp4.tmp-x', f'.other.mp4.tmp-{dead}-a.mp4', f'out.mp4.tmp-{dead}-a')]
+    for path in others:
+        path.write_bytes(b'')
+    atomic.remove_orphans(target)
+    assert not orphan.exists() and ours.exists() and folder.exists() and all(p.exists() for p in others)
