@@ -11,6 +11,7 @@ Adam; median of --step-repeats after compilation). The pipeline keeps up when it
 second exceed 1 / step seconds on the accelerator the step runs on.
 """
 import argparse
+import os
 import pathlib
 import statistics
 import tempfile
@@ -20,9 +21,8 @@ import jax
 
 from benchmarks.report import report
 from benchmarks.train_step_speed import step_seconds
-from mmp_jax.data import input_pipeline
+from mmp_jax.data import export, input_pipeline
 from mmp_jax.models.variants import model_from_variant
-from tools import export_tfrecords
 
 
 def batches_per_second(iterator, count: int) -> float:
@@ -54,9 +54,9 @@ def main():
         if records is None:
             records = str(pathlib.Path(tmp) / 'records')
             side = args.patch + 32
-            export_tfrecords.main(['--source', 'synthetic', '--flow', 'exact', '--out', records, '--quiet',
-                                   '--num-sequences', '8', '--num-shards', '8', '--height', str(side),
-                                   '--width', str(side + 64), '--frames-per-sequence', str(14 * args.length)])
+            export.export(export.ExportSettings(source='synthetic', flow='exact', out=records, num_sequences=8,
+                                                num_shards=8, height=side, width=side + 64, quiet=True,
+                                                frames_per_sequence=14 * args.length, workers=os.cpu_count()))
         windows = input_pipeline.load_windows(input_pipeline.record_files(records), args.length)
         tf_iter = input_pipeline.train_dataset(windows, args.patch, args.batch, seed=0).as_numpy_iterator()
         tf_rate = batches_per_second(tf_iter, args.batches)

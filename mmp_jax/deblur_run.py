@@ -43,6 +43,9 @@ class DeblurSettings:
     quiet: bool = False                    # no progress bar
 
     def __post_init__(self):
+        # one path given alone, and sizes as lists, are taken as what they mean
+        object.__setattr__(self, 'input', (self.input,) if isinstance(self.input, str) else tuple(self.input))
+        object.__setattr__(self, 'tile', None if self.tile is None else tuple(self.tile))
         if self.tile is not None and (min(self.tile) < 16 or not 0 <= self.tile_overlap < min(self.tile)):
             raise UserError(f'--tile {self.tile[0]} {self.tile[1]}: tiles need at least 16 pixels a side and an '
                             f'overlap of 0 .. {min(self.tile) - 1} (got --tile-overlap {self.tile_overlap})')

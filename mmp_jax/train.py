@@ -106,8 +106,8 @@ def _batches(config, stage: stages.Stage, start_step: int):
                                            config.data.records_in_memory, settings.get('train_fraction', 1.0),
                                            config.seed)
     if stage.needs_mmp and not windows.has_mmp:
-        raise TrainingError(f'{config.data.train_records}: the records hold no MMP; stage 1 needs data exported '
-                            f'from sharp high-frame-rate video (--source gopro_raw or synthetic)')
+        raise TrainingError(f'{config.data.train_records}: the records hold no MMP; stage {stage.name} trains on it: '
+                            f'export them from sharp high-frame-rate video (--source gopro_raw or synthetic)')
     return input_pipeline.train_batches(windows, config.data.reader, settings.patch, settings.batch_size, config.seed,
                                         start_step, jax.process_index(), jax.process_count())
 

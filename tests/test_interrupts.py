@@ -4,13 +4,13 @@ import os
 import pathlib
 import signal
 import types
-import tempfile
 
 import numpy as np
 import pytest
 
 from mmp_jax import deblur_files, frame_writers, infer, interrupts
 from mmp_jax.data.sources import FrameSource
+from mmp_jax.io import atomic
 
 FRAMES = 4
 
@@ -64,20 +64,14 @@ def _deblur(tmp_path, output: pathlib.Path, deblurrer=None) -> int:
 
 @pytest.mark.parametrize('name', ['out.avi', 'frames'])
 def test_sigterm_right_after_the_temporary_is_created_leaves_nothing(tmp_path, monkeypatch, name):
-    real_file, real_folder = tempfile.NamedTemporaryFile, tempfile.mkdtemp
+    real = atomic.temporary_beside
 
-    def file_then_signal(*args, **kwargs):
-        handle = real_file(*args, **kwargs)
+    def temporary_then_signal(*args, **kwargs):
+        temporary = real(*args, **kwargs)
         _send(signal.SIGTERM)
-        return handle
+        return temporary
 
-    def folder_then_signal(*args, **kwargs):
-        folder = real_folder(*args, **kwargs)
-        _send(signal.SIGTERM)
-        return folder
-
-    monkeypatch.setattr(frame_writers.tempfile, 'NamedTemporaryFile', file_then_signal)
-    monkeypatch.setattr(frame_writers.tempfile, 'mkdtemp', folder_then_signal)
+    monkeypatch.setattr(atomic, 'temporary_beside', temporary_then_signal)
     outputs = tmp_path / 'outputs'
     with interrupts.stop_on_signals(), pytest.raises(interrupts.Terminated):
         _deblur(tmp_path, outputs / name)

@@ -92,9 +92,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def settings_of(args: argparse.Namespace) -> deblur_run.DeblurSettings:
     """The settings the flags say (a UserError where they contradict one another)."""
-    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(deblur_run.DeblurSettings)}
-    return deblur_run.DeblurSettings(**values | {'input': tuple(args.input),
-                                                 'tile': tuple(args.tile) if args.tile else None})
+    return deblur_run.DeblurSettings(**{field.name: getattr(args, field.name)
+                                        for field in dataclasses.fields(deblur_run.DeblurSettings)})
 
 
 def main(argv=None) -> int:

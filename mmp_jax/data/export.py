@@ -61,7 +61,7 @@ class ExportSettings:
     raft_size: str = 'large'
     name: str = 'mmp'                  # shard file prefix
     num_shards: int = 8
-    workers: int = 1
+    workers: int = 1                   # processes (the command's default: one per core)
     seed: int = 0
     crf: str | None = None             # the camera-response file crf.npy (None: a gamma 2.2 curve)
     windows: str | None = None         # one of WINDOWS; None: by source (`window_mode`)

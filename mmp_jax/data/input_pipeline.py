@@ -11,7 +11,7 @@ of all records and takes its own slots of each global batch, its frames held (en
 or, for data larger than memory, read from the record files by byte offset when its slots need
 them (`load_windows(..., in_memory=False)`, `config.data.records_in_memory=False`).
 
-Two readers of the same plan, giving the same arrays:
+Two readers of the same plan, giving the same arrays (`train_batches` takes either by name):
 - `train_dataset`: tf.data, PNGs decoded and patches cut in parallel, prefetched.
 - `numpy_train_batches`: numpy and OpenCV only, for machines without TensorFlow (the GPU machine).
 
@@ -271,14 +271,14 @@ READERS = ('tf', 'numpy')
 def train_batches(windows: Windows, reader: str, patch: int, global_batch: int, seed: int, start_step: int = 0,
                   process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
     """Endless host batches of numpy arrays `[global_batch / process_count, T, P, P, C]` from
-    `start_step` on, read by `reader` (a key of READERS: 'tf' through tf.data, `train_dataset`;
+    `start_step` on, read by `reader` (one of READERS: 'tf' through tf.data, `train_dataset`;
     'numpy' without TensorFlow, `numpy_train_batches`; the same arrays)."""
     kwargs = dict(seed=seed, start_step=start_step, process_index=process_index, process_count=process_count)
     if reader == 'tf':
         return train_dataset(windows, patch, global_batch, **kwargs).as_numpy_iterator()
     if reader == 'numpy':
         return numpy_train_batches(windows, patch, global_batch, **kwargs)
-    raise UserError(f'unknown config.data.reader {reader!r}; accepted: {READERS}')
+    raise UserError(f'unknown config.data.reader {reader!r}; accepted: {", ".join(READERS)}')
 
 
 def numpy_train_batches(windows: Windows, patch: int, global_batch: int, seed: int,

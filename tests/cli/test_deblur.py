@@ -100,7 +100,11 @@ def test_every_setting_of_the_engine_is_a_flag_of_the_command():
     args = deblur.parse_args(['--checkpoint', 'c', '--input', 'a.mp4', 'b', '--output', 'o', '--tile', '48', '64'])
     settings = deblur.settings_of(args)
     assert (settings.input, settings.tile, settings.chunk_frames) == (('a.mp4', 'b'), (48, 64), 1)
-    assert {field.name for field in dataclasses.fields(deblur_run.DeblurSettings)} <= set(vars(args))
+    fields = dataclasses.fields(deblur_run.DeblurSettings)
+    assert {field.name for field in fields} == set(vars(args))
+    defaults = deblur.parse_args(['--checkpoint', 'c', '--input', 'a', '--output', 'o'])
+    assert all(field.default == getattr(defaults, field.name) for field in fields
+               if field.default is not dataclasses.MISSING)
 
 
 @pytest.mark.slow

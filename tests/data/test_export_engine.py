@@ -30,7 +30,11 @@ def test_every_setting_is_a_flag_of_the_command():
     args = export_tfrecords.parse_args(['--source', 'synthetic', '--out', 'x'])
     settings = export_tfrecords.settings_of(args)
     assert settings.source == 'synthetic' and settings.out == 'x' and settings.workers >= 1
-    assert {field.name for field in dataclasses.fields(export.ExportSettings)} <= set(vars(args))
+    fields = dataclasses.fields(export.ExportSettings)
+    assert {field.name for field in fields} == set(vars(args))
+    differ = {field.name for field in fields if field.default is not dataclasses.MISSING
+              and field.default != getattr(args, field.name)}
+    assert differ == {'workers'}  # the command takes every core
 
 
 def test_held_out_photos_are_a_synthetic_setting_the_manifest_names_when_chosen():

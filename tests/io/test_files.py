@@ -1,5 +1,6 @@
 """The file layer (`mmp_jax.io`) on local folders and on URLs, offline: TensorFlow's in-memory
 `ram://` filesystem (`tests.ram_filesystem`) stands for a bucket."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -10,11 +11,11 @@ import pytest
 from mmp_jax.io import atomic, paths, staging
 from tests import ram_filesystem  # noqa: F401 (registers ram://)
 
-pytest.importorskip('tensorflow')
 ROOT = 'ram://io/staging'
+ON_URLS = pytest.mark.skipif(importlib.util.find_spec('tensorflow') is None, reason="ram:// is TensorFlow's")
 
 
-@pytest.mark.parametrize('folder', ['local', 'ram://io/atomic'])
+@pytest.mark.parametrize('folder', ['local', pytest.param('ram://io/atomic', marks=ON_URLS)])
 def test_atomic_writes_leave_the_old_file_or_the_new_and_no_temporary(tmp_path, folder):
     target = paths.path(f'{tmp_path if folder == "local" else folder}/value.json')
     atomic.write_json(target, {'a': 1})
@@ -26,6 +27,7 @@ def test_atomic_writes_leave_the_old_file_or_the_new_and_no_temporary(tmp_path, 
     assert [p.name for p in target.parent.iterdir()] == ['value.json'] and atomic.temporaries(target) == []
 
 
+@ON_URLS
 def test_staging_copies_file_by_file_keeping_what_it_must(monkeypatch):
     with staging.scratch() as scratch:
         local = scratch / 'frames'
