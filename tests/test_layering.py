@@ -2,7 +2,8 @@
 its file layer mmp_jax.io) never imports the programs over it (tools, benchmarks, tests) or the
 configs; mmp_jax.data never imports the rest of mmp_jax (arrows point down) but mmp_jax.io and
 the floor under everything, mmp_jax.errors, which imports nothing of mmp_jax; mmp_jax.io imports
-only the floor; models are pure Flax with no I/O; orbax I/O is
+only the floor; models are pure Flax with no I/O, and the paper's architecture (rdb, mmp_net,
+mmp_rnn) imports only the layers, `parts`, itself and the floor; orbax I/O is
 mmp_jax/checkpoint.py's alone; only mmp_jax is installed."""
 import configparser
 import ast
@@ -94,3 +95,20 @@ def test_only_layers_knows_the_platforms_formulations():
     users = sorted(str(path.relative_to(REPO)) for path in (REPO / 'mmp_jax').rglob('*.py')
                    if _modules(path) & FORMULATION_MODULES)
     assert users == ['mmp_jax/models/layers.py']
+
+
+# The paper's architecture: its modules import Flax and JAX, the layers, the unmade concatenation
+# (`parts`), one another and the floor; nothing that knows a platform, a file or a backend.
+ARCHITECTURE = ('rdb', 'mmp_net', 'mmp_rnn')
+ARCHITECTURE_MAY_IMPORT = {'mmp_jax.errors', 'mmp_jax.models.layers', 'mmp_jax.models.parts'} | {
+    f'mmp_jax.models.{name}' for name in ARCHITECTURE}
+
+
+def test_the_architecture_imports_only_layers_parts_and_itself():
+    for name in ARCHITECTURE:
+        path = REPO / 'mmp_jax' / 'models' / f'{name}.py'
+        ours = {module for module in _modules(path) if module.startswith('mmp_jax')}
+        modules = {module for module in ours if (REPO / f'{module.replace(".", "/")}.py').exists()}
+        assert modules <= ARCHITECTURE_MAY_IMPORT, f'{name} imports {sorted(modules - ARCHITECTURE_MAY_IMPORT)}'
+        assert _imports(path) - {'mmp_jax'} <= {'dataclasses', 'typing', 'collections', 'functools', 'math',
+                                                'flax', 'jax', 'numpy'}, f'{name} imports {_imports(path)}'
