@@ -1,6 +1,7 @@
 """Reading PyTorch checkpoints without running code from them."""
 import os
 import pickle
+import sys
 import zipfile
 
 import numpy as np
@@ -110,8 +111,10 @@ def test_an_npz_declaring_more_than_the_limit_is_refused_before_it_is_read(tmp_p
         load_state_dict(path, max_bytes=1 << 16)
 
 
-def test_a_pickle_may_not_change_the_readers_storage_types(tmp_path):
-    """BUILD on `torch.FloatStorage` would otherwise set the dtype the storage is read as."""
+def test_a_pickle_may_not_change_the_readers_storage_types(tmp_path, monkeypatch):
+    """BUILD on `torch.FloatStorage` would otherwise set the dtype the storage is read as (the
+    torch-free reader's; where torch is installed, torch.load reads checkpoints)."""
+    monkeypatch.setitem(sys.modules, 'torch', None)
     path = tmp_path / 'build.pth'
     with zipfile.ZipFile(path, 'w') as archive:
         archive.writestr('a/data.pkl', b'\x80\x02ctorch\nFloatStorage\n}X\x05\x00\x00\x00dtypeK\x01sb.')
