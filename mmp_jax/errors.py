@@ -25,11 +25,12 @@ def one_line(message: object) -> str:
 
 def run_command(command: str, body: Callable[[], int], path: str | None = None) -> int:
     """`body()`'s exit status, or 2 after one line `command: message` on stderr (`one_line`) for
-    a `UserError`, or an `OSError` (its file name, else `path`, and its reason)."""
+    a `UserError`, or an `OSError` (its file name, else `path` where given, and its reason)."""
     try:
         return body()
     except UserError as error:
         print(one_line(f'{command}: {error}'), file=sys.stderr)
     except OSError as error:
-        print(one_line(f'{command}: {error.filename or path}: {error.strerror or error}'), file=sys.stderr)
+        place = error.filename or path
+        print(one_line(f'{command}: {f"{place}: " if place else ""}{error.strerror or error}'), file=sys.stderr)
     return 2

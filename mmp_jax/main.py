@@ -89,8 +89,9 @@ def main(argv):
             if report:
                 print(stages.get(name).evaluator_class.summary(report))
         return 0
-    # a UserError (TrainingError among them) or an OSError: one line, exit 2; a bug: its traceback
-    return run_command('mmp_jax', run_mode, _WORKDIR.value)
+    # a UserError (TrainingError among them) or an OSError (its file, where it names one): one line,
+    # exit 2; a bug: its traceback
+    return run_command('mmp_jax', run_mode)
 
 
 def console_main():

@@ -25,6 +25,10 @@ def test_user_errors_are_one_line_and_exit_2(capsys):
     assert capsys.readouterr().err == 'tool: in.mp4: no such file\n'
     assert errors.run_command('tool', _raise(PermissionError(13, 'Permission denied', '/out/x.png'))) == 2
     assert capsys.readouterr().err == 'tool: /out/x.png: Permission denied\n'
+    assert errors.run_command('tool', _raise(OSError(28, 'No space left on device'))) == 2
+    assert capsys.readouterr().err == 'tool: No space left on device\n'  # no file named, none made up
+    assert errors.run_command('tool', _raise(OSError(28, 'No space left on device')), 'out/') == 2
+    assert capsys.readouterr().err == 'tool: out/: No space left on device\n'
     assert errors.run_command('tool', lambda: 0) == 0
 
 
